@@ -1,0 +1,318 @@
+// The `dfs` command. Each verb parses its flags and calls the client library (or starts a
+// role); no store logic lives here.
+import { basename, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import cliProgress from "cli-progress";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { DEFAULT_NATS_URL, DEFAULT_PREFIX } from "../streams/catalogue.js";
+import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { Master } from "../src/master.js";
+import { projection, stateDigest } from "../src/state.js";
+import { Worker } from "../workers/worker.js";
+import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
+import { runDemo } from "./demo.js";
+import { eventJson, formatEvent, formatListing, formatStat, humanBytes, parseBytes } from "./format.js";
+import { LocalCluster } from "./local-cluster.js";
+
+const CLI_ENTRY = fileURLToPath(import.meta.url);
+
+/** Exit statuses, documented in the README. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+interface GlobalOptions {
+  nats: string;
+  prefix: string;
+}
+
+function integer(min: number) {
+  return (text: string) => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be a whole number >= ${min}`);
+    return n;
+  };
+}
+
+function bytes(text: string): number {
+  try {
+    return parseBytes(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function exitCodeFor(err: DfsError): number {
+  if (err.code === ErrorCodes.NOT_FOUND) return EXIT.notFound;
+  if (err.code === ErrorCodes.BAD_PATH || err.code === ErrorCodes.BAD_REQUEST) return EXIT.usage;
+  return EXIT.failed;
+}
+
+function fail(err: unknown): never {
+  const coded = asDfsError(err);
+  process.stderr.write(`dfs: ${coded.code}: ${coded.message}\n`);
+  process.exit(exitCodeFor(coded));
+}
+
+function progressBar(label: string): { update: (p: Progress) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${label} {phase} [{bar}] {percentage}% {done}/{size}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(p) {
+      const payload = { phase: p.phase.padEnd(8), done: humanBytes(p.done), size: humanBytes(p.total) };
+      if (!started) bar.start(Math.max(1, p.total), p.done, payload);
+      else bar.setTotal(Math.max(1, p.total));
+      started = true;
+      bar.update(p.done, payload);
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+async function withClient<T>(globals: GlobalOptions, run: (client: DfsClient) => Promise<T>): Promise<T> {
+  const client = await DfsClient.connect({ servers: globals.nats, prefix: globals.prefix });
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+async function connectRole(globals: GlobalOptions, name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: globals.nats, name, maxReconnectAttempts: -1 });
+  } catch (err) {
+    throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${globals.nats}: ${(err as Error).message}`);
+  }
+}
+
+/** Run until SIGINT/SIGTERM, then stop cleanly. */
+function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((done) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return;
+      stopping = true;
+      stop().then(done, (err) => fail(err));
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command("dfs")
+    .description("A distributed file store whose master is event-sourced over NATS JetStream")
+    .addOption(new Option("--nats <url>", "NATS server URL").env("DFS_NATS").default(DEFAULT_NATS_URL))
+    .addOption(new Option("--prefix <prefix>", "subject prefix of the store").env("DFS_PREFIX").default(DEFAULT_PREFIX))
+    .showHelpAfterError()
+    .exitOverride();
+  const globals = () => program.opts<GlobalOptions>();
+
+  program
+    .command("up")
+    .description("run a local cluster: nats-server, a master and workers (Ctrl-C stops all)")
+    .option("--port <port>", "NATS port", integer(1), 4222)
+    .option("--dir <dir>", "where everything is stored", ".dfs")
+    .option("--workers <n>", "number of workers", integer(1), 3)
+    .action(async (opts: { port: number; dir: string; workers: number }) => {
+      const cluster = await LocalCluster.start({
+        dir: opts.dir,
+        port: opts.port,
+        workers: opts.workers,
+        prefix: globals().prefix,
+        cliEntry: CLI_ENTRY,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir})\n`);
+      process.stdout.write(`try: DFS_NATS=${cluster.url} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);
+      await untilSignal(() => cluster.stop());
+      process.stdout.write("dfs is down\n");
+    });
+
+  program
+    .command("master")
+    .description("run a master against a NATS server with JetStream")
+    .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
+    .action(async (opts: { workerTimeout: number }) => {
+      const nc = await connectRole(globals(), "dfs-master");
+      const master = await Master.start(nc, { prefix: globals().prefix, workerTimeoutMs: opts.workerTimeout });
+      process.stderr.write(`master: serving on ${globals().nats}\n`);
+      await untilSignal(async () => {
+        await master.stop();
+        await nc.drain();
+      });
+    });
+
+  program
+    .command("worker")
+    .description("run a worker that keeps pieces in LevelDB")
+    .requiredOption("--id <id>", "worker id (letters, digits, _ and -)")
+    .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
+    .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
+    .action(async (opts: { id: string; data?: string; heartbeat: number }) => {
+      const nc = await connectRole(globals(), `dfs-worker-${opts.id}`);
+      const worker = await Worker.start(nc, {
+        id: opts.id,
+        dataDir: resolve(opts.data ?? `.dfs/workers/${opts.id}`),
+        prefix: globals().prefix,
+        heartbeatMs: opts.heartbeat,
+      });
+      process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
+      await untilSignal(async () => {
+        await worker.stop();
+        await nc.drain();
+      });
+    });
+
+  program
+    .command("put")
+    .description("store a local file (a new version if REMOTE exists)")
+    .argument("<local>", "local file")
+    .argument("[remote]", "remote path (default: /<basename of local>)")
+    .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
+    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 8MiB)", bytes)
+    .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number }) => {
+      await withClient(globals(), async (client) => {
+        const bar = progressBar("put");
+        try {
+          const r = await client.put(local, remote ?? `/${basename(local)}`, { replicas: opts.replicas, pieceSize: opts.pieceSize, onProgress: bar.update });
+          bar.stop();
+          process.stdout.write(
+            `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"}, sha256 ${r.sha256}\n`,
+          );
+        } finally {
+          bar.stop();
+        }
+      });
+    });
+
+  program
+    .command("get")
+    .description("read a file back, verifying every piece")
+    .argument("<remote>", "remote path")
+    .argument("[local]", "local file, or - for stdout (default: basename of remote)")
+    .option("--version <n>", "a named version instead of the latest", integer(1))
+    .action(async (remote: string, local: string | undefined, opts: { version?: number }) => {
+      await withClient(globals(), async (client) => {
+        const toStdout = local === "-";
+        const bar = toStdout ? progressBar("") : progressBar("get");
+        try {
+          const dest = toStdout ? process.stdout : (local ?? basename(remote));
+          const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update });
+          bar.stop();
+          if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
+        } finally {
+          bar.stop();
+        }
+      });
+    });
+
+  program
+    .command("ls")
+    .description("list files (the latest committed version of each)")
+    .argument("[prefix]", "only files at or below this path")
+    .option("--json", "one JSON array")
+    .action(async (prefix: string | undefined, opts: { json?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const files = await client.list(prefix);
+        if (opts.json) process.stdout.write(JSON.stringify(files, null, 2) + "\n");
+        else if (files.length) process.stdout.write(formatListing(files) + "\n");
+      });
+    });
+
+  program
+    .command("stat")
+    .description("show a file: size, sha256, pieces, versions")
+    .argument("<remote>", "remote path")
+    .option("--json", "JSON")
+    .action(async (remote: string, opts: { json?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const info = await client.stat(remote);
+        process.stdout.write((opts.json ? JSON.stringify(info, null, 2) : formatStat(info)) + "\n");
+      });
+    });
+
+  program
+    .command("rm")
+    .description("delete a file (every version), or one version")
+    .argument("<remote>", "remote path")
+    .option("--version <n>", "delete only this version", integer(1))
+    .action(async (remote: string, opts: { version?: number }) => {
+      await withClient(globals(), async (client) => {
+        await client.remove(remote, opts.version);
+        process.stderr.write(`deleted ${remote}${opts.version ? ` v${opts.version}` : ""}\n`);
+      });
+    });
+
+  program
+    .command("tail")
+    .description("print the audit log: one line per event")
+    .option("--follow", "keep printing new events")
+    .option("--json", "one JSON object per line")
+    .option("--from <seq>", "start at this sequence", integer(1))
+    .action(async (opts: { follow?: boolean; json?: boolean; from?: number }) => {
+      await withClient(globals(), async (client) => {
+        const reader = await client.tail({ follow: opts.follow, fromSeq: opts.from }, (entry) => {
+          process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry)) + "\n");
+        });
+        if (opts.follow) await untilSignal(async () => reader.stop());
+        else await reader.done;
+      });
+    });
+
+  program
+    .command("replay")
+    .description("rebuild the master's table from the log alone and print it")
+    .option("--json", "the whole projection as JSON")
+    .option("--check", "compare with the live master's table (exit 1 if they differ)")
+    .action(async (opts: { json?: boolean; check?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const live = opts.check ? await client.masterState() : undefined;
+        const { state, skipped } = await client.replay(live?.lastSeq);
+        const digest = stateDigest(state);
+        if (opts.json) process.stdout.write(JSON.stringify(projection(state), null, 2) + "\n");
+        else {
+          const files = [...state.paths.values()].map((id) => state.files.get(id)!);
+          process.stdout.write(`replayed ${state.lastSeq} events (${skipped} skipped): ${files.length} files, ${state.workers.size} workers\n`);
+          for (const f of files.sort((a, b) => (a.path < b.path ? -1 : 1))) {
+            const versions = [...f.versions.values()].map((v) => `v${v.version}:${v.status}`).join(" ");
+            process.stdout.write(`  ${f.path}  ${versions}\n`);
+          }
+          for (const w of [...state.workers.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : 1))) {
+            process.stdout.write(`  worker ${w.workerId} ${w.live ? "live" : "lost"}, ${humanBytes(w.assignedBytes)} placed\n`);
+          }
+          process.stdout.write(`digest ${digest}\n`);
+        }
+        if (live) {
+          if (live.digest !== digest) throw new DfsError(ErrorCodes.INTERNAL, `replay differs from the live master at sequence ${live.lastSeq}: ${digest} ≠ ${live.digest}`);
+          process.stderr.write(`replay matches the live master at sequence ${live.lastSeq}\n`);
+        }
+      });
+    });
+
+  program
+    .command("demo")
+    .description("start a local cluster in a temporary directory, put and get sample files, show ls and the log, stop")
+    .option("--workers <n>", "number of workers", integer(1), 3)
+    .action(async (opts: { workers: number }) => {
+      await runDemo({ workers: opts.workers, cliEntry: CLI_ENTRY, out: (line) => process.stdout.write(line + "\n") });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    fail(err);
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === CLI_ENTRY) void main(process.argv);

@@ -1,0 +1,353 @@
+// The client library: everything `dfs` does, usable from a program. It holds no state of the
+// store; it asks the master, serves its own bytes to workers during a put, and reads pieces
+// from workers during a get, checking every SHA-256.
+import { createHash } from "node:crypto";
+import { open, rename, rm, stat as statFile, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
+import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
+import { provisionEvents } from "../streams/provision.js";
+import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
+import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
+import { baseName, normalisePath } from "../src/paths.js";
+import { PullRequest, frameSizeFor, parse } from "../src/protocol.js";
+import type { FileInfo, Location, UploadPlan } from "../src/queries.js";
+import { replayLog, type ReplayResult } from "../src/replay.js";
+import { call, callBytes, serveBytes } from "../src/rpc.js";
+
+/** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
+export const DEFAULT_PIECE_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_REPLICAS = 3;
+
+export interface ConnectOptions {
+  /** NATS URL(s); default `DFS_NATS` or nats://127.0.0.1:4222. */
+  servers?: string | string[];
+  prefix?: string;
+  name?: string;
+}
+
+export interface Progress {
+  phase: "hash" | "upload" | "download";
+  done: number;
+  total: number;
+}
+
+export interface PutOptions {
+  replicas?: number;
+  pieceSize?: number;
+  /** Give up when nothing moves for this long (ms). */
+  idleTimeoutMs?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface PutResult {
+  fileId: string;
+  path: string;
+  version: number;
+  size: number;
+  sha256: string;
+  pieces: number;
+  pieceSize: number;
+  replicas: number;
+}
+
+export interface GetOptions {
+  version?: number;
+  /** Pieces fetched at once. */
+  parallelPieces?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface GetResult {
+  path: string;
+  version: number;
+  size: number;
+  sha256: string;
+  /** Pieces read from a replica other than the first, after an error or a bad checksum. */
+  failovers: number;
+}
+
+function hashPieces(pieceCount: number) {
+  return { file: createHash("sha256"), pieces: Buffer.alloc(pieceCount * 32) };
+}
+
+/** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
+export function pieceSizeFor(size: number, requested?: number): number {
+  if (requested !== undefined) return requested;
+  let pieceSize = DEFAULT_PIECE_SIZE;
+  while (Math.ceil(size / pieceSize) > MAX_PIECES) pieceSize *= 2;
+  return pieceSize;
+}
+
+export class DfsClient {
+  readonly cat: Catalogue;
+  /** Highest log sequence this client has seen: reads ask the master to be at least there. */
+  private seenSeq = 0;
+
+  constructor(readonly nc: NatsConnection, prefix?: string) {
+    this.cat = catalogue(prefix);
+  }
+
+  static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
+    const servers = opts.servers ?? process.env.DFS_NATS ?? DEFAULT_NATS_URL;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers, name: opts.name ?? "dfs-client", maxReconnectAttempts: 10 });
+    } catch (err) {
+      throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${servers}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return new DfsClient(nc, opts.prefix);
+  }
+
+  private get frameSize(): number {
+    return frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
+  }
+
+  private seen(seq: number | undefined): void {
+    if (typeof seq === "number" && seq > this.seenSeq) this.seenSeq = seq;
+  }
+
+  async list(prefix?: string): Promise<FileInfo[]> {
+    return call(this.nc, this.cat.masterRpc("list"), { prefix, atLeastSeq: this.seenSeq });
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    return call(this.nc, this.cat.masterRpc("stat"), { path, atLeastSeq: this.seenSeq });
+  }
+
+  async locate(path: string, version?: number): Promise<Location> {
+    return call(this.nc, this.cat.masterRpc("locate"), { path, version, atLeastSeq: this.seenSeq });
+  }
+
+  async remove(path: string, version?: number): Promise<void> {
+    const reply = await call<{ seq: number }>(this.nc, this.cat.masterRpc("delete"), { path, version });
+    this.seen(reply.seq);
+  }
+
+  /** The live master's view: its last folded sequence and the digest of its table. */
+  async masterState(full = false): Promise<{ lastSeq: number; digest: string; conflicts: number; projection?: unknown }> {
+    return call(this.nc, this.cat.masterRpc("state"), { full });
+  }
+
+  async replay(untilSeq?: number): Promise<ReplayResult> {
+    await provisionEvents(this.nc, this.cat);
+    return replayLog(this.nc, this.cat, untilSeq);
+  }
+
+  async tail(opts: { follow?: boolean; fromSeq?: number }, onEvent: (e: LoggedEvent) => void): Promise<LogReader> {
+    await provisionEvents(this.nc, this.cat);
+    return readLog(this.nc, this.cat, opts, onEvent);
+  }
+
+  async put(localPath: string, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
+    const path = normalisePath(remotePath);
+    let file: FileHandle;
+    try {
+      file = await open(localPath, "r");
+    } catch (err) {
+      throw new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const { size } = await file.stat();
+      const pieceSize = pieceSizeFor(size, opts.pieceSize);
+      if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
+        throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
+      }
+      const { sha256, pieceHashes } = await this.hashFile(file, size, pieceSize, opts.onProgress);
+      return await this.upload(file, { path, size, pieceSize, sha256, pieceHashes, replicas: opts.replicas ?? DEFAULT_REPLICAS }, opts);
+    } finally {
+      await file.close();
+    }
+  }
+
+  private async hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void) {
+    const pieceCount = size === 0 ? 0 : Math.ceil(size / pieceSize);
+    const { file: whole, pieces } = hashPieces(pieceCount);
+    const buffer = Buffer.allocUnsafe(Math.min(pieceSize, 4 * 1024 * 1024));
+    for (let piece = 0; piece < pieceCount; piece++) {
+      const hash = createHash("sha256");
+      const start = piece * pieceSize;
+      const end = Math.min(size, start + pieceSize);
+      for (let position = start; position < end; ) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position);
+        if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
+        const chunk = buffer.subarray(0, bytesRead);
+        hash.update(chunk);
+        whole.update(chunk);
+        position += bytesRead;
+        onProgress?.({ phase: "hash", done: position, total: size });
+      }
+      hash.digest().copy(pieces, piece * 32);
+    }
+    return { sha256: whole.digest("hex"), pieceHashes: pieces };
+  }
+
+  private async upload(
+    file: FileHandle,
+    plan: { path: string; size: number; pieceSize: number; sha256: string; pieceHashes: Buffer; replicas: number },
+    opts: PutOptions,
+  ): Promise<PutResult> {
+    const uploadId = nuid.next();
+    const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    let lastActivity = Date.now();
+    // Serve our bytes before asking for the version: workers may start pulling at once.
+    const server = serveBytes(this.nc, this.cat.pullAll(uploadId), async (request, msg) => {
+      const where = this.cat.parsePull(msg.subject);
+      const req = parse(PullRequest, request, "pull request");
+      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${msg.subject}`);
+      const start = where.piece * plan.pieceSize;
+      const pieceEnd = Math.min(plan.size, start + plan.pieceSize);
+      if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
+        throw new DfsError(ErrorCodes.BAD_REQUEST, `piece ${where.piece} has no bytes [${req.offset}, +${req.length})`);
+      }
+      const frame = Buffer.allocUnsafe(req.length);
+      const { bytesRead } = await file.read(frame, 0, req.length, start + req.offset);
+      lastActivity = Date.now();
+      return frame.subarray(0, bytesRead);
+    });
+    let reader: LogReader | undefined;
+    try {
+      const created = await call<UploadPlan & { seq: number }>(this.nc, this.cat.masterRpc("create"), {
+        uploadId,
+        path: plan.path,
+        size: plan.size,
+        sha256: plan.sha256,
+        pieceSize: plan.pieceSize,
+        replicas: plan.replicas,
+        pieceHashes: plan.pieceHashes,
+      });
+      this.seen(created.seq);
+      const result: PutResult = {
+        fileId: created.fileId,
+        path: created.path,
+        version: created.version,
+        size: plan.size,
+        sha256: plan.sha256,
+        pieces: created.pieces.length,
+        pieceSize: plan.pieceSize,
+        replicas: plan.replicas,
+      };
+      if (created.status === "committed") return result;
+      const total = plan.size * plan.replicas;
+      let stored = 0;
+      const outcome = new Promise<number>((resolve, reject) => {
+        void this.tail({ follow: true, fromSeq: created.seq + 1 }, ({ seq, event }) => {
+          if (!event || !("fileId" in event) || event.fileId !== created.fileId) return;
+          if ("version" in event && event.version !== undefined && event.version !== created.version) return;
+          lastActivity = Date.now();
+          if (event.type === "PieceStored") {
+            stored += created.pieces.length ? Math.min(plan.pieceSize, plan.size - event.piece * plan.pieceSize) : 0;
+            opts.onProgress?.({ phase: "upload", done: stored, total });
+          } else if (event.type === "FileCommitted") resolve(seq);
+          else if (event.type === "UploadAbandoned") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: ${event.code}: ${event.reason}`));
+          else if (event.type === "FileDeleted") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${plan.path} was deleted during the upload`));
+        }).then((r) => (reader = r), reject);
+      });
+      const idle = new Promise<never>((_, reject) => {
+        const timer = setInterval(() => {
+          if (Date.now() - lastActivity < idleTimeoutMs) return;
+          clearInterval(timer);
+          reject(new DfsError(ErrorCodes.TIMEOUT, `upload of ${plan.path} made no progress for ${Math.round(idleTimeoutMs / 1000)} s`));
+        }, Math.min(1_000, idleTimeoutMs));
+        void outcome.finally(() => clearInterval(timer)).catch(() => undefined);
+      });
+      try {
+        this.seen(await Promise.race([outcome, idle]));
+      } catch (err) {
+        // Tell the master, so the version is abandoned in the log rather than left pending.
+        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: asDfsError(err).message }).catch(() => undefined);
+        throw err;
+      }
+      return result;
+    } finally {
+      reader?.stop();
+      server.unsubscribe();
+    }
+  }
+
+  /** Fetch one piece from the first replica that serves bytes matching its SHA-256. */
+  private async fetchPiece(piece: Location["pieces"][number]): Promise<{ bytes: Buffer; failedOver: boolean }> {
+    const errors: string[] = [];
+    for (const workerId of piece.workers) {
+      try {
+        const bytes = Buffer.allocUnsafe(piece.size);
+        const frames: Promise<void>[] = [];
+        for (let offset = 0; offset < piece.size; offset += this.frameSize) {
+          const length = Math.min(this.frameSize, piece.size - offset);
+          frames.push(
+            callBytes(this.nc, this.cat.workerRpc(workerId, "read"), { sha256: piece.sha256, offset, length }).then((frame) => {
+              if (frame.length !== length) throw new DfsError(ErrorCodes.PIECE_UNAVAILABLE, `short frame at ${offset}`);
+              bytes.set(frame, offset);
+            }),
+          );
+        }
+        await Promise.all(frames);
+        const actual = createHash("sha256").update(bytes).digest("hex");
+        if (actual !== piece.sha256) throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `bytes hash to ${actual}`);
+        return { bytes, failedOver: errors.length > 0 };
+      } catch (err) {
+        errors.push(`${workerId}: ${asDfsError(err).message}`);
+      }
+    }
+    throw new DfsError(
+      ErrorCodes.PIECE_UNAVAILABLE,
+      `piece ${piece.index} could not be read from any replica${errors.length ? ` (${errors.join("; ")})` : " (no replica holds it)"}`,
+    );
+  }
+
+  /**
+   * Read a file into `dest` (a local path, or a writable stream such as stdout). A local file
+   * appears only complete and verified: bytes go to a temporary name renamed at the end.
+   */
+  async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions = {}): Promise<GetResult> {
+    const where = await this.locate(remotePath, opts.version);
+    const temp = typeof dest === "string" ? join(dirname(dest), `.${baseName(dest)}.dfs-${nuid.next()}.part`) : undefined;
+    let out: FileHandle | undefined;
+    try {
+      if (temp) {
+        try {
+          out = await open(temp, "wx");
+        } catch (err) {
+          throw new DfsError(ErrorCodes.LOCAL_IO, `cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      const whole = createHash("sha256");
+      const parallel = Math.max(1, opts.parallelPieces ?? 4);
+      const pending: Promise<{ bytes: Buffer; failedOver: boolean }>[] = [];
+      let failovers = 0;
+      let written = 0;
+      for (let i = 0; i < where.pieces.length || pending.length > 0; ) {
+        while (i < where.pieces.length && pending.length < parallel) pending.push(this.fetchPiece(where.pieces[i++]!));
+        const { bytes, failedOver } = await pending.shift()!;
+        if (failedOver) failovers += 1;
+        whole.update(bytes);
+        if (out) await out.write(bytes, 0, bytes.length, written);
+        else await writeTo(dest as NodeJS.WritableStream, bytes);
+        written += bytes.length;
+        opts.onProgress?.({ phase: "download", done: written, total: where.size });
+      }
+      const sha256 = whole.digest("hex");
+      if (sha256 !== where.sha256) throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `${where.path} v${where.version} reads back as ${sha256}, committed as ${where.sha256}`);
+      if (out && temp) {
+        await out.close();
+        out = undefined;
+        await rename(temp, dest as string);
+      }
+      return { path: where.path, version: where.version, size: where.size, sha256, failovers };
+    } finally {
+      if (out) await out.close().catch(() => undefined);
+      if (temp && (await statFile(temp).catch(() => undefined))) await rm(temp, { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}
+
+function writeTo(stream: NodeJS.WritableStream, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(bytes, (err) => (err ? reject(err) : resolve()));
+  });
+}

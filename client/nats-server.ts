@@ -1,0 +1,95 @@
+// Find and run Debian's nats-server as a child process: for `dfs up`, the demo and the tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createServer } from "node:net";
+import { delimiter, join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { DfsError, ErrorCodes } from "../src/errors.js";
+
+export const INSTALL_HINT = "install it with: sudo apt-get install -y nats-server";
+
+export function findNatsServer(): string {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"];
+  for (const dir of dirs) {
+    if (dir && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server");
+  }
+  throw new DfsError(ErrorCodes.NO_NATS_SERVER, `nats-server is not installed; ${INSTALL_HINT}`);
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface NatsServerOptions {
+  port?: number;
+  /** JetStream store directory. */
+  storeDir: string;
+  /** Extra arguments, e.g. a config file for a cluster member. */
+  args?: string[];
+  /** Where the server's own log lines go (default: dropped). */
+  log?: (line: string) => void;
+}
+
+export interface RunningNatsServer {
+  url: string;
+  port: number;
+  process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+async function waitForServer(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new DfsError(ErrorCodes.UNAVAILABLE, `nats-server exited with code ${child.exitCode}`);
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      await nc.close();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `nats-server did not accept connections at ${url}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export async function startNatsServer(opts: NatsServerOptions): Promise<RunningNatsServer> {
+  const binary = findNatsServer();
+  const port = opts.port ?? (await freePort());
+  await mkdir(opts.storeDir, { recursive: true });
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.args ?? [])], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const forward = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) if (line.trim()) opts.log?.(line);
+  };
+  child.stdout!.on("data", forward);
+  child.stderr!.on("data", forward);
+  const url = `nats://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    await waitForServer(url, child, 10_000);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  return {
+    url,
+    port,
+    process: child,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

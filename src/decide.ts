@@ -1,0 +1,293 @@
+// The master's decisions: pure functions of (state, command) → events. Time and ids come in
+// with the command; nothing here touches NATS, clocks or randomness. A decision may be taken
+// again after a fenced append lost a race, so each one is idempotent against the state: it
+// yields only what the log does not already say.
+import { DfsError, ErrorCodes } from "./errors.js";
+import {
+  PIECES_PER_EVENT,
+  type AssignedPiece,
+  type DfsEvent,
+  type FileCommitted,
+  type PeersAssigned,
+  type PiecesPlanned,
+  type PlannedPiece,
+} from "./events.js";
+import { normalisePath } from "./paths.js";
+import { latestCommitted, piecesOf, type State, type VersionState } from "./state.js";
+
+export const MIN_PIECE_SIZE = 4 * 1024;
+export const MAX_PIECE_SIZE = 256 * 1024 * 1024;
+export const MAX_PIECES = 10_000;
+export const MAX_REPLICAS = 16;
+
+export interface CreateVersion {
+  readonly type: "CreateVersion";
+  readonly at: number;
+  /** Chosen by the client: it names the subject the client serves the bytes on. */
+  readonly uploadId: string;
+  /** A fresh id, used only if the path has no live file yet. */
+  readonly newFileId: string;
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly pieceSize: number;
+  readonly replicas: number;
+  readonly pieces: readonly PlannedPiece[];
+}
+
+export interface ConfirmPiece {
+  readonly type: "ConfirmPiece";
+  readonly at: number;
+  readonly workerId: string;
+  readonly fileId: string;
+  readonly version: number;
+  readonly piece: number;
+  readonly sha256: string;
+  readonly ok: boolean;
+  readonly code?: string;
+  readonly message?: string;
+}
+
+export interface AbandonUpload {
+  readonly type: "AbandonUpload";
+  readonly at: number;
+  readonly uploadId: string;
+  readonly code: string;
+  readonly reason: string;
+}
+
+export interface DeleteFile {
+  readonly type: "DeleteFile";
+  readonly at: number;
+  readonly path: string;
+  readonly version?: number;
+}
+
+export interface NoteHeartbeat {
+  readonly type: "NoteHeartbeat";
+  readonly at: number;
+  readonly workerId: string;
+}
+
+export interface NoteSilence {
+  readonly type: "NoteSilence";
+  readonly at: number;
+  readonly workerId: string;
+  readonly silentMs: number;
+}
+
+/** Settle what earlier decisions left owed: drops of pieces no live version needs. */
+export interface Reconcile {
+  readonly type: "Reconcile";
+  readonly at: number;
+}
+
+export type Command = CreateVersion | ConfirmPiece | AbandonUpload | DeleteFile | NoteHeartbeat | NoteSilence | Reconcile;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+function bad(message: string): never {
+  throw new DfsError(ErrorCodes.BAD_REQUEST, message);
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function checkCreate(cmd: CreateVersion): void {
+  if (!Number.isSafeInteger(cmd.size) || cmd.size < 0) bad(`size must be a whole number of bytes >= 0, got ${cmd.size}`);
+  if (!Number.isSafeInteger(cmd.pieceSize) || cmd.pieceSize < MIN_PIECE_SIZE || cmd.pieceSize > MAX_PIECE_SIZE) {
+    bad(`piece size must be between ${MIN_PIECE_SIZE} and ${MAX_PIECE_SIZE} bytes, got ${cmd.pieceSize}`);
+  }
+  if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > MAX_REPLICAS) {
+    bad(`replicas must be between 1 and ${MAX_REPLICAS}, got ${cmd.replicas}`);
+  }
+  if (!SHA256_HEX.test(cmd.sha256)) bad("sha256 must be 64 lowercase hex digits");
+  const count = piecesOf(cmd.size, cmd.pieceSize);
+  if (count > MAX_PIECES) bad(`${count} pieces is more than ${MAX_PIECES}: use a larger piece size`);
+  if (cmd.pieces.length !== count) bad(`a file of ${cmd.size} bytes in pieces of ${cmd.pieceSize} has ${count} pieces, got ${cmd.pieces.length}`);
+  cmd.pieces.forEach((p, i) => {
+    const expected = i < count - 1 ? cmd.pieceSize : cmd.size - cmd.pieceSize * (count - 1);
+    if (p.index !== i || p.size !== expected) bad(`piece ${i} must have index ${i} and size ${expected}`);
+    if (!SHA256_HEX.test(p.sha256)) bad(`piece ${i} sha256 must be 64 lowercase hex digits`);
+  });
+}
+
+/**
+ * Choose peers for pieces: for each piece the `replicas` least-loaded live workers (load =
+ * bytes already placed, counting this version as it goes), first one major. Ties go to the
+ * smaller worker id, so the choice is a pure function of the state.
+ */
+function placePieces(
+  state: State,
+  pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number }[],
+  replicas: number,
+): Map<string, AssignedPiece[]> {
+  const live = [...state.workers.values()].filter((w) => w.live);
+  if (live.length < replicas) {
+    throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replicas asked for, but ${live.length} worker${live.length === 1 ? " is" : "s are"} live`);
+  }
+  const load = new Map(live.map((w) => [w.workerId, w.assignedBytes]));
+  const byWorker = new Map<string, AssignedPiece[]>();
+  for (const piece of pieces) {
+    const chosen = [...load.entries()]
+      .filter(([id]) => !piece.exclude.includes(id))
+      .sort(([a, la], [b, lb]) => la - lb || (a < b ? -1 : 1))
+      .slice(0, piece.missing);
+    if (chosen.length < piece.missing) {
+      throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `piece ${piece.index} needs ${piece.missing} more workers than it has`);
+    }
+    chosen.forEach(([workerId], i) => {
+      load.set(workerId, load.get(workerId)! + piece.size);
+      const role = piece.exclude.length === 0 && i === 0 ? "major" : "minor";
+      let list = byWorker.get(workerId);
+      if (!list) byWorker.set(workerId, (list = []));
+      list.push({ piece: piece.index, size: piece.size, sha256: piece.sha256, role });
+    });
+  }
+  return byWorker;
+}
+
+function commitEvent(v: VersionState, at: number): FileCommitted {
+  return { type: "FileCommitted", at, fileId: v.fileId, path: v.path, version: v.version, size: v.size, sha256: v.sha256 };
+}
+
+/** What a version still lacks in the log (plan, peers, or the commit of an empty file). */
+function completeVersion(state: State, v: VersionState, pieces: readonly PlannedPiece[], at: number): DfsEvent[] {
+  const events: DfsEvent[] = [];
+  const unplanned = pieces.filter((p) => !v.pieces[p.index]);
+  for (const group of chunks(unplanned, PIECES_PER_EVENT)) {
+    events.push({ type: "PiecesPlanned", at, fileId: v.fileId, version: v.version, pieces: group } satisfies PiecesPlanned);
+  }
+  const needPeers = pieces
+    .map((p) => {
+      const peers = v.pieces[p.index]?.peers ?? [];
+      return { ...p, exclude: peers.map((x) => x.workerId), missing: v.replicas - peers.length };
+    })
+    .filter((p) => p.missing > 0);
+  const placed = placePieces(state, needPeers, v.replicas);
+  for (const [workerId, assigned] of [...placed.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const group of chunks(assigned, PIECES_PER_EVENT)) {
+      events.push({
+        type: "PeersAssigned",
+        at,
+        fileId: v.fileId,
+        version: v.version,
+        uploadId: v.uploadId,
+        workerId,
+        pieces: group,
+      } satisfies PeersAssigned);
+    }
+  }
+  if (v.size === 0 && v.status === "pending") events.push(commitEvent(v, at));
+  return events;
+}
+
+function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
+  const path = normalisePath(cmd.path);
+  checkCreate(cmd);
+  const existing = state.uploads.get(cmd.uploadId);
+  if (existing) {
+    const v = state.files.get(existing.fileId)!.versions.get(existing.version)!;
+    if (v.path !== path || v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
+  }
+  const fileId = state.paths.get(path) ?? cmd.newFileId;
+  if (!state.paths.has(path) && state.files.has(fileId)) bad(`file id ${fileId} is already taken`);
+  const version = (state.files.get(fileId)?.lastVersion ?? 0) + 1;
+  const created = {
+    type: "FileCreated",
+    at: cmd.at,
+    fileId,
+    path,
+    version,
+    size: cmd.size,
+    sha256: cmd.sha256,
+    pieceSize: cmd.pieceSize,
+    replicas: cmd.replicas,
+    uploadId: cmd.uploadId,
+  } as const;
+  // Decide the rest against a version as FileCreated will leave it, without touching the state.
+  const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: [], completePieces: 0 };
+  return [created, ...completeVersion(state, draft, cmd.pieces, cmd.at)];
+}
+
+function confirmPiece(state: State, cmd: ConfirmPiece): DfsEvent[] {
+  const v = state.files.get(cmd.fileId)?.versions.get(cmd.version);
+  // Late news about a version that is gone or done changes nothing.
+  if (!v || v.status !== "pending") return [];
+  const piece = v.pieces[cmd.piece];
+  if (!piece || !piece.peers.some((p) => p.workerId === cmd.workerId)) return [];
+  if (!cmd.ok) {
+    return [
+      {
+        type: "UploadAbandoned",
+        at: cmd.at,
+        fileId: v.fileId,
+        path: v.path,
+        version: v.version,
+        code: cmd.code ?? ErrorCodes.INTERNAL,
+        reason: `worker ${cmd.workerId}, piece ${cmd.piece}: ${cmd.message ?? "store failed"}`,
+      },
+    ];
+  }
+  if (cmd.sha256 !== piece.sha256) return [];
+  const events: DfsEvent[] = [];
+  let complete = v.completePieces;
+  if (!piece.stored.includes(cmd.workerId)) {
+    events.push({ type: "PieceStored", at: cmd.at, fileId: v.fileId, version: v.version, piece: cmd.piece, workerId: cmd.workerId, sha256: cmd.sha256 });
+    if (piece.stored.length + 1 === v.replicas) complete += 1;
+  }
+  if (complete === piecesOf(v.size, v.pieceSize)) events.push(commitEvent(v, cmd.at));
+  return events;
+}
+
+function abandonUpload(state: State, cmd: AbandonUpload): DfsEvent[] {
+  const ref = state.uploads.get(cmd.uploadId);
+  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${cmd.uploadId}`);
+  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  if (v.status !== "pending") return [];
+  return [{ type: "UploadAbandoned", at: cmd.at, fileId: v.fileId, path: v.path, version: v.version, code: cmd.code, reason: cmd.reason }];
+}
+
+function deleteFile(state: State, cmd: DeleteFile): DfsEvent[] {
+  const path = normalisePath(cmd.path);
+  const fileId = state.paths.get(path);
+  const file = fileId === undefined ? undefined : state.files.get(fileId);
+  if (!file || !latestCommitted(file)) throw new DfsError(ErrorCodes.NOT_FOUND, `no file ${path}`);
+  if (cmd.version === undefined) return [{ type: "FileDeleted", at: cmd.at, fileId: file.fileId, path }];
+  if (!Number.isSafeInteger(cmd.version) || cmd.version < 1) bad(`version must be a whole number >= 1, got ${cmd.version}`);
+  if (file.versions.get(cmd.version)?.status !== "committed") throw new DfsError(ErrorCodes.NOT_FOUND, `no version ${cmd.version} of ${path}`);
+  return [{ type: "FileDeleted", at: cmd.at, fileId: file.fileId, path, version: cmd.version }];
+}
+
+function reconcile(state: State, cmd: Reconcile): DfsEvent[] {
+  return [...state.dropsOwed.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .flatMap(([workerId, owed]) =>
+      chunks([...owed].sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at: cmd.at, workerId, sha256s })),
+    );
+}
+
+export function decide(state: State, cmd: Command): DfsEvent[] {
+  switch (cmd.type) {
+    case "CreateVersion":
+      return createVersion(state, cmd);
+    case "ConfirmPiece":
+      return confirmPiece(state, cmd);
+    case "AbandonUpload":
+      return abandonUpload(state, cmd);
+    case "DeleteFile":
+      return deleteFile(state, cmd);
+    case "NoteHeartbeat":
+      return state.workers.get(cmd.workerId)?.live ? [] : [{ type: "WorkerJoined", at: cmd.at, workerId: cmd.workerId }];
+    case "NoteSilence":
+      return state.workers.get(cmd.workerId)?.live
+        ? [{ type: "WorkerLost", at: cmd.at, workerId: cmd.workerId, reason: `no heartbeat for ${cmd.silentMs} ms` }]
+        : [];
+    case "Reconcile":
+      return reconcile(state, cmd);
+  }
+}

@@ -1,0 +1,51 @@
+// Errors carry a stable code: messages may change, codes may not. Replies over NATS carry the
+// code so the client rethrows the same error, and the CLI prints `code: message`.
+
+export const ErrorCodes = {
+  /** The request could not be decoded or lacks a field. */
+  BAD_REQUEST: "BAD_REQUEST",
+  /** A remote path is empty, has empty, `.` or `..` segments, or control characters. */
+  BAD_PATH: "BAD_PATH",
+  /** No such file, or no such version of it. */
+  NOT_FOUND: "NOT_FOUND",
+  /** Fewer live workers than the replicas asked for. */
+  NOT_ENOUGH_WORKERS: "NOT_ENOUGH_WORKERS",
+  /** A piece's bytes do not match the SHA-256 they were declared with. */
+  CHECKSUM_MISMATCH: "CHECKSUM_MISMATCH",
+  /** The version was given up before it committed (a worker failed, or the client aborted). */
+  UPLOAD_ABANDONED: "UPLOAD_ABANDONED",
+  /** No replica of a piece could be read. */
+  PIECE_UNAVAILABLE: "PIECE_UNAVAILABLE",
+  /** Nobody answers: no master, no worker, or no NATS server. */
+  UNAVAILABLE: "UNAVAILABLE",
+  /** Waited too long for an answer or for the commit. */
+  TIMEOUT: "TIMEOUT",
+  /** A local file could not be read or written. */
+  LOCAL_IO: "LOCAL_IO",
+  /** nats-server is not installed. */
+  NO_NATS_SERVER: "NO_NATS_SERVER",
+  /** A bug: something that should not happen did. */
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class DfsError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DfsError";
+    this.code = code;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(ErrorCodes, value);
+}
+
+/** Any thrown value as a DfsError, keeping the code when it has one. */
+export function asDfsError(err: unknown): DfsError {
+  if (err instanceof DfsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new DfsError(ErrorCodes.INTERNAL, message, { cause: err });
+}

@@ -1,0 +1,129 @@
+// The event log on JetStream: fenced appends and ordered reads. Shared by the master (replay,
+// then tail), `dfs tail`, `dfs replay` and the client waiting for its commit.
+import {
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Catalogue } from "../streams/catalogue.js";
+import { decodeEvent, encode, UndecodableEvent } from "./codec.js";
+import type { DfsEvent } from "./events.js";
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+/** Another writer appended first: `lastSeq` is where the stream really is. */
+export class AppendConflict extends Error {
+  constructor(readonly expected: number, readonly lastSeq: number | undefined) {
+    super(`stream is past sequence ${expected}${lastSeq === undefined ? "" : ` (at ${lastSeq})`}`);
+  }
+}
+
+export function subjectFor(cat: Catalogue, event: DfsEvent): string {
+  switch (event.type) {
+    case "WorkerJoined":
+    case "WorkerLost":
+      return cat.workerEvents(event.workerId);
+    case "PeersAssigned":
+    case "PiecesDropped":
+      return cat.assignEvents(event.workerId);
+    default:
+      return cat.fileEvents(event.fileId);
+  }
+}
+
+/** Append one event, only if the stream's last sequence is `expectedLastSeq`. */
+export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: DfsEvent, expectedLastSeq: number): Promise<number> {
+  try {
+    const ack = await js.publish(subjectFor(cat, event), encode(event), { expect: { lastSequence: expectedLastSeq } });
+    return ack.seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+      const match = /wrong last sequence: (\d+)/.exec(err.message);
+      throw new AppendConflict(expectedLastSeq, match ? Number(match[1]) : undefined);
+    }
+    throw err;
+  }
+}
+
+export interface LoggedEvent {
+  seq: number;
+  subject: string;
+  /** Undefined when the message on an event subject is not a dfs event. */
+  event?: DfsEvent;
+  error?: string;
+  time: Date;
+}
+
+export interface ReadLogOptions {
+  /** First sequence to deliver (default 1). */
+  fromSeq?: number;
+  /** One subject (or wildcard) to read instead of every event subject. */
+  filter?: string;
+  /** Keep delivering new events until `stop()`; otherwise end at the last event of now. */
+  follow?: boolean;
+}
+
+export interface LogReader {
+  /** Resolves when the reader has delivered everything up to the stream's end as of its start (not with follow: when stopped). */
+  done: Promise<void>;
+  /** Sequence of the stream's last message when the reader started. */
+  startLastSeq: number;
+  stop(): void;
+}
+
+export async function lastSequence(nc: NatsConnection, cat: Catalogue): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  return (await jsm.streams.info(cat.eventsStream)).state.last_seq;
+}
+
+/**
+ * Deliver events in log order through an ordered consumer (the fastest way to read a stream
+ * from one process). Messages that are not events are delivered with `error` set, so readers
+ * can skip them the same way every time.
+ */
+export async function readLog(
+  nc: NatsConnection,
+  cat: Catalogue,
+  opts: ReadLogOptions,
+  onEvent: (entry: LoggedEvent) => void,
+): Promise<LogReader> {
+  const js = jetstream(nc);
+  const startLastSeq = await lastSequence(nc, cat);
+  const fromSeq = Math.max(1, opts.fromSeq ?? 1);
+  let stopped = false;
+  let messages: ConsumerMessages | undefined;
+  const stop = () => {
+    stopped = true;
+    void messages?.close();
+  };
+  if (!opts.follow && startLastSeq < fromSeq) return { done: Promise.resolve(), startLastSeq, stop };
+  const consumer = await js.consumers.get(cat.eventsStream, {
+    deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+    ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
+    ...(opts.filter ? { filter_subjects: opts.filter } : {}),
+  });
+  messages = await consumer.consume({ max_messages: 10_000 });
+  const done = (async () => {
+    for await (const m of messages!) {
+      if (stopped) break;
+      let event: DfsEvent | undefined;
+      let error: string | undefined;
+      try {
+        event = decodeEvent(m.data);
+      } catch (err) {
+        if (!(err instanceof UndecodableEvent)) throw err;
+        error = err.message;
+      }
+      onEvent({ seq: m.seq, subject: m.subject, event, error, time: new Date(Math.floor(m.info.timestampNanos / 1e6)) });
+      // A filtered reader may never see the stream's last sequence: pending 0 means caught up.
+      if (!opts.follow && (m.seq >= startLastSeq || m.info.pending === 0)) break;
+    }
+    await messages!.close();
+  })();
+  return { done, startLastSeq, stop };
+}
+

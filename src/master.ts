@@ -1,0 +1,284 @@
+// The master process: a thin shell around `decide` and `evolve`. It replays the log, tails it,
+// and turns RPCs, heartbeats and confirmations into commands. Its table is only ever changed
+// by folding events read from, or appended to, the stream.
+import { jetstream, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
+import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import { provisionMaster } from "../streams/provision.js";
+import { decode } from "./codec.js";
+import { decide, type Command } from "./decide.js";
+import { DfsError, ErrorCodes } from "./errors.js";
+import type { DfsEvent } from "./events.js";
+import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
+import {
+  AbortRequest,
+  Confirmation,
+  CreateRequest,
+  DeleteRequest,
+  Heartbeat,
+  ListRequest,
+  LocateRequest,
+  StatRequest,
+  StateRequest,
+  parse,
+} from "./protocol.js";
+import { list, locate, stat, uploadPlan } from "./queries.js";
+import { serve } from "./rpc.js";
+import { evolve, initialState, projection, stateDigest, versionOf, type State } from "./state.js";
+
+export interface MasterOptions {
+  prefix?: string;
+  /** A worker silent this long is lost (ms). */
+  workerTimeoutMs?: number;
+  streamReplicas?: number;
+  log?: (line: string) => void;
+}
+
+const MAX_DECISION_ATTEMPTS = 100;
+const CATCH_UP_TIMEOUT_MS = 15_000;
+
+export class Master {
+  readonly cat: Catalogue;
+  readonly state: State = initialState();
+  /** Appends that lost a race and were decided again: the fence at work. */
+  conflicts = 0;
+  private readonly js: JetStreamClient;
+  private readonly log: (line: string) => void;
+  private readonly workerTimeoutMs: number;
+  private queue: Promise<unknown> = Promise.resolve();
+  private tail?: LogReader;
+  private subs: Subscription[] = [];
+  private confirms?: ConsumerMessages;
+  private lastHeard = new Map<string, number>();
+  private joining = new Set<string>();
+  private livenessTimer?: NodeJS.Timeout;
+  private stopped = false;
+
+  private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
+    this.cat = catalogue(opts.prefix);
+    this.js = jetstream(nc);
+    this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
+    this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
+  }
+
+  static async start(nc: NatsConnection, opts: MasterOptions = {}): Promise<Master> {
+    const master = new Master(nc, opts);
+    await master.run();
+    return master;
+  }
+
+  private async run(): Promise<void> {
+    await provisionMaster(this.nc, this.cat, { replicas: this.opts.streamReplicas });
+    // Replay everything, then keep tailing: events appended by another master arrive here too.
+    this.tail = await readLog(this.nc, this.cat, { follow: true }, (entry) => {
+      if (entry.seq !== this.state.lastSeq + 1) return; // already folded (our own append), or a replay duplicate
+      if (entry.event) evolve(this.state, entry.event, entry.seq);
+      else {
+        this.state.lastSeq = entry.seq;
+        this.log(`skipped seq ${entry.seq} on ${entry.subject}: ${entry.error}`);
+      }
+    });
+    await this.waitForSeq(this.tail.startLastSeq);
+    const now = Date.now();
+    for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
+    this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
+    await this.execute({ type: "Reconcile", at: Date.now() });
+    this.serveRpcs();
+    this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.data) }));
+    this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
+    void this.consumeConfirmations();
+  }
+
+  /** Wait until the tail has folded the log up to `seq`. */
+  private async waitForSeq(seq: number, timeoutMs = CATCH_UP_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.state.lastSeq < seq) {
+      if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `master could not catch up to sequence ${seq} (at ${this.state.lastSeq})`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /** Decide and append, one command at a time; a lost race means: catch up, decide again. */
+  execute(cmd: Command): Promise<DfsEvent[]> {
+    const run = this.queue.then(() => this.decideAndAppend(cmd));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async decideAndAppend(cmd: Command): Promise<DfsEvent[]> {
+    const appended: DfsEvent[] = [];
+    for (let attempt = 0; attempt < MAX_DECISION_ATTEMPTS; attempt++) {
+      let events: DfsEvent[];
+      try {
+        events = decide(this.state, cmd);
+      } catch (err) {
+        // Part of this decision landed before a rival's event; what it says now is settled.
+        if (appended.length > 0) return appended;
+        throw err;
+      }
+      if (events.length === 0) return appended;
+      const base = this.state.lastSeq;
+      try {
+        for (const [i, event] of events.entries()) {
+          const seq = await appendEvent(this.js, this.cat, event, base + i);
+          if (this.state.lastSeq === seq - 1) evolve(this.state, event, seq);
+          appended.push(event);
+        }
+        return appended;
+      } catch (err) {
+        if (!(err instanceof AppendConflict)) throw err;
+        this.conflicts += 1;
+        await this.waitForSeq(err.lastSeq ?? base + 1);
+      }
+    }
+    throw new DfsError(ErrorCodes.INTERNAL, `gave up on ${cmd.type} after ${MAX_DECISION_ATTEMPTS} lost races`);
+  }
+
+  /** Reads wait until the master has folded what the caller has already seen. */
+  private async readAfter(request: unknown): Promise<void> {
+    const seq = (request as { atLeastSeq?: unknown })?.atLeastSeq;
+    if (typeof seq === "number" && Number.isSafeInteger(seq)) await this.waitForSeq(seq, 5_000);
+  }
+
+  private serveRpcs(): void {
+    const queue = this.cat.masterQueue;
+    const onInternalError = (err: unknown) => this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
+    const rpc = (op: Parameters<Catalogue["masterRpc"]>[0], handler: (request: unknown) => Promise<unknown> | unknown) =>
+      this.subs.push(serve(this.nc, this.cat.masterRpc(op), handler, { queue, onInternalError }));
+
+    rpc("create", async (request) => {
+      const req = parse(CreateRequest, request, "create request");
+      if (req.pieceHashes.length % 32 !== 0) throw new DfsError(ErrorCodes.BAD_REQUEST, "pieceHashes must be 32 bytes per piece");
+      const hashes = Buffer.from(req.pieceHashes.buffer, req.pieceHashes.byteOffset, req.pieceHashes.length);
+      const pieces = [];
+      for (let i = 0; i * 32 < hashes.length; i++) {
+        const size = req.pieceSize > 0 ? Math.min(req.pieceSize, req.size - i * req.pieceSize) : 0;
+        pieces.push({ index: i, size, sha256: hashes.subarray(i * 32, i * 32 + 32).toString("hex") });
+      }
+      await this.execute({
+        type: "CreateVersion",
+        at: Date.now(),
+        uploadId: req.uploadId,
+        newFileId: nuid.next(),
+        path: req.path,
+        size: req.size,
+        sha256: req.sha256,
+        pieceSize: req.pieceSize,
+        replicas: req.replicas,
+        pieces,
+      });
+      return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
+    });
+    rpc("abort", async (request) => {
+      const req = parse(AbortRequest, request, "abort request");
+      await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
+      await this.settleDrops();
+      return { seq: this.state.lastSeq };
+    });
+    rpc("delete", async (request) => {
+      const req = parse(DeleteRequest, request, "delete request");
+      await this.execute({ type: "DeleteFile", at: Date.now(), path: req.path, version: req.version });
+      await this.settleDrops();
+      return { seq: this.state.lastSeq };
+    });
+    rpc("locate", async (request) => {
+      await this.readAfter(request);
+      const req = parse(LocateRequest, request, "locate request");
+      return locate(this.state, req.path, req.version);
+    });
+    rpc("stat", async (request) => {
+      await this.readAfter(request);
+      return stat(this.state, parse(StatRequest, request, "stat request").path);
+    });
+    rpc("list", async (request) => {
+      await this.readAfter(request);
+      return list(this.state, parse(ListRequest, request, "list request").prefix);
+    });
+    rpc("state", async (request) => {
+      const req = parse(StateRequest, request, "state request");
+      // Queue behind pending decisions so the answer is a state the log really had.
+      return this.execute({ type: "Reconcile", at: Date.now() }).then(() => ({
+        lastSeq: this.state.lastSeq,
+        digest: stateDigest(this.state),
+        conflicts: this.conflicts,
+        ...(req.full ? { projection: projection(this.state) } : {}),
+      }));
+    });
+  }
+
+  private async settleDrops(): Promise<void> {
+    if (this.state.dropsOwed.size > 0) await this.execute({ type: "Reconcile", at: Date.now() });
+  }
+
+  private onHeartbeat(data: Uint8Array): void {
+    let hb: Heartbeat;
+    try {
+      hb = parse(Heartbeat, decode(data), "heartbeat");
+    } catch (err) {
+      this.log(`ignored a heartbeat: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    this.lastHeard.set(hb.workerId, Date.now());
+    if (this.state.workers.get(hb.workerId)?.live || this.joining.has(hb.workerId)) return;
+    this.joining.add(hb.workerId);
+    this.execute({ type: "NoteHeartbeat", at: Date.now(), workerId: hb.workerId })
+      .then((events) => events.length && this.log(`worker ${hb.workerId} joined`))
+      .catch((err) => this.log(`could not record worker ${hb.workerId}: ${err}`))
+      .finally(() => this.joining.delete(hb.workerId));
+  }
+
+  private checkLiveness(): void {
+    const now = Date.now();
+    for (const w of this.state.workers.values()) {
+      if (!w.live) continue;
+      const heard = this.lastHeard.get(w.workerId) ?? now;
+      if (!this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
+      const silentMs = now - heard;
+      if (silentMs <= this.workerTimeoutMs) continue;
+      this.lastHeard.set(w.workerId, now); // one report per timeout, even if the append is slow
+      this.execute({ type: "NoteSilence", at: now, workerId: w.workerId, silentMs })
+        .then((events) => events.length && this.log(`worker ${w.workerId} lost: silent for ${silentMs} ms`))
+        .catch((err) => this.log(`could not record worker ${w.workerId} lost: ${err}`));
+    }
+  }
+
+  private async consumeConfirmations(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.cat.confirmStream, this.cat.masterConfirmConsumer);
+    this.confirms = await consumer.consume({ max_messages: 256 });
+    for await (const m of this.confirms) {
+      let confirmation: Confirmation;
+      try {
+        confirmation = parse(Confirmation, decode(m.data), "confirmation");
+      } catch (err) {
+        this.log(`dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+        m.term();
+        continue;
+      }
+      try {
+        // A rival master may have placed this piece in events we have not folded yet.
+        if (!this.knowsAssignment(confirmation)) await this.waitForSeq(await lastSequence(this.nc, this.cat));
+        await this.execute({ type: "ConfirmPiece", at: Date.now(), ...confirmation });
+        await this.settleDrops();
+        m.ack();
+      } catch (err) {
+        if (this.stopped) return;
+        this.log(`confirmation from ${confirmation.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
+        m.nak(1_000);
+      }
+    }
+  }
+
+  private knowsAssignment(c: Confirmation): boolean {
+    const piece = versionOf(this.state, c.fileId, c.version)?.pieces[c.piece];
+    return piece?.peers.some((p) => p.workerId === c.workerId) ?? false;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    for (const sub of this.subs) sub.unsubscribe();
+    await this.confirms?.close();
+    this.tail?.stop();
+    await this.queue;
+  }
+}

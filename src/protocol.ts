@@ -1,0 +1,63 @@
+// The wire contract: what every RPC, confirmation and heartbeat carries. Requests are
+// validated here, so a garbage message becomes a BAD_REQUEST reply, never a crash.
+import { z } from "zod";
+import { DfsError, ErrorCodes } from "./errors.js";
+
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
+const token = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, _ or -");
+
+export const CreateRequest = z.object({
+  uploadId: token,
+  path: z.string(),
+  size: count,
+  sha256,
+  pieceSize: count,
+  replicas: z.number().int(),
+  /** The pieces' SHA-256 digests, 32 bytes each, in order. */
+  pieceHashes: z.instanceof(Uint8Array),
+});
+export type CreateRequest = z.infer<typeof CreateRequest>;
+
+export const AbortRequest = z.object({ uploadId: token, reason: z.string().max(1000) });
+export const LocateRequest = z.object({ path: z.string(), version: z.number().int().positive().optional() });
+export const ListRequest = z.object({ prefix: z.string().optional() });
+export const StatRequest = z.object({ path: z.string() });
+export const DeleteRequest = z.object({ path: z.string(), version: z.number().int().positive().optional() });
+export const StateRequest = z.object({ full: z.boolean().optional() });
+
+export const Confirmation = z.object({
+  workerId: token,
+  fileId: token,
+  version: z.number().int().positive(),
+  piece: count,
+  sha256,
+  ok: z.boolean(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+});
+export type Confirmation = z.infer<typeof Confirmation>;
+
+export const Heartbeat = z.object({ workerId: token, pieces: count, bytes: count, at: count });
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** A pull or read asks for a byte range; the reply is the raw bytes. */
+export const PullRequest = z.object({ offset: count, length: count });
+export const ReadRequest = z.object({ sha256, offset: count, length: count });
+export type ReadRequest = z.infer<typeof ReadRequest>;
+
+/** Header that marks a binary reply as an error: its value is the code, the body the message. */
+export const ERROR_HEADER = "Dfs-Error";
+
+export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const where = issue?.path.length ? ` (${issue.path.join(".")})` : "";
+  throw new DfsError(ErrorCodes.BAD_REQUEST, `bad ${what}${where}: ${issue?.message ?? "invalid"}`);
+}
+
+/** Frames of a piece: each fits one NATS message with room to spare for headers. */
+export function frameSizeFor(maxPayload: number): number {
+  return Math.max(4096, Math.min(960 * 1024, maxPayload - 64 * 1024));
+}

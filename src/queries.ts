@@ -1,0 +1,131 @@
+// Read-only views of the state that the master's RPCs answer with. Pure, like the decider.
+import { DfsError, ErrorCodes } from "./errors.js";
+import { isUnder, normalisePath, normalisePrefix } from "./paths.js";
+import { latestCommitted, type FileState, type State, type VersionState } from "./state.js";
+
+export interface PieceLocation {
+  index: number;
+  size: number;
+  sha256: string;
+  /** Workers holding the bytes: live ones first, the major first among them. */
+  workers: string[];
+}
+
+export interface Location {
+  fileId: string;
+  path: string;
+  version: number;
+  size: number;
+  sha256: string;
+  pieceSize: number;
+  committedAt: number;
+  pieces: PieceLocation[];
+}
+
+export interface VersionInfo {
+  version: number;
+  size: number;
+  sha256: string;
+  pieceSize: number;
+  replicas: number;
+  pieces: number;
+  createdAt: number;
+  committedAt: number;
+}
+
+export interface FileInfo extends VersionInfo {
+  fileId: string;
+  path: string;
+  /** Committed versions still readable, oldest first. */
+  versions: VersionInfo[];
+}
+
+export interface UploadPlan {
+  fileId: string;
+  path: string;
+  version: number;
+  status: VersionState["status"];
+  pieces: { index: number; workers: string[] }[];
+}
+
+function liveFile(state: State, path: string): FileState {
+  const canonical = normalisePath(path);
+  const fileId = state.paths.get(canonical);
+  const file = fileId === undefined ? undefined : state.files.get(fileId);
+  if (!file || !latestCommitted(file)) throw new DfsError(ErrorCodes.NOT_FOUND, `no file ${canonical}`);
+  return file;
+}
+
+function committedVersion(file: FileState, version?: number): VersionState {
+  if (version === undefined) return latestCommitted(file)!;
+  const v = file.versions.get(version);
+  if (!v || v.status !== "committed") throw new DfsError(ErrorCodes.NOT_FOUND, `no version ${version} of ${file.path}`);
+  return v;
+}
+
+function versionInfo(v: VersionState): VersionInfo {
+  return {
+    version: v.version,
+    size: v.size,
+    sha256: v.sha256,
+    pieceSize: v.pieceSize,
+    replicas: v.replicas,
+    pieces: v.pieces.length,
+    createdAt: v.createdAt,
+    committedAt: v.committedAt ?? 0,
+  };
+}
+
+export function locate(state: State, path: string, version?: number): Location {
+  const v = committedVersion(liveFile(state, path), version);
+  const liveness = (id: string) => (state.workers.get(id)?.live ? 0 : 1);
+  const rank = (piece: VersionState["pieces"][number], id: string) => {
+    const peer = piece.peers.find((p) => p.workerId === id);
+    return liveness(id) * 2 + (peer?.role === "major" ? 0 : 1);
+  };
+  return {
+    fileId: v.fileId,
+    path: v.path,
+    version: v.version,
+    size: v.size,
+    sha256: v.sha256,
+    pieceSize: v.pieceSize,
+    committedAt: v.committedAt ?? 0,
+    pieces: v.pieces.map((p) => ({
+      index: p.index,
+      size: p.size,
+      sha256: p.sha256,
+      workers: [...p.stored].sort((a, b) => rank(p, a) - rank(p, b)),
+    })),
+  };
+}
+
+export function stat(state: State, path: string): FileInfo {
+  const file = liveFile(state, path);
+  const versions = [...file.versions.values()].filter((v) => v.status === "committed").sort((a, b) => a.version - b.version);
+  return { fileId: file.fileId, path: file.path, ...versionInfo(latestCommitted(file)!), versions: versions.map(versionInfo) };
+}
+
+export function list(state: State, prefix?: string): FileInfo[] {
+  const root = normalisePrefix(prefix);
+  const out: FileInfo[] = [];
+  for (const [path, fileId] of state.paths) {
+    if (!isUnder(path, root)) continue;
+    const file = state.files.get(fileId)!;
+    if (latestCommitted(file)) out.push(stat(state, path));
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+export function uploadPlan(state: State, uploadId: string): UploadPlan {
+  const ref = state.uploads.get(uploadId);
+  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
+  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  return {
+    fileId: v.fileId,
+    path: v.path,
+    version: v.version,
+    status: v.status,
+    pieces: v.pieces.map((p) => ({ index: p.index, workers: p.peers.map((x) => x.workerId) })),
+  };
+}

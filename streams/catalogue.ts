@@ -1,0 +1,145 @@
+// The one place where subject names, stream names and stream/consumer configs are written.
+// Everything is derived from a prefix (default "dfs") so that several stores, or several
+// test runs, can share one NATS server without seeing each other.
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+
+export const DEFAULT_PREFIX = "dfs";
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+/** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
+export const MASTER_OPS = ["create", "abort", "locate", "list", "stat", "delete", "state"] as const;
+export type MasterOp = (typeof MASTER_OPS)[number];
+
+/** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
+export const WORKER_OPS = ["read", "health"] as const;
+export type WorkerOp = (typeof WORKER_OPS)[number];
+
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A worker id, file id or upload id becomes one subject token: keep it to a safe alphabet. */
+export function isSubjectToken(value: string): boolean {
+  return TOKEN.test(value);
+}
+
+function checkPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
+    throw new Error(`invalid subject prefix ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
+export interface Catalogue {
+  readonly prefix: string;
+  readonly eventsStream: string;
+  readonly confirmStream: string;
+  /** Durable consumer the masters share on the confirmation work queue. */
+  readonly masterConfirmConsumer: string;
+  /** Queue group the masters share for RPCs, so each request is answered once. */
+  readonly masterQueue: string;
+  allEvents(): string;
+  fileEvents(fileId: string): string;
+  assignEvents(workerId: string): string;
+  workerEvents(workerId: string): string;
+  confirm(workerId: string): string;
+  allConfirms(): string;
+  masterRpc(op: MasterOp): string;
+  workerRpc(workerId: string, op: WorkerOp): string;
+  pull(uploadId: string, piece: number): string;
+  pullAll(uploadId: string): string;
+  heartbeat(workerId: string): string;
+  allHeartbeats(): string;
+  /** Parse `<prefix>.pull.<uploadId>.<piece>` back into its parts. */
+  parsePull(subject: string): { uploadId: string; piece: number } | undefined;
+  workerConsumer(workerId: string): string;
+  eventsStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
+  confirmStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
+  masterConfirmConsumerConfig(): Partial<ConsumerConfig>;
+  workerConsumerConfig(workerId: string): Partial<ConsumerConfig>;
+}
+
+export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
+  const p = checkPrefix(prefix);
+  const upper = p.replace(/[.-]/g, "_").toUpperCase();
+  const eventsStream = `${upper}_EVENTS`;
+  const confirmStream = `${upper}_CONFIRM`;
+  const token = (kind: string, value: string) => {
+    if (!isSubjectToken(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}`);
+    return value;
+  };
+  const cat: Catalogue = {
+    prefix: p,
+    eventsStream,
+    confirmStream,
+    masterConfirmConsumer: "master",
+    masterQueue: `${p}-master`,
+    allEvents: () => `${p}.evt.>`,
+    fileEvents: (fileId) => `${p}.evt.file.${token("file id", fileId)}`,
+    assignEvents: (workerId) => `${p}.evt.assign.${token("worker id", workerId)}`,
+    workerEvents: (workerId) => `${p}.evt.worker.${token("worker id", workerId)}`,
+    confirm: (workerId) => `${p}.confirm.${token("worker id", workerId)}`,
+    allConfirms: () => `${p}.confirm.*`,
+    masterRpc: (op) => `${p}.rpc.master.${op}`,
+    workerRpc: (workerId, op) => `${p}.rpc.worker.${token("worker id", workerId)}.${op}`,
+    pull: (uploadId, piece) => `${p}.pull.${token("upload id", uploadId)}.${piece}`,
+    pullAll: (uploadId) => `${p}.pull.${token("upload id", uploadId)}.*`,
+    heartbeat: (workerId) => `${p}.hb.${token("worker id", workerId)}`,
+    allHeartbeats: () => `${p}.hb.*`,
+    parsePull(subject) {
+      const head = `${p}.pull.`;
+      if (!subject.startsWith(head)) return undefined;
+      const [uploadId, piece, ...rest] = subject.slice(head.length).split(".");
+      const index = Number(piece);
+      if (rest.length || !uploadId || !Number.isSafeInteger(index) || index < 0) return undefined;
+      return { uploadId, piece: index };
+    },
+    workerConsumer: (workerId) => `worker-${token("worker id", workerId)}`,
+    eventsStreamConfig: (replicas = 1) => ({
+      name: eventsStream,
+      subjects: [`${p}.evt.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      // The audit trail: nothing ages out, nothing is deleted or purged through the API.
+      max_age: 0,
+      max_msgs: -1,
+      max_bytes: -1,
+      discard: DiscardPolicy.Old,
+      deny_delete: true,
+      deny_purge: true,
+      allow_rollup_hdrs: false,
+      num_replicas: replicas,
+    }),
+    confirmStreamConfig: (replicas = 1) => ({
+      name: confirmStream,
+      subjects: [`${p}.confirm.*`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Workqueue,
+      // Long enough that a worker's retried confirmation is recognised as the same one.
+      duplicate_window: 10 * 60 * 1_000_000_000,
+      num_replicas: replicas,
+    }),
+    masterConfirmConsumerConfig: () => ({
+      durable_name: "master",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 30 * 1_000_000_000,
+      max_ack_pending: 1000,
+    }),
+    workerConsumerConfig: (workerId) => ({
+      durable_name: `worker-${token("worker id", workerId)}`,
+      filter_subject: `${p}.evt.assign.${workerId}`,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 60 * 1_000_000_000,
+      max_ack_pending: 256,
+    }),
+  };
+  return cat;
+}

@@ -1,0 +1,99 @@
+// A worker's piece store: one LevelDB, pieces keyed by their SHA-256 (the same bytes are kept
+// once). A piece is kept as chunks no bigger than a NATS frame, so a read of one frame touches
+// one value, and written in one batch with its metadata, so a piece is all there or absent.
+import { Level } from "level";
+
+interface PieceMeta {
+  size: number;
+  chunkSize: number;
+  storedAt: number;
+}
+
+const CHUNK_KEY_DIGITS = 6;
+const META = { valueEncoding: "json" } as const;
+const BYTES = { valueEncoding: "view" } as const;
+
+// Two key spaces in one database: `m!<sha256>` → PieceMeta, `c!<sha256>!<chunk>` → bytes.
+const metaKey = (sha256: string) => `m!${sha256}`;
+const chunkKey = (sha256: string, index: number) => `c!${sha256}!${String(index).padStart(CHUNK_KEY_DIGITS, "0")}`;
+
+export class PieceStore {
+  private constructor(
+    private readonly db: Level<string, unknown>,
+    private readonly counts: { pieces: number; bytes: number },
+  ) {}
+
+  static async open(dir: string): Promise<PieceStore> {
+    const db = new Level<string, unknown>(dir, { keyEncoding: "utf8" });
+    await db.open();
+    const counts = { pieces: 0, bytes: 0 };
+    for await (const value of db.values({ gt: "m!", lt: "m~", ...META })) {
+      counts.pieces += 1;
+      counts.bytes += (value as PieceMeta).size;
+    }
+    return new PieceStore(db, counts);
+  }
+
+  get pieces(): number {
+    return this.counts.pieces;
+  }
+
+  get bytes(): number {
+    return this.counts.bytes;
+  }
+
+  private async meta(sha256: string): Promise<PieceMeta | undefined> {
+    return (await this.db.get(metaKey(sha256), META)) as PieceMeta | undefined;
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await this.meta(sha256)) !== undefined;
+  }
+
+  /** Store a piece whose bytes were already checked against `sha256`. */
+  async put(sha256: string, bytes: Uint8Array, chunkSize: number): Promise<void> {
+    if (await this.has(sha256)) return;
+    const batch = this.db.batch();
+    const count = Math.max(1, Math.ceil(bytes.length / chunkSize));
+    for (let i = 0; i < count; i++) batch.put(chunkKey(sha256, i), bytes.subarray(i * chunkSize, (i + 1) * chunkSize), BYTES);
+    const meta: PieceMeta = { size: bytes.length, chunkSize, storedAt: Date.now() };
+    batch.put(metaKey(sha256), meta, META);
+    await batch.write();
+    this.counts.pieces += 1;
+    this.counts.bytes += bytes.length;
+  }
+
+  /** Bytes [offset, offset+length) of a piece, or undefined if the piece is not here. */
+  async read(sha256: string, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const meta = await this.meta(sha256);
+    if (!meta) return undefined;
+    const end = Math.min(meta.size, offset + length);
+    if (offset >= end) return new Uint8Array(0);
+    const first = Math.floor(offset / meta.chunkSize);
+    const last = Math.floor((end - 1) / meta.chunkSize);
+    const keys = [];
+    for (let i = first; i <= last; i++) keys.push(chunkKey(sha256, i));
+    const parts = (await this.db.getMany(keys, BYTES)) as (Uint8Array | undefined)[];
+    if (parts.some((p) => p === undefined)) throw new Error(`piece ${sha256} is missing chunks`);
+    const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts as Uint8Array[]);
+    const from = offset - first * meta.chunkSize;
+    return whole.subarray(from, from + (end - offset));
+  }
+
+  async drop(sha256: string): Promise<boolean> {
+    const meta = await this.meta(sha256);
+    if (!meta) return false;
+    const batch = this.db.batch();
+    const count = Math.max(1, Math.ceil(meta.size / meta.chunkSize));
+    for (let i = 0; i < count; i++) batch.del(chunkKey(sha256, i));
+    batch.del(metaKey(sha256));
+    await batch.write();
+    this.counts.pieces -= 1;
+    this.counts.bytes -= meta.size;
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,248 @@
+// The worker process: reads its own assignment subject through a durable consumer, pulls
+// piece bytes from whoever serves the upload, checks them against their SHA-256, keeps them
+// in LevelDB and confirms through JetStream. Serves reads of the pieces it holds.
+import { createHash } from "node:crypto";
+import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import { provisionWorker } from "../streams/provision.js";
+import { decodeEvent, encode } from "../src/codec.js";
+import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
+import { ReadRequest, frameSizeFor, parse, type Confirmation } from "../src/protocol.js";
+import { callBytes, serve, serveBytes } from "../src/rpc.js";
+import { PieceStore } from "./store.js";
+
+export interface WorkerOptions {
+  id: string;
+  dataDir: string;
+  prefix?: string;
+  heartbeatMs?: number;
+  /** Pieces pulled at once. */
+  parallelPieces?: number;
+  /** Frames of one piece requested at once. */
+  framesInFlight?: number;
+  streamReplicas?: number;
+  log?: (line: string) => void;
+}
+
+const PULL_ATTEMPTS = 4;
+const PULL_TIMEOUT_MS = 15_000;
+
+/** Runs tasks with at most `limit` at a time. */
+class Limiter {
+  private running = 0;
+  private waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running += 1;
+    try {
+      return await task();
+    } finally {
+      this.running -= 1;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class Worker {
+  readonly cat: Catalogue;
+  private readonly js: JetStreamClient;
+  private readonly log: (line: string) => void;
+  private readonly frameSize: number;
+  private readonly pieces: Limiter;
+  private subs: Subscription[] = [];
+  private assignments?: ConsumerMessages;
+  private heartbeat?: NodeJS.Timeout;
+  /** Work on one SHA-256 runs in log order (a drop never overtakes the store before it). */
+  private perPiece = new Map<string, Promise<unknown>>();
+  private inFlight = new Set<Promise<unknown>>();
+
+  private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
+    this.cat = catalogue(opts.prefix);
+    this.js = jetstream(nc);
+    this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
+    this.frameSize = frameSizeFor(nc.info?.max_payload ?? 1024 * 1024);
+    this.pieces = new Limiter(opts.parallelPieces ?? 4);
+  }
+
+  static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
+    await provisionWorker(nc, catalogue(opts.prefix), opts.id, { replicas: opts.streamReplicas });
+    const store = await PieceStore.open(opts.dataDir);
+    const worker = new Worker(nc, store, opts);
+    worker.serveRpcs();
+    worker.sendHeartbeat();
+    worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs ?? 1_000);
+    void worker.consumeAssignments();
+    return worker;
+  }
+
+  get id(): string {
+    return this.opts.id;
+  }
+
+  private sendHeartbeat(): void {
+    this.nc.publish(
+      this.cat.heartbeat(this.id),
+      encode({ workerId: this.id, pieces: this.store.pieces, bytes: this.store.bytes, at: Date.now() }),
+    );
+  }
+
+  private serveRpcs(): void {
+    const onInternalError = (err: unknown) => this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
+    this.subs.push(
+      serveBytes(
+        this.nc,
+        this.cat.workerRpc(this.id, "read"),
+        async (request) => {
+          const req: ReadRequest = parse(ReadRequest, request, "read request");
+          if (req.length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `length must be at most ${this.frameSize}`);
+          const bytes = await this.store.read(req.sha256, req.offset, req.length);
+          if (!bytes) throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${this.id} does not hold piece ${req.sha256}`);
+          return bytes;
+        },
+        { onInternalError },
+      ),
+      serve(this.nc, this.cat.workerRpc(this.id, "health"), () => ({ workerId: this.id, pieces: this.store.pieces, bytes: this.store.bytes }), {
+        onInternalError,
+      }),
+    );
+  }
+
+  private inOrder<T>(sha256: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.perPiece.get(sha256) ?? Promise.resolve();
+    const next = previous.then(task, task);
+    const settled = next.catch(() => undefined);
+    this.perPiece.set(sha256, settled);
+    void settled.then(() => {
+      if (this.perPiece.get(sha256) === settled) this.perPiece.delete(sha256);
+    });
+    return next;
+  }
+
+  private async consumeAssignments(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.cat.eventsStream, this.cat.workerConsumer(this.id));
+    this.assignments = await consumer.consume({ max_messages: 64 });
+    for await (const m of this.assignments) {
+      // Start work now (so per-piece order follows the log), finish it in the background.
+      const job = this.handleAssignment(m).catch((err) => {
+        this.log(`assignment seq ${m.seq} will be retried: ${err instanceof Error ? err.message : String(err)}`);
+        m.nak(2_000);
+      });
+      this.inFlight.add(job);
+      void job.finally(() => this.inFlight.delete(job));
+    }
+  }
+
+  private async handleAssignment(m: JsMsg): Promise<void> {
+    let event;
+    try {
+      event = decodeEvent(m.data);
+    } catch (err) {
+      this.log(`ignored seq ${m.seq} on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+      m.term();
+      return;
+    }
+    const keepAlive = setInterval(() => m.working(), 20_000);
+    try {
+      if (event.type === "PeersAssigned") await this.storePieces(event);
+      else if (event.type === "PiecesDropped") await this.dropPieces(event);
+      m.ack();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async dropPieces(event: PiecesDropped): Promise<void> {
+    await Promise.all(event.sha256s.map((sha) => this.inOrder(sha, () => this.store.drop(sha))));
+  }
+
+  private async storePieces(event: PeersAssigned): Promise<void> {
+    await Promise.all(
+      event.pieces.map((piece) =>
+        this.inOrder(piece.sha256, async () => {
+          const outcome = await this.pieces.run(() => this.storePiece(event, piece));
+          await this.confirm(event, piece, outcome);
+        }),
+      ),
+    );
+  }
+
+  /** Pull, check and keep one piece; an error here is the upload's, reported in the confirmation. */
+  private async storePiece(event: PeersAssigned, piece: AssignedPiece): Promise<DfsError | undefined> {
+    if (await this.store.has(piece.sha256)) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = await this.pullPiece(event.uploadId, piece);
+    } catch (err) {
+      return asDfsError(err);
+    }
+    const actual = createHash("sha256").update(bytes).digest("hex");
+    if (actual !== piece.sha256) {
+      return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
+    }
+    await this.store.put(piece.sha256, bytes, this.frameSize);
+    return undefined;
+  }
+
+  private async pullPiece(uploadId: string, piece: AssignedPiece): Promise<Buffer> {
+    const bytes = Buffer.allocUnsafe(piece.size);
+    const subject = this.cat.pull(uploadId, piece.piece);
+    const offsets: number[] = [];
+    for (let offset = 0; offset < piece.size; offset += this.frameSize) offsets.push(offset);
+    let next = 0;
+    const lane = async () => {
+      while (next < offsets.length) {
+        const offset = offsets[next++]!;
+        const length = Math.min(this.frameSize, piece.size - offset);
+        const frame = await this.pullFrame(subject, offset, length);
+        if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.piece} has ${frame.length} bytes, expected ${length}`);
+        bytes.set(frame, offset);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.framesInFlight ?? 4, offsets.length) }, lane));
+    return bytes;
+  }
+
+  private async pullFrame(subject: string, offset: number, length: number): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await callBytes(this.nc, subject, { offset, length }, PULL_TIMEOUT_MS);
+      } catch (err) {
+        const coded = asDfsError(err);
+        const transient = coded.code === ErrorCodes.TIMEOUT || coded.code === ErrorCodes.UNAVAILABLE;
+        if (!transient || attempt >= PULL_ATTEMPTS) {
+          throw coded.code === ErrorCodes.UNAVAILABLE ? new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes") : coded;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  private async confirm(event: PeersAssigned, piece: AssignedPiece, failure: DfsError | undefined): Promise<void> {
+    const confirmation: Confirmation = {
+      workerId: this.id,
+      fileId: event.fileId,
+      version: event.version,
+      piece: piece.piece,
+      sha256: piece.sha256,
+      ok: !failure,
+      ...(failure ? { code: failure.code, message: failure.message } : {}),
+    };
+    if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
+    // The message id makes a retried confirmation (after a crash or a lost ack) count once.
+    await this.js.publish(this.cat.confirm(this.id), encode(confirmation), {
+      msgID: `${event.fileId}.${event.version}.${piece.piece}.${this.id}`,
+      retries: 5,
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const sub of this.subs) sub.unsubscribe();
+    await this.assignments?.close();
+    await Promise.allSettled([...this.inFlight]);
+    await this.store.close();
+  }
+}
