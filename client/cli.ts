@@ -174,7 +174,7 @@ export function buildProgram(): Command {
     .argument("<local>", "local file")
     .argument("[remote]", "remote path (default: /<basename of local>)")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
-    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 8MiB)", bytes)
+    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
     .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number }) => {
       await withClient(globals(), async (client) => {
         const bar = progressBar("put");

@@ -15,9 +15,10 @@ import { PullRequest, frameSizeFor, parse } from "../src/protocol.js";
 import type { FileInfo, Location, UploadPlan } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
+import type { projection } from "../src/state.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
-export const DEFAULT_PIECE_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_REPLICAS = 3;
 
 export interface ConnectOptions {
@@ -57,6 +58,15 @@ export interface GetOptions {
   /** Pieces fetched at once. */
   parallelPieces?: number;
   onProgress?: (p: Progress) => void;
+}
+
+export interface MasterState {
+  masterId: string;
+  lastSeq: number;
+  digest: string;
+  /** Appends this master lost to a rival and decided again. */
+  conflicts: number;
+  projection?: ReturnType<typeof projection>;
 }
 
 export interface GetResult {
@@ -126,7 +136,7 @@ export class DfsClient {
   }
 
   /** The live master's view: its last folded sequence and the digest of its table. */
-  async masterState(full = false): Promise<{ lastSeq: number; digest: string; conflicts: number; projection?: unknown }> {
+  async masterState(full = false): Promise<MasterState> {
     return call(this.nc, this.cat.masterRpc("state"), { full });
   }
 

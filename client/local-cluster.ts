@@ -74,7 +74,7 @@ export class LocalCluster {
         }
         const live = await client
           .masterState(true)
-          .then((s) => (s.projection as { workers: { live: boolean }[] }).workers.filter((w) => w.live).length)
+          .then((s) => s.projection!.workers.filter((w) => w.live).length)
           .catch(() => -1);
         if (live >= workers) return;
         if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `the cluster was not ready after ${timeoutMs / 1000} s`);

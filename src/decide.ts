@@ -122,15 +122,16 @@ function checkCreate(cmd: CreateVersion): void {
  */
 function placePieces(
   state: State,
-  pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number }[],
+  pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number; hasMajor: boolean }[],
   replicas: number,
 ): Map<string, AssignedPiece[]> {
+  const byWorker = new Map<string, AssignedPiece[]>();
+  if (pieces.length === 0) return byWorker;
   const live = [...state.workers.values()].filter((w) => w.live);
   if (live.length < replicas) {
     throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replicas asked for, but ${live.length} worker${live.length === 1 ? " is" : "s are"} live`);
   }
   const load = new Map(live.map((w) => [w.workerId, w.assignedBytes]));
-  const byWorker = new Map<string, AssignedPiece[]>();
   for (const piece of pieces) {
     const chosen = [...load.entries()]
       .filter(([id]) => !piece.exclude.includes(id))
@@ -141,7 +142,7 @@ function placePieces(
     }
     chosen.forEach(([workerId], i) => {
       load.set(workerId, load.get(workerId)! + piece.size);
-      const role = piece.exclude.length === 0 && i === 0 ? "major" : "minor";
+      const role = !piece.hasMajor && i === 0 ? "major" : "minor";
       let list = byWorker.get(workerId);
       if (!list) byWorker.set(workerId, (list = []));
       list.push({ piece: piece.index, size: piece.size, sha256: piece.sha256, role });
@@ -164,7 +165,7 @@ function completeVersion(state: State, v: VersionState, pieces: readonly Planned
   const needPeers = pieces
     .map((p) => {
       const peers = v.pieces[p.index]?.peers ?? [];
-      return { ...p, exclude: peers.map((x) => x.workerId), missing: v.replicas - peers.length };
+      return { ...p, exclude: peers.map((x) => x.workerId), missing: v.replicas - peers.length, hasMajor: peers.some((x) => x.role === "major") };
     })
     .filter((p) => p.missing > 0);
   const placed = placePieces(state, needPeers, v.replicas);

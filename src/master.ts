@@ -42,6 +42,8 @@ export class Master {
   readonly state: State = initialState();
   /** Appends that lost a race and were decided again: the fence at work. */
   conflicts = 0;
+  /** Tells masters apart in `state` replies (they share one queue group). */
+  readonly instanceId = nuid.next();
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
@@ -198,6 +200,7 @@ export class Master {
       const req = parse(StateRequest, request, "state request");
       // Queue behind pending decisions so the answer is a state the log really had.
       return this.execute({ type: "Reconcile", at: Date.now() }).then(() => ({
+        masterId: this.instanceId,
         lastSeq: this.state.lastSeq,
         digest: stateDigest(this.state),
         conflicts: this.conflicts,

@@ -24,10 +24,10 @@ export function normalisePath(input: unknown): string {
   return "/" + segments.join("/");
 }
 
-/** A listing prefix: like a path, but empty or `/` means everything. */
+/** A listing prefix: like a path, but empty or `/` means everything, and `/a/` means `/a`. */
 export function normalisePrefix(input: unknown): string {
   if (input === undefined || input === "" || input === "/") return "/";
-  return normalisePath(input);
+  return normalisePath(typeof input === "string" && input.length > 1 && input.endsWith("/") ? input.slice(0, -1) : input);
 }
 
 /** Whether `path` is `prefix` itself or lies below it. */

@@ -1,0 +1,53 @@
+// How the default piece size was chosen: put and get one file through a local cluster (a
+// nats-server, a master and three workers as processes) at several piece sizes, and print
+// the median MB/s of several runs. Run: npm run bench:pieces [-- SIZE_MIB RUNS]
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DfsClient } from "../client/client.js";
+import { LocalCluster } from "../client/local-cluster.js";
+
+const MiB = 1024 * 1024;
+const fileMiB = Number(process.argv[2] ?? 128);
+const runs = Number(process.argv[3] ?? 3);
+const pieceSizes = [1, 2, 4, 8, 16, 32].map((n) => n * MiB);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const dir = await mkdtemp(join(tmpdir(), "dfs-bench-"));
+const cluster = await LocalCluster.start({
+  dir: join(dir, "store"),
+  workers: 3,
+  cliEntry: fileURLToPath(new URL("../dist/client/cli.js", import.meta.url)),
+});
+const client = await DfsClient.connect({ servers: cluster.url });
+try {
+  const local = join(dir, "input");
+  await writeFile(local, randomBytes(fileMiB * MiB));
+  console.log(`file ${fileMiB} MiB, 3 workers, replicas 1 and 3, median of ${runs} runs (MB/s = 10^6 bytes/s of file)`);
+  console.log("piece size | put r1 | get r1 | put r3 | get r3");
+  for (const pieceSize of pieceSizes) {
+    const row: string[] = [];
+    for (const replicas of [1, 3]) {
+      const puts: number[] = [];
+      const gets: number[] = [];
+      for (let run = 0; run < runs; run++) {
+        const remote = `/bench/${pieceSize}/${replicas}/${run}`;
+        let t = performance.now();
+        await client.put(local, remote, { pieceSize, replicas });
+        puts.push((fileMiB * MiB) / 1e6 / ((performance.now() - t) / 1000));
+        t = performance.now();
+        await client.get(remote, join(dir, "output"));
+        gets.push((fileMiB * MiB) / 1e6 / ((performance.now() - t) / 1000));
+        await client.remove(remote);
+      }
+      row.push(median(puts).toFixed(0), median(gets).toFixed(0));
+    }
+    console.log(`${String(pieceSize / MiB).padStart(6)} MiB | ${row[0]!.padStart(6)} | ${row[1]!.padStart(6)} | ${row[2]!.padStart(6)} | ${row[3]!.padStart(6)}`);
+  }
+} finally {
+  await client.close();
+  await cluster.stop();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,109 @@
+// Garbage on every subject a process listens on gets a coded error, and the process keeps serving.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jetstream } from "@nats-io/jetstream";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { catalogue } from "../streams/catalogue.js";
+import { decode, encode } from "../src/codec.js";
+import { call } from "../src/rpc.js";
+import { stateDigest } from "../src/state.js";
+import { TestStore, errorCode, runCli } from "./harness.js";
+
+const cat = catalogue("dfs");
+const test = suite<{ store: TestStore }>("bad input", {} as { store: TestStore });
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("bad-input");
+  ctx.store.startMaster();
+  for (const id of ["w1", "w2"]) ctx.store.startWorker(id);
+  await ctx.store.waitForLiveWorkers(2);
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+const hash = "ab".repeat(32);
+const goodCreate = { uploadId: "up1", path: "/x", size: 10, sha256: hash, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };
+
+async function rawReply(store: TestStore, subject: string, payload: Uint8Array): Promise<{ ok: boolean; code?: string; message?: string }> {
+  const client = await store.client();
+  const msg = await client.nc.request(subject, payload, { timeout: 5_000 });
+  return decode(msg.data) as { ok: boolean; code?: string; message?: string };
+}
+
+test("undecodable bytes and non-map requests get BAD_REQUEST from every master RPC", async ({ store }) => {
+  for (const op of ["create", "abort", "locate", "list", "stat", "delete", "state"] as const) {
+    const garbage = await rawReply(store, cat.masterRpc(op), new Uint8Array([0xff, 0xfe, 0x00, 0x13]));
+    assert.is(garbage.ok, false, op);
+    assert.is(garbage.code, "BAD_REQUEST", op);
+    const notAMap = await rawReply(store, cat.masterRpc(op), encode("hello"));
+    assert.is(notAMap.code, "BAD_REQUEST", `${op} with a string`);
+  }
+});
+
+test("missing fields, bad paths and negative sizes get stable codes", async ({ store }) => {
+  const client = await store.client();
+  const create = (extra: object) => call(client.nc, cat.masterRpc("create"), { ...goodCreate, ...extra });
+  assert.is(await errorCode(() => call(client.nc, cat.masterRpc("create"), { path: "/x" })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ size: -1 })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ pieceSize: 100 })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ replicas: 0 })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ pieceHashes: new Uint8Array(33) })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ sha256: "nothex" })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ uploadId: "has.dot" })), "BAD_REQUEST");
+  for (const path of ["", "/", "a//b", "/a/../b", "./a", "a/", "a\u0000b", "a\nb"]) {
+    assert.is(await errorCode(() => create({ path, uploadId: "u" + path.length })), "BAD_PATH", JSON.stringify(path));
+  }
+  assert.is(await errorCode(() => client.stat("../etc")), "BAD_PATH");
+  assert.is(await errorCode(() => client.stat("/no/such/file")), "NOT_FOUND");
+  assert.is(await errorCode(() => client.locate("/no/such/file")), "NOT_FOUND");
+  assert.is(await errorCode(() => client.remove("/no/such/file")), "NOT_FOUND");
+  assert.is(await errorCode(() => call(client.nc, cat.masterRpc("locate"), { path: "/x", version: -2 })), "BAD_REQUEST");
+  assert.is(await errorCode(() => create({ replicas: 3 })), "NOT_ENOUGH_WORKERS");
+});
+
+test("garbage to workers, heartbeats, confirmations and event subjects does not stop anyone", async ({ store }) => {
+  const client = await store.client();
+  const js = jetstream(client.nc);
+  const read = await client.nc.request(cat.workerRpc("w1", "read"), new Uint8Array([1, 2, 3]), { timeout: 5_000 });
+  assert.is(read.headers?.get("Dfs-Error"), "BAD_REQUEST");
+  const missing = await client.nc.request(cat.workerRpc("w1", "read"), encode({ sha256: hash, offset: 0, length: 10 }), { timeout: 5_000 });
+  assert.is(missing.headers?.get("Dfs-Error"), "NOT_FOUND");
+  client.nc.publish(cat.heartbeat("w1"), new Uint8Array([0xc1]));
+  client.nc.publish(cat.heartbeat("bogus"), encode({ workerId: 12 }));
+  await js.publish(cat.confirm("w1"), new Uint8Array([0xc1, 0x00]));
+  await js.publish(cat.confirm("w2"), encode({ workerId: "w2", fileId: "nope", version: 1, piece: 0, sha256: hash, ok: true }));
+  await js.publish(cat.fileEvents("junk"), encode({ type: "NotAnEvent", at: 1 }));
+  await js.publish(cat.assignEvents("w1"), new Uint8Array([0xff]));
+  // Everyone still serves, and the master folded past the junk.
+  const local = join(store.dir, "after-garbage");
+  await writeFile(local, "still working\n");
+  const put = await client.put(local, "/after-garbage", { replicas: 2 });
+  assert.is(put.version, 1);
+  const state = await client.masterState();
+  const replayed = await client.replay(state.lastSeq);
+  assert.is(replayed.skipped, 2, "the two junk events are skipped by replay");
+  assert.is(stateDigest(replayed.state), state.digest);
+});
+
+test("the CLI reports failures on one line with a documented exit status", async ({ store }) => {
+  const missingLocal = await runCli([...store.flags, "put", join(store.dir, "does-not-exist"), "/x"]);
+  assert.is(missingLocal.code, 1);
+  assert.match(missingLocal.stderr, /^dfs: LOCAL_IO: /);
+  const badPath = await runCli([...store.flags, "put", join(store.dir, "after-garbage"), "a//b"]);
+  assert.is(badPath.code, 2);
+  assert.match(badPath.stderr, /^dfs: BAD_PATH: /);
+  const usage = await runCli([...store.flags, "put"]);
+  assert.is(usage.code, 2);
+  const tooMany = await runCli([...store.flags, "put", join(store.dir, "after-garbage"), "/y", "--replicas", "5"]);
+  assert.is(tooMany.code, 1);
+  assert.match(tooMany.stderr, /^dfs: NOT_ENOUGH_WORKERS: 5 replicas asked for, but 2 workers are live/);
+  const noServer = await runCli(["--nats", "nats://127.0.0.1:1", "ls"]);
+  assert.is(noServer.code, 1);
+  assert.match(noServer.stderr, /^dfs: UNAVAILABLE: cannot reach NATS/);
+  assert.is(noServer.stderr.trim().split("\n").length, 1);
+});
+
+test.run();

@@ -1,0 +1,149 @@
+// Fixtures for tests that talk: a real nats-server on a free port with its own store
+// directory, masters and workers as real processes of the compiled CLI, and bounded waits.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DfsClient } from "../client/client.js";
+import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
+
+export const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
+
+export async function tempDir(name: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `dfs-test-${name}-`));
+}
+
+/** Poll `check` until it returns a truthy value; fail after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface Role {
+  name: string;
+  process: ChildProcess;
+  output: () => string;
+  /** SIGTERM and wait (SIGKILL after 5 s). */
+  stop(): Promise<void>;
+  /** SIGKILL and wait: a crash. */
+  kill(): Promise<void>;
+}
+
+function spawnRole(name: string, args: string[]): Role {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { name, process: child, output: () => output, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the dfs CLI to completion (bounded). */
+export function runCli(args: string[], opts: { env?: Record<string, string>; stdin?: Buffer; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (c: Buffer) => out.push(c));
+    child.stderr.on("data", (c: Buffer) => err.push(c));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`dfs ${args.join(" ")} ran past ${opts.timeoutMs ?? 60_000} ms`));
+    }, opts.timeoutMs ?? 60_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.end(opts.stdin);
+  });
+}
+
+/** A running store: one nats-server, masters and workers, all real processes. */
+export class TestStore {
+  readonly roles: Role[] = [];
+  private clients: DfsClient[] = [];
+  private constructor(readonly server: RunningNatsServer, readonly dir: string, readonly prefix: string) {}
+
+  static async start(name: string, opts: { prefix?: string } = {}): Promise<TestStore> {
+    const dir = await tempDir(name);
+    const server = await startNatsServer({ storeDir: join(dir, "nats") });
+    return new TestStore(server, dir, opts.prefix ?? "dfs");
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  /** Common flags for any CLI run against this store. */
+  get flags(): string[] {
+    return ["--nats", this.url, "--prefix", this.prefix];
+  }
+
+  startMaster(workerTimeoutMs = 3_000): Role {
+    const role = spawnRole("master", ["master", ...this.flags, "--worker-timeout", String(workerTimeoutMs)]);
+    this.roles.push(role);
+    return role;
+  }
+
+  startWorker(id: string): Role {
+    const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250"]);
+    this.roles.push(role);
+    return role;
+  }
+
+  async client(): Promise<DfsClient> {
+    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, name: "dfs-test" });
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Until a master answers and counts `n` live workers. */
+  async waitForLiveWorkers(n: number, timeoutMs = 20_000): Promise<void> {
+    const client = await this.client();
+    await waitFor(
+      `${n} live workers`,
+      async () => (await client.masterState(true)).projection!.workers.filter((w) => w.live).length === n,
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    for (const client of this.clients) await client.close().catch(() => undefined);
+    await Promise.all(this.roles.map((r) => r.stop()));
+    await this.server.stop();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The DfsError code `run` fails with; fails the test if it succeeds. */
+export async function errorCode(run: () => Promise<unknown>): Promise<string> {
+  try {
+    await run();
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
+  }
+  throw new Error("expected an error, got success");
+}

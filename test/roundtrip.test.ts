@@ -1,0 +1,118 @@
+// Puts and gets of real files through a real nats-server, master and three workers.
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { TestStore, errorCode, runCli } from "./harness.js";
+
+const PIECE = 4096;
+const test = suite<{ store: TestStore }>("roundtrip", {} as { store: TestStore });
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("roundtrip");
+  ctx.store.startMaster();
+  for (const id of ["w1", "w2", "w3"]) ctx.store.startWorker(id);
+  await ctx.store.waitForLiveWorkers(3);
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+const sizes: [string, number][] = [
+  ["0 bytes", 0],
+  ["one byte", 1],
+  ["one byte less than a piece", PIECE - 1],
+  ["exactly one piece", PIECE],
+  ["one byte more than a piece", PIECE + 1],
+  ["hundreds of pieces", 300 * PIECE + 7],
+];
+
+for (const replicas of [1, 3]) {
+  for (const [name, size] of sizes) {
+    test(`put then get round-trips ${name} with ${replicas} replica(s)`, async ({ store }) => {
+      const client = await store.client();
+      const bytes = randomBytes(size);
+      const local = join(store.dir, `in-${replicas}-${size}`);
+      await writeFile(local, bytes);
+      const put = await client.put(local, `rt/r${replicas}/${size}.bin`, { replicas, pieceSize: PIECE });
+      assert.is(put.path, `/rt/r${replicas}/${size}.bin`);
+      assert.is(put.pieces, Math.ceil(size / PIECE));
+      const where = await client.locate(put.path);
+      for (const piece of where.pieces) {
+        assert.is(piece.workers.length, replicas, `piece ${piece.index} replicas`);
+        assert.is(new Set(piece.workers).size, replicas, "no two replicas on one worker");
+      }
+      const back = join(store.dir, `out-${replicas}-${size}`);
+      const got = await client.get(put.path, back);
+      assert.is(got.sha256, createHash("sha256").update(bytes).digest("hex"));
+      assert.ok(Buffer.compare(await readFile(back), bytes) === 0, "bytes differ");
+    });
+  }
+}
+
+test("a file of several default-size pieces streams to a writable", async ({ store }) => {
+  const client = await store.client();
+  const bytes = randomBytes(17 * 1024 * 1024 + 3);
+  const local = join(store.dir, "big");
+  await writeFile(local, bytes);
+  const put = await client.put(local, "/big.bin");
+  assert.is(put.pieces, 3);
+  const sink = new PassThrough();
+  const chunks: Buffer[] = [];
+  sink.on("data", (c: Buffer) => chunks.push(c));
+  await client.get("/big.bin", sink);
+  assert.ok(Buffer.compare(Buffer.concat(chunks), bytes) === 0);
+});
+
+test("an update makes a new version; the old one stays readable", async ({ store }) => {
+  const client = await store.client();
+  const first = join(store.dir, "v1");
+  const second = join(store.dir, "v2");
+  await writeFile(first, "first version\n");
+  await writeFile(second, "second, longer version\n");
+  assert.is((await client.put(first, "/docs/note.txt")).version, 1);
+  assert.is((await client.put(second, "docs/note.txt")).version, 2);
+  const info = await client.stat("/docs/note.txt");
+  assert.is(info.version, 2);
+  assert.equal(info.versions.map((v) => v.version), [1, 2]);
+  await client.get("/docs/note.txt", join(store.dir, "latest"));
+  await client.get("/docs/note.txt", join(store.dir, "old"), { version: 1 });
+  assert.is(await readFile(join(store.dir, "latest"), "utf8"), "second, longer version\n");
+  assert.is(await readFile(join(store.dir, "old"), "utf8"), "first version\n");
+  await client.remove("/docs/note.txt", 1);
+  assert.is(await errorCode(() => client.get("/docs/note.txt", join(store.dir, "gone"), { version: 1 })), "NOT_FOUND");
+  assert.equal((await client.stat("/docs/note.txt")).versions.map((v) => v.version), [2]);
+});
+
+test("the CLI puts, lists, stats, gets to stdout and deletes", async ({ store }) => {
+  const local = join(store.dir, "cli-in.txt");
+  const text = "bytes through the command line\n".repeat(1000);
+  await writeFile(local, text);
+  const put = await runCli([...store.flags, "put", local, "/cli/file.txt", "--replicas", "2", "--piece-size", "8KiB"]);
+  assert.is(put.code, 0, put.stderr);
+  assert.match(put.stdout, /stored \/cli\/file\.txt v1/);
+  const ls = await runCli([...store.flags, "ls", "/cli", "--json"]);
+  assert.is(ls.code, 0, ls.stderr);
+  const listed = JSON.parse(ls.stdout) as { path: string; size: number; replicas: number; pieceSize: number }[];
+  assert.equal(listed.map((f) => [f.path, f.size, f.replicas, f.pieceSize]), [["/cli/file.txt", text.length, 2, 8192]]);
+  const human = await runCli([...store.flags, "ls"]);
+  assert.match(human.stdout, /\/cli\/file\.txt/);
+  const stat = await runCli([...store.flags, "stat", "cli/file.txt", "--json"]);
+  assert.is(JSON.parse(stat.stdout).sha256, createHash("sha256").update(text).digest("hex"));
+  const get = await runCli([...store.flags, "get", "/cli/file.txt", "-"]);
+  assert.is(get.code, 0, get.stderr);
+  assert.is(get.stdout, text);
+  const rm = await runCli([...store.flags, "rm", "/cli/file.txt"]);
+  assert.is(rm.code, 0, rm.stderr);
+  const after = await runCli([...store.flags, "ls", "/cli", "--json"]);
+  assert.equal(JSON.parse(after.stdout), []);
+  const missing = await runCli([...store.flags, "get", "/cli/file.txt", join(store.dir, "nothing")]);
+  assert.is(missing.code, 3);
+  assert.is(missing.stderr.trim().split("\n").length, 1, "one line on stderr");
+  assert.match(missing.stderr, /^dfs: NOT_FOUND: /);
+});
+
+test.run();

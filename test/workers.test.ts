@@ -1,0 +1,158 @@
+// Workers are real processes: killed, restarted, starved of their uploader, fed bad bytes.
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import type { DfsClient } from "../client/client.js";
+import { catalogue } from "../streams/catalogue.js";
+import { call, callBytes, serveBytes } from "../src/rpc.js";
+import { TestStore, errorCode, waitFor, type Role } from "./harness.js";
+
+const cat = catalogue("dfs");
+const PIECE = 64 * 1024;
+interface Ctx {
+  store: TestStore;
+  workers: Map<string, Role>;
+}
+const test = suite<Ctx>("workers", {} as Ctx);
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("workers");
+  ctx.store.startMaster(2_000);
+  ctx.workers = new Map(["w1", "w2", "w3"].map((id) => [id, ctx.store.startWorker(id)]));
+  await ctx.store.waitForLiveWorkers(3);
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+async function putBytes(store: TestStore, client: DfsClient, remote: string, bytes: Buffer, replicas = 3) {
+  const local = join(store.dir, remote.replaceAll("/", "_"));
+  await writeFile(local, bytes);
+  return client.put(local, remote, { replicas, pieceSize: PIECE });
+}
+
+async function health(client: DfsClient, id: string) {
+  return call<{ pieces: number; bytes: number }>(client.nc, cat.workerRpc(id, "health"), {});
+}
+
+test("a worker killed and restarted keeps every piece it stored", async ({ store, workers }) => {
+  const client = await store.client();
+  const bytes = randomBytes(5 * PIECE + 99);
+  await putBytes(store, client, "/keep.bin", bytes);
+  const where = await client.locate("/keep.bin");
+  const held = (await health(client, "w1")).pieces;
+  await workers.get("w1")!.kill();
+  workers.set("w1", store.startWorker("w1"));
+  await waitFor("w1 back", () => health(client, "w1"));
+  assert.is((await health(client, "w1")).pieces, held);
+  for (const piece of where.pieces) {
+    const frame = await callBytes(client.nc, cat.workerRpc("w1", "read"), { sha256: piece.sha256, offset: 0, length: piece.size });
+    assert.is(sha(frame), piece.sha256, `piece ${piece.index} read back from w1`);
+  }
+});
+
+test("an assignment made while a worker is down is done when it comes back", async ({ store, workers }) => {
+  const client = await store.client();
+  await workers.get("w3")!.kill();
+  const bytes = randomBytes(3 * PIECE);
+  // The master still counts w3 live (it has not missed its heartbeats yet), so w3 gets pieces.
+  const put = putBytes(store, client, "/while-down.bin", bytes, 3);
+  await new Promise((r) => setTimeout(r, 700));
+  workers.set("w3", store.startWorker("w3"));
+  const result = await put;
+  assert.is(result.version, 1);
+  const where = await client.locate("/while-down.bin");
+  assert.ok(where.pieces.every((p) => p.workers.includes("w3")), "w3 stored its pieces after the restart");
+  await client.get("/while-down.bin", join(store.dir, "while-down.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "while-down.out")), bytes) === 0);
+});
+
+test("get fails over to another replica when one worker is gone", async ({ store, workers }) => {
+  const client = await store.client();
+  const bytes = randomBytes(6 * PIECE + 1);
+  await putBytes(store, client, "/failover.bin", bytes, 2);
+  const where = await client.locate("/failover.bin");
+  const victim = where.pieces[0]!.workers[0]!; // the first replica tried for piece 0
+  await workers.get(victim)!.kill();
+  try {
+    const result = await client.get("/failover.bin", join(store.dir, "failover.out"));
+    assert.ok(result.failovers >= 1, "some piece came from its second replica");
+    assert.ok(Buffer.compare(await readFile(join(store.dir, "failover.out")), bytes) === 0);
+  } finally {
+    workers.set(victim, store.startWorker(victim));
+    await store.waitForLiveWorkers(3);
+  }
+});
+
+test("an upload whose client stops serving is abandoned and never listed", async ({ store }) => {
+  const client = await store.client();
+  const created = await call<{ fileId: string; version: number; seq: number }>(client.nc, cat.masterRpc("create"), {
+    uploadId: "nobodyserves",
+    path: "/ghost.bin",
+    size: 10,
+    sha256: "00".repeat(32),
+    pieceSize: PIECE,
+    replicas: 2,
+    pieceHashes: new Uint8Array(32),
+  });
+  const abandoned = await waitFor("UploadAbandoned", async () => {
+    const { state } = await client.replay();
+    const v = state.files.get(created.fileId)?.versions.get(created.version);
+    return v?.status === "abandoned" && v;
+  });
+  assert.match(abandoned.reason!, /UNAVAILABLE/);
+  assert.is(await errorCode(() => client.stat("/ghost.bin")), "NOT_FOUND");
+  assert.not.ok((await client.list()).some((f) => f.path === "/ghost.bin"));
+});
+
+test("bytes that do not match the declared SHA-256 are refused and the version abandoned", async ({ store }) => {
+  const client = await store.client();
+  const served = serveBytes(client.nc, cat.pullAll("liar"), async () => new Uint8Array(10).fill(7));
+  try {
+    const created = await call<{ fileId: string; version: number }>(client.nc, cat.masterRpc("create"), {
+      uploadId: "liar",
+      path: "/liar.bin",
+      size: 10,
+      sha256: "11".repeat(32),
+      pieceSize: PIECE,
+      replicas: 1,
+      pieceHashes: new Uint8Array(32).fill(1),
+    });
+    const v = await waitFor("UploadAbandoned", async () => {
+      const { state } = await client.replay();
+      const version = state.files.get(created.fileId)?.versions.get(created.version);
+      return version?.status === "abandoned" && version;
+    });
+    assert.match(v.reason!, /^CHECKSUM_MISMATCH: /);
+    assert.is(await errorCode(() => client.stat("/liar.bin")), "NOT_FOUND");
+  } finally {
+    served.unsubscribe();
+  }
+});
+
+test("the same bytes under two paths are stored once, and dropped only when neither needs them", async ({ store }) => {
+  const client = await store.client();
+  const bytes = randomBytes(2 * PIECE);
+  const before = await Promise.all(["w1", "w2", "w3"].map((id) => health(client, id)));
+  await putBytes(store, client, "/dedup/a", bytes);
+  const once = await Promise.all(["w1", "w2", "w3"].map((id) => health(client, id)));
+  await putBytes(store, client, "/dedup/b", bytes);
+  const twice = await Promise.all(["w1", "w2", "w3"].map((id) => health(client, id)));
+  assert.equal(twice.map((h) => h.pieces), once.map((h) => h.pieces), "the second copy added no pieces");
+  assert.ok(once.reduce((n, h) => n + h.pieces, 0) - before.reduce((n, h) => n + h.pieces, 0) === 6, "2 pieces × 3 replicas");
+  await client.remove("/dedup/a");
+  await client.get("/dedup/b", join(store.dir, "dedup.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "dedup.out")), bytes) === 0, "b still reads after a is deleted");
+  await client.remove("/dedup/b");
+  await waitFor("pieces dropped on every worker", async () => {
+    const now = await Promise.all(["w1", "w2", "w3"].map((id) => health(client, id)));
+    return now.every((h, i) => h.pieces === before[i]!.pieces);
+  });
+});
+
+test.run();
