@@ -108,7 +108,10 @@ export function buildProgram(): Command {
     .description("A distributed file store whose master is event-sourced over NATS JetStream")
     .addOption(new Option("--nats <url>", "NATS server URL").env("DFS_NATS").default(DEFAULT_NATS_URL))
     .addOption(new Option("--prefix <prefix>", "subject prefix of the store").env("DFS_PREFIX").default(DEFAULT_PREFIX))
-    .showHelpAfterError()
+    .configureOutput({
+      // Usage errors are one line too: "dfs: usage: <what>; see dfs --help".
+      outputError: (text, write) => write(`dfs: usage: ${text.replace(/^error: /, "").trim()}; see dfs --help\n`),
+    })
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
 
@@ -125,7 +128,8 @@ export function buildProgram(): Command {
         workers: opts.workers,
         prefix: globals().prefix,
         cliEntry: CLI_ENTRY,
-        log: (line) => process.stderr.write(`${line}\n`),
+        // The server's own chatter stays out of the way; its warnings and errors do not.
+        log: (line) => (!line.startsWith("nats-server:") || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
       });
       process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir})\n`);
       process.stdout.write(`try: DFS_NATS=${cluster.url} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);

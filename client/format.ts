@@ -40,7 +40,7 @@ export function formatStat(f: FileInfo): string {
     `version   ${f.version} (committed ${time(f.committedAt)})`,
     `size      ${f.size} bytes (${humanBytes(f.size)})`,
     `sha256    ${f.sha256}`,
-    `pieces    ${f.pieces} × ${humanBytes(f.pieceSize)}, ${f.replicas} replica${f.replicas === 1 ? "" : "s"} each`,
+    `pieces    ${f.pieces} of up to ${humanBytes(f.pieceSize)}, ${f.replicas} replica${f.replicas === 1 ? "" : "s"} each`,
     `versions  ${f.versions.map((v) => `v${v.version} (${humanBytes(v.size)})`).join(", ")}`,
   ];
   return lines.join("\n");

@@ -11,10 +11,6 @@ export interface ServeOptions {
   onInternalError?: (err: unknown) => void;
 }
 
-function errorReply(err: DfsError): Uint8Array {
-  return encode({ ok: false, code: err.code, message: err.message });
-}
-
 function decodeRequest(msg: Msg): unknown {
   if (msg.data.length === 0) return {};
   try {
@@ -24,55 +20,76 @@ function decodeRequest(msg: Msg): unknown {
   }
 }
 
-/** Answer CBOR requests on `subject`; every request gets a reply, whatever it held. */
+/**
+ * Answer every request on `subject` with `ok(result)` or, whatever went wrong (garbage in,
+ * a refused request, a bug), with `failed(code and message)`: nothing goes unanswered.
+ */
+function answer<T>(
+  nc: NatsConnection,
+  subject: string,
+  handler: (request: unknown, msg: Msg) => Promise<T> | T,
+  reply: { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, msg: Msg) => void },
+  opts: ServeOptions,
+): Subscription {
+  return nc.subscribe(subject, {
+    queue: opts.queue,
+    callback: (_err, msg) => {
+      void (async () => {
+        let result: T;
+        try {
+          result = await handler(decodeRequest(msg), msg);
+        } catch (err) {
+          const coded = asDfsError(err);
+          if (coded.code === ErrorCodes.INTERNAL) opts.onInternalError?.(err);
+          if (msg.reply) reply.failed(coded, msg);
+          return;
+        }
+        if (msg.reply) reply.ok(result, msg);
+      })();
+    },
+  });
+}
+
+/** Answer CBOR requests with CBOR replies. */
 export function serve(
   nc: NatsConnection,
   subject: string,
   handler: (request: unknown, msg: Msg) => Promise<unknown> | unknown,
   opts: ServeOptions = {},
 ): Subscription {
-  return nc.subscribe(subject, {
-    queue: opts.queue,
-    callback: (_err, msg) => {
-      void (async () => {
-        let reply: Uint8Array;
-        try {
-          reply = encode({ ok: true, result: await handler(decodeRequest(msg), msg) });
-        } catch (err) {
-          const coded = asDfsError(err);
-          if (coded.code === ErrorCodes.INTERNAL) opts.onInternalError?.(err);
-          reply = errorReply(coded);
-        }
-        if (msg.reply) msg.respond(reply);
-      })();
+  return answer(
+    nc,
+    subject,
+    handler,
+    {
+      ok: (result, msg) => msg.respond(encode({ ok: true, result })),
+      failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: err.message })),
     },
-  });
+    opts,
+  );
 }
 
-/** Answer requests whose reply is raw bytes (piece frames). */
+/** Answer requests whose reply is raw bytes (piece frames); errors travel in a header. */
 export function serveBytes(
   nc: NatsConnection,
   subject: string,
   handler: (request: unknown, msg: Msg) => Promise<Uint8Array>,
   opts: ServeOptions = {},
 ): Subscription {
-  return nc.subscribe(subject, {
-    queue: opts.queue,
-    callback: (_err, msg) => {
-      void (async () => {
-        try {
-          const bytes = await handler(decodeRequest(msg), msg);
-          if (msg.reply) msg.respond(bytes);
-        } catch (err) {
-          const coded = asDfsError(err);
-          if (coded.code === ErrorCodes.INTERNAL) opts.onInternalError?.(err);
-          const h = headers();
-          h.set(ERROR_HEADER, coded.code);
-          if (msg.reply) msg.respond(new TextEncoder().encode(coded.message), { headers: h });
-        }
-      })();
+  return answer(
+    nc,
+    subject,
+    handler,
+    {
+      ok: (bytes, msg) => msg.respond(bytes),
+      failed: (err, msg) => {
+        const h = headers();
+        h.set(ERROR_HEADER, err.code);
+        msg.respond(new TextEncoder().encode(err.message), { headers: h });
+      },
     },
-  });
+    opts,
+  );
 }
 
 function transportError(err: unknown, subject: string): DfsError {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { DEFAULT_PIECE_SIZE } from "../client/client.js";
 import { TestStore, errorCode, runCli } from "./harness.js";
 
 const PIECE = 4096;
@@ -55,7 +56,7 @@ for (const replicas of [1, 3]) {
 
 test("a file of several default-size pieces streams to a writable", async ({ store }) => {
   const client = await store.client();
-  const bytes = randomBytes(17 * 1024 * 1024 + 3);
+  const bytes = randomBytes(2 * DEFAULT_PIECE_SIZE + 3);
   const local = join(store.dir, "big");
   await writeFile(local, bytes);
   const put = await client.put(local, "/big.bin");
