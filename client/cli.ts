@@ -141,9 +141,10 @@ export function buildProgram(): Command {
     .command("master")
     .description("run a master against a NATS server with JetStream")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
-    .action(async (opts: { workerTimeout: number }) => {
+    .option("--stream-replicas <n>", "replicas of the streams it creates (3 on a three-server cluster)", integer(1), 1)
+    .action(async (opts: { workerTimeout: number; streamReplicas: number }) => {
       const nc = await connectRole(globals(), "dfs-master");
-      const master = await Master.start(nc, { prefix: globals().prefix, workerTimeoutMs: opts.workerTimeout });
+      const master = await Master.start(nc, { prefix: globals().prefix, workerTimeoutMs: opts.workerTimeout, streamReplicas: opts.streamReplicas });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
       await untilSignal(async () => {
         await master.stop();
@@ -157,13 +158,15 @@ export function buildProgram(): Command {
     .requiredOption("--id <id>", "worker id (letters, digits, _ and -)")
     .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
-    .action(async (opts: { id: string; data?: string; heartbeat: number }) => {
+    .option("--stream-replicas <n>", "replicas of the streams it creates (3 on a three-server cluster)", integer(1), 1)
+    .action(async (opts: { id: string; data?: string; heartbeat: number; streamReplicas: number }) => {
       const nc = await connectRole(globals(), `dfs-worker-${opts.id}`);
       const worker = await Worker.start(nc, {
         id: opts.id,
         dataDir: resolve(opts.data ?? `.dfs/workers/${opts.id}`),
         prefix: globals().prefix,
         heartbeatMs: opts.heartbeat,
+        streamReplicas: opts.streamReplicas,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
       await untilSignal(async () => {
@@ -182,14 +185,26 @@ export function buildProgram(): Command {
     .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number }) => {
       await withClient(globals(), async (client) => {
         const bar = progressBar("put");
+        // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
+        const interrupt = new AbortController();
+        const onSignal = () => interrupt.abort();
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
         try {
-          const r = await client.put(local, remote ?? `/${basename(local)}`, { replicas: opts.replicas, pieceSize: opts.pieceSize, onProgress: bar.update });
+          const r = await client.put(local, remote ?? `/${basename(local)}`, {
+            replicas: opts.replicas,
+            pieceSize: opts.pieceSize,
+            onProgress: bar.update,
+            signal: interrupt.signal,
+          });
           bar.stop();
           process.stdout.write(
             `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"}, sha256 ${r.sha256}\n`,
           );
         } finally {
           bar.stop();
+          process.off("SIGINT", onSignal);
+          process.off("SIGTERM", onSignal);
         }
       });
     });

@@ -40,6 +40,8 @@ export interface PutOptions {
   /** Give up when nothing moves for this long (ms). */
   idleTimeoutMs?: number;
   onProgress?: (p: Progress) => void;
+  /** Abort the upload: the version is abandoned in the log and put rejects. */
+  signal?: AbortSignal;
 }
 
 export interface PutResult {
@@ -159,12 +161,16 @@ export class DfsClient {
       throw new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      const { size } = await file.stat();
+      const info = await file.stat();
+      if (!info.isFile()) throw new DfsError(ErrorCodes.LOCAL_IO, `${localPath} is not a regular file`);
+      const size = info.size;
       const pieceSize = pieceSizeFor(size, opts.pieceSize);
       if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
         throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
       }
-      const { sha256, pieceHashes } = await this.hashFile(file, size, pieceSize, opts.onProgress);
+      const { sha256, pieceHashes } = await this.hashFile(file, size, pieceSize, opts.onProgress).catch((err) => {
+        throw err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
+      });
       return await this.upload(file, { path, size, pieceSize, sha256, pieceHashes, replicas: opts.replicas ?? DEFAULT_REPLICAS }, opts);
     } finally {
       await file.close();
@@ -201,8 +207,10 @@ export class DfsClient {
     const uploadId = nuid.next();
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
+    let over = false;
     // Serve our bytes before asking for the version: workers may start pulling at once.
     const server = serveBytes(this.nc, this.cat.pullAll(uploadId), async (request, msg) => {
+      if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
       if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${msg.subject}`);
@@ -239,16 +247,16 @@ export class DfsClient {
         replicas: plan.replicas,
       };
       if (created.status === "committed") return result;
-      const total = plan.size * plan.replicas;
-      let stored = 0;
+      // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
+      let storedReplicaBytes = 0;
       const outcome = new Promise<number>((resolve, reject) => {
         void this.tail({ follow: true, fromSeq: created.seq + 1 }, ({ seq, event }) => {
           if (!event || !("fileId" in event) || event.fileId !== created.fileId) return;
           if ("version" in event && event.version !== undefined && event.version !== created.version) return;
           lastActivity = Date.now();
           if (event.type === "PieceStored") {
-            stored += created.pieces.length ? Math.min(plan.pieceSize, plan.size - event.piece * plan.pieceSize) : 0;
-            opts.onProgress?.({ phase: "upload", done: stored, total });
+            storedReplicaBytes += Math.min(plan.pieceSize, plan.size - event.piece * plan.pieceSize);
+            opts.onProgress?.({ phase: "upload", done: Math.round(storedReplicaBytes / plan.replicas), total: plan.size });
           } else if (event.type === "FileCommitted") resolve(seq);
           else if (event.type === "UploadAbandoned") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: ${event.code}: ${event.reason}`));
           else if (event.type === "FileDeleted") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${plan.path} was deleted during the upload`));
@@ -262,8 +270,14 @@ export class DfsClient {
         }, Math.min(1_000, idleTimeoutMs));
         void outcome.finally(() => clearInterval(timer)).catch(() => undefined);
       });
+      const aborted = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} was interrupted`));
+        if (opts.signal?.aborted) onAbort();
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        void outcome.finally(() => opts.signal?.removeEventListener("abort", onAbort)).catch(() => undefined);
+      });
       try {
-        this.seen(await Promise.race([outcome, idle]));
+        this.seen(await Promise.race([outcome, idle, aborted]));
       } catch (err) {
         // Tell the master, so the version is abandoned in the log rather than left pending.
         await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: asDfsError(err).message }).catch(() => undefined);
@@ -272,7 +286,9 @@ export class DfsClient {
       return result;
     } finally {
       reader?.stop();
-      server.unsubscribe();
+      // Answer what is already on its way (with "over"), so no worker waits for a timeout.
+      over = true;
+      await server.drain().catch(() => undefined);
     }
   }
 

@@ -92,6 +92,9 @@ test("the CLI reports failures on one line with a documented exit status", async
   const missingLocal = await runCli([...store.flags, "put", join(store.dir, "does-not-exist"), "/x"]);
   assert.is(missingLocal.code, 1);
   assert.match(missingLocal.stderr, /^dfs: LOCAL_IO: /);
+  const directory = await runCli([...store.flags, "put", store.dir, "/dir"]);
+  assert.is(directory.code, 1);
+  assert.match(directory.stderr, /^dfs: LOCAL_IO: .* is not a regular file/);
   const badPath = await runCli([...store.flags, "put", join(store.dir, "after-garbage"), "a//b"]);
   assert.is(badPath.code, 2);
   assert.match(badPath.stderr, /^dfs: BAD_PATH: /);

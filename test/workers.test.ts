@@ -110,6 +110,27 @@ test("an upload whose client stops serving is abandoned and never listed", async
   assert.not.ok((await client.list()).some((f) => f.path === "/ghost.bin"));
 });
 
+test("an interrupted put is abandoned in the log at once, and its pieces dropped", async ({ store }) => {
+  const client = await store.client();
+  const local = join(store.dir, "interrupted.bin");
+  await writeFile(local, randomBytes(40 * PIECE));
+  const interrupt = new AbortController();
+  const put = client.put(local, "/interrupted.bin", {
+    pieceSize: PIECE,
+    // Interrupt as soon as the first replica lands: the upload is under way.
+    onProgress: (p) => p.phase === "upload" && interrupt.abort(),
+    signal: interrupt.signal,
+  });
+  assert.is(await errorCode(() => put), "UPLOAD_ABANDONED");
+  const { state } = await client.replay();
+  const file = [...state.files.values()].find((f) => f.path === "/interrupted.bin")!;
+  const version = file.versions.get(1)!;
+  assert.is(version.status, "abandoned");
+  assert.match(version.reason!, /interrupted/);
+  assert.is(await errorCode(() => client.stat("/interrupted.bin")), "NOT_FOUND");
+  await waitFor("no piece of it is owed a drop", async () => (await client.replay()).state.dropsOwed.size === 0);
+});
+
 test("bytes that do not match the declared SHA-256 are refused and the version abandoned", async ({ store }) => {
   const client = await store.client();
   const served = serveBytes(client.nc, cat.pullAll("liar"), async () => new Uint8Array(10).fill(7));

@@ -27,7 +27,9 @@ export interface WorkerOptions {
 }
 
 const PULL_ATTEMPTS = 4;
-const PULL_TIMEOUT_MS = 15_000;
+const PULL_TIMEOUT_MS = 5_000;
+const DEAD_UPLOADS_KEPT = 1_000;
+const STOP_GRACE_MS = 2_000;
 
 /** Runs tasks with at most `limit` at a time. */
 class Limiter {
@@ -58,6 +60,8 @@ export class Worker {
   /** Work on one SHA-256 runs in log order (a drop never overtakes the store before it). */
   private perPiece = new Map<string, Promise<unknown>>();
   private inFlight = new Set<Promise<unknown>>();
+  /** Uploads whose client stopped serving: their other pieces fail at once instead of each retrying. */
+  private deadUploads = new Set<string>();
 
   private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
     this.cat = catalogue(opts.prefix);
@@ -172,11 +176,14 @@ export class Worker {
   /** Pull, check and keep one piece; an error here is the upload's, reported in the confirmation. */
   private async storePiece(event: PeersAssigned, piece: AssignedPiece): Promise<DfsError | undefined> {
     if (await this.store.has(piece.sha256)) return undefined;
+    if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
     let bytes: Buffer;
     try {
       bytes = await this.pullPiece(event.uploadId, piece);
     } catch (err) {
-      return asDfsError(err);
+      const coded = asDfsError(err);
+      if (coded.code === ErrorCodes.UNAVAILABLE) this.noteDeadUpload(event.uploadId);
+      return coded;
     }
     const actual = createHash("sha256").update(bytes).digest("hex");
     if (actual !== piece.sha256) {
@@ -184,6 +191,12 @@ export class Worker {
     }
     await this.store.put(piece.sha256, bytes, this.frameSize);
     return undefined;
+  }
+
+  private noteDeadUpload(uploadId: string): void {
+    this.deadUploads.add(uploadId);
+    // Keep the set small: the oldest entries are the least likely to come up again.
+    if (this.deadUploads.size > DEAD_UPLOADS_KEPT) this.deadUploads.delete(this.deadUploads.values().next().value!);
   }
 
   private async pullPiece(uploadId: string, piece: AssignedPiece): Promise<Buffer> {
@@ -242,7 +255,10 @@ export class Worker {
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const sub of this.subs) sub.unsubscribe();
     await this.assignments?.close();
-    await Promise.allSettled([...this.inFlight]);
+    // Work not finished in the grace period is not acknowledged, so it is redelivered later.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
+    clearTimeout(grace);
     await this.store.close();
   }
 }
