@@ -12,7 +12,7 @@ import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse } from "../src/protocol.js";
-import type { FileInfo, Location, UploadPlan } from "../src/queries.js";
+import type { FileInfo, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -66,6 +66,7 @@ export interface MasterState {
   masterId: string;
   lastSeq: number;
   digest: string;
+  workers: { workerId: string; live: boolean }[];
   /** Appends this master lost to a rival and decided again. */
   conflicts: number;
   projection?: ReturnType<typeof projection>;
@@ -120,16 +121,34 @@ export class DfsClient {
     if (typeof seq === "number" && seq > this.seenSeq) this.seenSeq = seq;
   }
 
-  async list(prefix?: string): Promise<FileInfo[]> {
-    return call(this.nc, this.cat.masterRpc("list"), { prefix, atLeastSeq: this.seenSeq });
+  /** Every file at or below `prefix`, fetched a page at a time. */
+  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<FileInfo[]> {
+    const files: FileInfo[] = [];
+    let after: string | undefined;
+    do {
+      const page: ListPage = await call(this.nc, this.cat.masterRpc("list"), { prefix, after, limit: opts.pageSize, atLeastSeq: this.seenSeq });
+      files.push(...page.files);
+      after = page.next;
+    } while (after !== undefined);
+    return files;
   }
 
   async stat(path: string): Promise<FileInfo> {
     return call(this.nc, this.cat.masterRpc("stat"), { path, atLeastSeq: this.seenSeq });
   }
 
-  async locate(path: string, version?: number): Promise<Location> {
-    return call(this.nc, this.cat.masterRpc("locate"), { path, version, atLeastSeq: this.seenSeq });
+  /** Where every piece of a version lives, fetched a page at a time (all pages name one version). */
+  async locate(path: string, version?: number, opts: { pageSize?: number } = {}): Promise<Location> {
+    const request = (v: number | undefined, fromPiece: number) =>
+      call<LocationPage>(this.nc, this.cat.masterRpc("locate"), { path, version: v, fromPiece, limit: opts.pageSize, atLeastSeq: this.seenSeq });
+    const first = await request(version, 0);
+    const { pieceCount: _count, fromPiece: _from, ...where } = first;
+    while (where.pieces.length < first.pieceCount) {
+      const page = await request(first.version, where.pieces.length);
+      if (page.pieces.length === 0) throw new DfsError(ErrorCodes.INTERNAL, `locate of ${path} stopped at piece ${where.pieces.length}`);
+      where.pieces.push(...page.pieces);
+    }
+    return where;
   }
 
   async remove(path: string, version?: number): Promise<void> {
@@ -242,7 +261,7 @@ export class DfsClient {
         version: created.version,
         size: plan.size,
         sha256: plan.sha256,
-        pieces: created.pieces.length,
+        pieces: created.pieces,
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
       };

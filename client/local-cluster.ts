@@ -73,8 +73,8 @@ export class LocalCluster {
           if (child.process.exitCode !== null) throw new DfsError(ErrorCodes.UNAVAILABLE, `${child.name} exited with code ${child.process.exitCode}`);
         }
         const live = await client
-          .masterState(true)
-          .then((s) => s.projection!.workers.filter((w) => w.live).length)
+          .masterState()
+          .then((s) => s.workers.filter((w) => w.live).length)
           .catch(() => -1);
         if (live >= workers) return;
         if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `the cluster was not ready after ${timeoutMs / 1000} s`);

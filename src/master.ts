@@ -22,7 +22,7 @@ import {
   StateRequest,
   parse,
 } from "./protocol.js";
-import { list, locate, stat, uploadPlan } from "./queries.js";
+import { listPage, locatePage, stat, uploadPlan } from "./queries.js";
 import { serve } from "./rpc.js";
 import { evolve, initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
@@ -186,7 +186,7 @@ export class Master {
     rpc("locate", async (request) => {
       await this.readAfter(request);
       const req = parse(LocateRequest, request, "locate request");
-      return locate(this.state, req.path, req.version);
+      return locatePage(this.state, req.path, req.version, req.fromPiece, req.limit);
     });
     rpc("stat", async (request) => {
       await this.readAfter(request);
@@ -194,7 +194,8 @@ export class Master {
     });
     rpc("list", async (request) => {
       await this.readAfter(request);
-      return list(this.state, parse(ListRequest, request, "list request").prefix);
+      const req = parse(ListRequest, request, "list request");
+      return listPage(this.state, req.prefix, req.after, req.limit);
     });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");
@@ -204,6 +205,7 @@ export class Master {
         lastSeq: this.state.lastSeq,
         digest: stateDigest(this.state),
         conflicts: this.conflicts,
+        workers: [...this.state.workers.values()].map((w) => ({ workerId: w.workerId, live: w.live })),
         ...(req.full ? { projection: projection(this.state) } : {}),
       }));
     });

@@ -20,8 +20,14 @@ export const CreateRequest = z.object({
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
 export const AbortRequest = z.object({ uploadId: token, reason: z.string().max(1000) });
-export const LocateRequest = z.object({ path: z.string(), version: z.number().int().positive().optional() });
-export const ListRequest = z.object({ prefix: z.string().optional() });
+const pageLimit = z.number().int().positive().max(10_000).optional();
+export const LocateRequest = z.object({
+  path: z.string(),
+  version: z.number().int().positive().optional(),
+  fromPiece: count.optional(),
+  limit: pageLimit,
+});
+export const ListRequest = z.object({ prefix: z.string().optional(), after: z.string().optional(), limit: pageLimit });
 export const StatRequest = z.object({ path: z.string() });
 export const DeleteRequest = z.object({ path: z.string(), version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });

@@ -45,7 +45,23 @@ export interface UploadPlan {
   path: string;
   version: number;
   status: VersionState["status"];
-  pieces: { index: number; workers: string[] }[];
+  pieces: number;
+}
+
+/** Replies stay far below max_payload: long answers come in pages. */
+export const LIST_PAGE = 500;
+export const LOCATE_PAGE = 2_000;
+
+export interface LocationPage extends Location {
+  /** Pieces of the version in all; `pieces` holds those from `fromPiece` on. */
+  pieceCount: number;
+  fromPiece: number;
+}
+
+export interface ListPage {
+  files: FileInfo[];
+  /** Pass as `after` for the next page; absent on the last one. */
+  next?: string;
 }
 
 function liveFile(state: State, path: string): FileState {
@@ -100,6 +116,11 @@ export function locate(state: State, path: string, version?: number): Location {
   };
 }
 
+export function locatePage(state: State, path: string, version: number | undefined, fromPiece = 0, limit = LOCATE_PAGE): LocationPage {
+  const where = locate(state, path, version);
+  return { ...where, pieces: where.pieces.slice(fromPiece, fromPiece + limit), pieceCount: where.pieces.length, fromPiece };
+}
+
 export function stat(state: State, path: string): FileInfo {
   const file = liveFile(state, path);
   const versions = [...file.versions.values()].filter((v) => v.status === "committed").sort((a, b) => a.version - b.version);
@@ -117,6 +138,15 @@ export function list(state: State, prefix?: string): FileInfo[] {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** Files after the path `after` (exclusive), at most `limit` of them. */
+export function listPage(state: State, prefix: string | undefined, after: string | undefined, limit = LIST_PAGE): ListPage {
+  const all = list(state, prefix);
+  const start = after === undefined ? 0 : all.findIndex((f) => f.path > after);
+  const files = start < 0 ? [] : all.slice(start, start + limit);
+  const more = start >= 0 && start + limit < all.length;
+  return more ? { files, next: files[files.length - 1]!.path } : { files };
+}
+
 export function uploadPlan(state: State, uploadId: string): UploadPlan {
   const ref = state.uploads.get(uploadId);
   if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
@@ -126,6 +156,6 @@ export function uploadPlan(state: State, uploadId: string): UploadPlan {
     path: v.path,
     version: v.version,
     status: v.status,
-    pieces: v.pieces.map((p) => ({ index: p.index, workers: p.peers.map((x) => x.workerId) })),
+    pieces: v.pieces.length,
   };
 }

@@ -44,7 +44,14 @@ function answer<T>(
           if (msg.reply) reply.failed(coded, msg);
           return;
         }
-        if (msg.reply) reply.ok(result, msg);
+        if (!msg.reply) return;
+        try {
+          reply.ok(result, msg);
+        } catch (err) {
+          // Most likely a reply larger than max_payload: say so rather than leave the caller waiting.
+          opts.onInternalError?.(err);
+          reply.failed(new DfsError(ErrorCodes.INTERNAL, `cannot send the reply: ${err instanceof Error ? err.message : String(err)}`), msg);
+        }
       })();
     },
   });

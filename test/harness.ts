@@ -125,7 +125,7 @@ export class TestStore {
     const client = await this.client();
     await waitFor(
       `${n} live workers`,
-      async () => (await client.masterState(true)).projection!.workers.filter((w) => w.live).length === n,
+      async () => (await client.masterState()).workers.filter((w) => w.live).length === n,
       timeoutMs,
     );
   }

@@ -6,6 +6,7 @@ import { PassThrough } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { DEFAULT_PIECE_SIZE } from "../client/client.js";
+import { PIECES_PER_EVENT } from "../src/events.js";
 import { TestStore, errorCode, runCli } from "./harness.js";
 
 const PIECE = 4096;
@@ -66,6 +67,28 @@ test("a file of several default-size pieces streams to a writable", async ({ sto
   sink.on("data", (c: Buffer) => chunks.push(c));
   await client.get("/big.bin", sink);
   assert.ok(Buffer.compare(Buffer.concat(chunks), bytes) === 0);
+});
+
+test("a file of more pieces than one event or one locate page holds round-trips", async ({ store }) => {
+  const client = await store.client();
+  const pieces = PIECES_PER_EVENT + 50;
+  const bytes = randomBytes(pieces * PIECE - 1);
+  const local = join(store.dir, "many-pieces");
+  await writeFile(local, bytes);
+  const put = await client.put(local, "/many-pieces.bin", { replicas: 1, pieceSize: PIECE });
+  assert.is(put.pieces, pieces);
+  const back = join(store.dir, "many-pieces.out");
+  await client.get("/many-pieces.bin", back, { parallelPieces: 16 });
+  assert.ok(Buffer.compare(await readFile(back), bytes) === 0);
+});
+
+test("list and locate answer in pages that add up to the whole", async ({ store }) => {
+  const client = await store.client();
+  const all = await client.list("/rt");
+  assert.ok(all.length >= 12);
+  assert.equal(await client.list("/rt", { pageSize: 5 }), all);
+  const path = `/rt/r3/${300 * PIECE + 7}.bin`;
+  assert.equal(await client.locate(path, undefined, { pageSize: 7 }), await client.locate(path));
 });
 
 test("an update makes a new version; the old one stays readable", async ({ store }) => {
