@@ -40,12 +40,20 @@ export interface FileInfo extends VersionInfo {
   versions: VersionInfo[];
 }
 
+/**
+ * The answer to a create: the version, its piece plan (pieces of `pieceSize` bytes, the last
+ * one shorter) and its peers, listed per worker (compact: a reply must fit max_payload even
+ * for MAX_PIECES pieces).
+ */
 export interface UploadPlan {
   fileId: string;
   path: string;
   version: number;
   status: VersionState["status"];
+  size: number;
+  pieceSize: number;
   pieces: number;
+  peers: { workerId: string; major: number[]; minor: number[] }[];
 }
 
 /** Replies stay far below max_payload: long answers come in pages. */
@@ -151,11 +159,22 @@ export function uploadPlan(state: State, uploadId: string): UploadPlan {
   const ref = state.uploads.get(uploadId);
   if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
   const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  const byWorker = new Map<string, { major: number[]; minor: number[] }>();
+  for (const piece of v.pieces) {
+    for (const peer of piece.peers) {
+      let roles = byWorker.get(peer.workerId);
+      if (!roles) byWorker.set(peer.workerId, (roles = { major: [], minor: [] }));
+      roles[peer.role].push(piece.index);
+    }
+  }
   return {
     fileId: v.fileId,
     path: v.path,
     version: v.version,
     status: v.status,
+    size: v.size,
+    pieceSize: v.pieceSize,
     pieces: v.pieces.length,
+    peers: [...byWorker.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([workerId, roles]) => ({ workerId, ...roles })),
   };
 }

@@ -909,7 +909,7 @@ Queries("queries - locate and stat of a bad or unknown path", () => {
   throwsCode(() => locate(h.state, ".."), ErrorCodes.BAD_PATH, "dot-dot");
 });
 
-Queries("queries - uploadPlan names the version and counts its pieces", () => {
+Queries("queries - uploadPlan gives the version, its piece plan and its peers", () => {
   const h = new History(joined("a", "b", "c"));
   const created = h.run(create({ uploadId: "U", newFileId: "F", path: "/p", size: 4 * MIN_PIECE_SIZE, replicas: 2 }));
   const plan = uploadPlan(h.state, "U");
@@ -918,7 +918,17 @@ Queries("queries - uploadPlan names the version and counts its pieces", () => {
   assert.is(plan.version, 1);
   assert.is(plan.status, "pending");
   assert.is(plan.pieces, 4);
-  assert.is(peersByPiece(created).size, 4, "the plan's pieces are the ones assigned");
+  assert.is(plan.pieceSize, MIN_PIECE_SIZE);
+  assert.is(plan.size, 4 * MIN_PIECE_SIZE);
+  const fromPlan = new Map<number, string[]>();
+  for (const peer of plan.peers) {
+    for (const index of [...peer.major, ...peer.minor]) fromPlan.set(index, [...(fromPlan.get(index) ?? []), peer.workerId]);
+  }
+  for (const [index, peers] of peersByPiece(created)) {
+    assert.equal([...fromPlan.get(index)!].sort(), peers.map((p) => p.workerId).sort(), `piece ${index}`);
+    const major = peers.find((p) => p.role === "major")!.workerId;
+    assert.ok(plan.peers.find((p) => p.workerId === major)!.major.includes(index), `piece ${index} major`);
+  }
   for (const c of confirmationsFor(created)) h.run(c);
   assert.is(uploadPlan(h.state, "U").status, "committed");
   throwsCode(() => uploadPlan(h.state, "nope"), ErrorCodes.NOT_FOUND, "unknown upload");

@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
 import { encode } from "../src/codec.js";
+import { MAX_PIECES } from "../src/decide.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
 import { TestStore, waitFor } from "./harness.js";
@@ -95,6 +96,26 @@ test("two racing masters keep one history with no duplicate paths, versions or p
   } finally {
     clearInterval(beating);
   }
+});
+
+test("the largest create (MAX_PIECES pieces, three replicas) is planned and answered", async ({ store }) => {
+  const client = await store.client();
+  const pieceSize = 4096;
+  const plan = await call<{ pieces: number; peers: { workerId: string; major: number[]; minor: number[] }[] }>(client.nc, cat.masterRpc("create"), {
+    uploadId: "largest",
+    path: "/largest",
+    size: MAX_PIECES * pieceSize,
+    sha256: "ab".repeat(32),
+    pieceSize,
+    replicas: 3,
+    pieceHashes: new Uint8Array(32 * MAX_PIECES).fill(9),
+  });
+  assert.is(plan.pieces, MAX_PIECES);
+  assert.is(plan.peers.reduce((n, p) => n + p.major.length, 0), MAX_PIECES, "one major per piece");
+  assert.is(plan.peers.reduce((n, p) => n + p.minor.length, 0), 2 * MAX_PIECES, "two minors per piece");
+  const where = await client.replay();
+  const file = [...where.state.files.values()].find((f) => f.path === "/largest")!;
+  assert.is(file.versions.get(1)!.pieces.length, MAX_PIECES);
 });
 
 test.run();
