@@ -144,7 +144,12 @@ export function buildProgram(): Command {
     .option("--stream-replicas <n>", "replicas of the streams it creates (3 on a three-server cluster)", integer(1), 1)
     .action(async (opts: { workerTimeout: number; streamReplicas: number }) => {
       const nc = await connectRole(globals(), "dfs-master");
-      const master = await Master.start(nc, { prefix: globals().prefix, workerTimeoutMs: opts.workerTimeout, streamReplicas: opts.streamReplicas });
+      const master = await Master.start(nc, {
+        prefix: globals().prefix,
+        workerTimeoutMs: opts.workerTimeout,
+        streamReplicas: opts.streamReplicas,
+        onFatal: fail,
+      });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
       await untilSignal(async () => {
         await master.stop();
@@ -167,6 +172,7 @@ export function buildProgram(): Command {
         prefix: globals().prefix,
         heartbeatMs: opts.heartbeat,
         streamReplicas: opts.streamReplicas,
+        onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
       await untilSignal(async () => {
@@ -182,7 +188,8 @@ export function buildProgram(): Command {
     .argument("[remote]", "remote path (default: /<basename of local>)")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
     .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
-    .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number }) => {
+    .option("--timeout <seconds>", "give up after this long without progress", integer(1), 60)
+    .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number; timeout: number }) => {
       await withClient(globals(), async (client) => {
         const bar = progressBar("put");
         // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
@@ -194,6 +201,7 @@ export function buildProgram(): Command {
           const r = await client.put(local, remote ?? `/${basename(local)}`, {
             replicas: opts.replicas,
             pieceSize: opts.pieceSize,
+            idleTimeoutMs: opts.timeout * 1000,
             onProgress: bar.update,
             signal: interrupt.signal,
           });

@@ -265,7 +265,9 @@ export class DfsClient {
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
       };
+      // With several masters the whole upload can be over before the reply is written.
       if (created.status === "committed") return result;
+      if (created.status !== "pending") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: the version is ${created.status}`);
       // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
       let storedReplicaBytes = 0;
       const outcome = new Promise<number>((resolve, reject) => {

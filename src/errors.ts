@@ -14,6 +14,8 @@ export const ErrorCodes = {
   CHECKSUM_MISMATCH: "CHECKSUM_MISMATCH",
   /** The version was given up before it committed (a worker failed, or the client aborted). */
   UPLOAD_ABANDONED: "UPLOAD_ABANDONED",
+  /** A worker could not write a piece to its store (disk full or failing). */
+  STORAGE_FAILED: "STORAGE_FAILED",
   /** No replica of a piece could be read. */
   PIECE_UNAVAILABLE: "PIECE_UNAVAILABLE",
   /** Nobody answers: no master, no worker, or no NATS server. */

@@ -32,6 +32,8 @@ export interface MasterOptions {
   workerTimeoutMs?: number;
   streamReplicas?: number;
   log?: (line: string) => void;
+  /** The master can no longer follow the log or the confirmations (default: throw). */
+  onFatal?: (err: unknown) => void;
 }
 
 const MAX_DECISION_ATTEMPTS = 100;
@@ -73,7 +75,12 @@ export class Master {
     await provisionMaster(this.nc, this.cat, { replicas: this.opts.streamReplicas });
     // Replay everything, then keep tailing: events appended by another master arrive here too.
     this.tail = await readLog(this.nc, this.cat, { follow: true }, (entry) => {
-      if (entry.seq !== this.state.lastSeq + 1) return; // already folded (our own append), or a replay duplicate
+      if (entry.seq <= this.state.lastSeq) return; // already folded: our own append
+      if (entry.seq !== this.state.lastSeq + 1) {
+        // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
+        this.opts.onFatal?.(new DfsError(ErrorCodes.INTERNAL, `the log skipped from ${this.state.lastSeq} to ${entry.seq}`));
+        return;
+      }
       if (entry.event) evolve(this.state, entry.event, entry.seq);
       else {
         this.state.lastSeq = entry.seq;
@@ -88,7 +95,14 @@ export class Master {
     this.serveRpcs();
     this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.data) }));
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
-    void this.consumeConfirmations();
+    const fatal = (what: string) => (err: unknown) => {
+      if (this.stopped) return;
+      const wrapped = new DfsError(ErrorCodes.INTERNAL, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      if (this.opts.onFatal) this.opts.onFatal(wrapped);
+      else throw wrapped;
+    };
+    this.tail.done.catch(fatal("the master stopped following the log"));
+    this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
   }
 
   /** Wait until the tail has folded the log up to `seq`. */

@@ -11,6 +11,7 @@ import { TestStore, errorCode, waitFor, type Role } from "./harness.js";
 
 const cat = catalogue("dfs");
 const PIECE = 64 * 1024;
+const WORKER_TIMEOUT_MS = 2_000;
 interface Ctx {
   store: TestStore;
   workers: Map<string, Role>;
@@ -19,7 +20,7 @@ const test = suite<Ctx>("workers", {} as Ctx);
 
 test.before(async (ctx) => {
   ctx.store = await TestStore.start("workers");
-  ctx.store.startMaster(2_000);
+  ctx.store.startMaster(WORKER_TIMEOUT_MS);
   ctx.workers = new Map(["w1", "w2", "w3"].map((id) => [id, ctx.store.startWorker(id)]));
   await ctx.store.waitForLiveWorkers(3);
 });
@@ -34,6 +35,16 @@ async function putBytes(store: TestStore, client: DfsClient, remote: string, byt
   const local = join(store.dir, remote.replaceAll("/", "_"));
   await writeFile(local, bytes);
   return client.put(local, remote, { replicas, pieceSize: PIECE });
+}
+
+/**
+ * Start a killed worker again and let the master settle: if it noticed the silence it records
+ * WorkerLost, then WorkerJoined on the next heartbeat; either way, later tests see three live workers.
+ */
+async function restart(store: TestStore, workers: Map<string, Role>, id: string): Promise<void> {
+  workers.set(id, store.startWorker(id));
+  await new Promise((r) => setTimeout(r, WORKER_TIMEOUT_MS + 500));
+  await store.waitForLiveWorkers(3);
 }
 
 async function health(client: DfsClient, id: string) {
@@ -63,13 +74,14 @@ test("an assignment made while a worker is down is done when it comes back", asy
   // The master still counts w3 live (it has not missed its heartbeats yet), so w3 gets pieces.
   const put = putBytes(store, client, "/while-down.bin", bytes, 3);
   await new Promise((r) => setTimeout(r, 700));
-  workers.set("w3", store.startWorker("w3"));
+  const restarted = restart(store, workers, "w3");
   const result = await put;
   assert.is(result.version, 1);
   const where = await client.locate("/while-down.bin");
   assert.ok(where.pieces.every((p) => p.workers.includes("w3")), "w3 stored its pieces after the restart");
   await client.get("/while-down.bin", join(store.dir, "while-down.out"));
   assert.ok(Buffer.compare(await readFile(join(store.dir, "while-down.out")), bytes) === 0);
+  await restarted;
 });
 
 test("get fails over to another replica when one worker is gone", async ({ store, workers }) => {
@@ -84,8 +96,24 @@ test("get fails over to another replica when one worker is gone", async ({ store
     assert.ok(result.failovers >= 1, "some piece came from its second replica");
     assert.ok(Buffer.compare(await readFile(join(store.dir, "failover.out")), bytes) === 0);
   } finally {
-    workers.set(victim, store.startWorker(victim));
-    await store.waitForLiveWorkers(3);
+    await restart(store, workers, victim);
+  }
+});
+
+test("a put that stops making progress (a worker died for good) times out and is abandoned", async ({ store, workers }) => {
+  const client = await store.client();
+  await workers.get("w2")!.kill();
+  try {
+    const local = join(store.dir, "stalled.bin");
+    await writeFile(local, randomBytes(3 * PIECE));
+    const code = await errorCode(() => client.put(local, "/stalled.bin", { replicas: 3, pieceSize: PIECE, idleTimeoutMs: 1_000 }));
+    assert.is(code, "TIMEOUT");
+    const { state } = await client.replay();
+    const file = [...state.files.values()].find((f) => f.path === "/stalled.bin")!;
+    assert.is(file.versions.get(1)!.status, "abandoned");
+    assert.is(await errorCode(() => client.stat("/stalled.bin")), "NOT_FOUND");
+  } finally {
+    await restart(store, workers, "w2");
   }
 });
 

@@ -24,6 +24,8 @@ export interface WorkerOptions {
   framesInFlight?: number;
   streamReplicas?: number;
   log?: (line: string) => void;
+  /** The worker can no longer read its assignments (default: throw). */
+  onFatal?: (err: unknown) => void;
 }
 
 const PULL_ATTEMPTS = 4;
@@ -62,6 +64,7 @@ export class Worker {
   private inFlight = new Set<Promise<unknown>>();
   /** Uploads whose client stopped serving: their other pieces fail at once instead of each retrying. */
   private deadUploads = new Set<string>();
+  private stopping = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
     this.cat = catalogue(opts.prefix);
@@ -78,7 +81,12 @@ export class Worker {
     worker.serveRpcs();
     worker.sendHeartbeat();
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs ?? 1_000);
-    void worker.consumeAssignments();
+    worker.consumeAssignments().catch((err) => {
+      if (worker.stopping) return;
+      const wrapped = new DfsError(ErrorCodes.INTERNAL, `worker ${opts.id} stopped reading its assignments: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      if (opts.onFatal) opts.onFatal(wrapped);
+      else throw wrapped;
+    });
     return worker;
   }
 
@@ -189,7 +197,12 @@ export class Worker {
     if (actual !== piece.sha256) {
       return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
     }
-    await this.store.put(piece.sha256, bytes, this.frameSize);
+    try {
+      await this.store.put(piece.sha256, bytes, this.frameSize);
+    } catch (err) {
+      // A full or broken disk fails the upload now rather than after every retry.
+      return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store piece ${piece.piece}: ${err instanceof Error ? err.message : String(err)}`);
+    }
     return undefined;
   }
 
@@ -252,6 +265,7 @@ export class Worker {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const sub of this.subs) sub.unsubscribe();
     await this.assignments?.close();
