@@ -12,7 +12,7 @@ import { projection, stateDigest } from "../src/state.js";
 import { Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
 import { runDemo } from "./demo.js";
-import { eventJson, formatEvent, formatListing, formatStat, humanBytes, parseBytes } from "./format.js";
+import { eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { LocalCluster } from "./local-cluster.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
@@ -272,6 +272,18 @@ export function buildProgram(): Command {
       await withClient(globals(), async (client) => {
         await client.remove(remote, opts.version);
         process.stderr.write(`deleted ${remote}${opts.version ? ` v${opts.version}` : ""}\n`);
+      });
+    });
+
+  program
+    .command("workers")
+    .description("list the workers: live or lost, pieces held, free disk")
+    .option("--json", "JSON")
+    .action(async (opts: { json?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const workers = await client.workers();
+        if (opts.json) process.stdout.write(JSON.stringify(workers, null, 2) + "\n");
+        else if (workers.length) process.stdout.write(formatWorkers(workers) + "\n");
       });
     });
 

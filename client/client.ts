@@ -11,7 +11,7 @@ import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
-import { PullRequest, frameSizeFor, parse } from "../src/protocol.js";
+import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
@@ -66,10 +66,20 @@ export interface MasterState {
   masterId: string;
   lastSeq: number;
   digest: string;
-  workers: { workerId: string; live: boolean }[];
+  workers: { workerId: string; live: boolean; assignedBytes: number }[];
   /** Appends this master lost to a rival and decided again. */
   conflicts: number;
   projection?: ReturnType<typeof projection>;
+}
+
+export interface WorkerReport {
+  workerId: string;
+  /** As the log says: joined and not lost since. */
+  live: boolean;
+  /** Bytes of live versions placed on it (the master's placement load). */
+  assignedBytes: number;
+  /** Its own answer to `health`; undefined when it does not answer. */
+  status?: WorkerStatus;
 }
 
 export interface GetResult {
@@ -159,6 +169,19 @@ export class DfsClient {
   /** The live master's view: its last folded sequence and the digest of its table. */
   async masterState(full = false): Promise<MasterState> {
     return call(this.nc, this.cat.masterRpc("state"), { full });
+  }
+
+  /** Every worker the log knows, live or lost, with what it reports of itself when it answers. */
+  async workers(): Promise<WorkerReport[]> {
+    const { workers } = await this.masterState();
+    return Promise.all(
+      workers
+        .sort((a, b) => (a.workerId < b.workerId ? -1 : 1))
+        .map(async (w) => ({
+          ...w,
+          status: await call<WorkerStatus>(this.nc, this.cat.workerRpc(w.workerId, "health"), {}, 2_000).catch(() => undefined),
+        })),
+    );
   }
 
   async replay(untilSeq?: number): Promise<ReplayResult> {

@@ -1,6 +1,7 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
 import type { LoggedEvent } from "../src/log.js";
 import type { FileInfo } from "../src/queries.js";
+import type { WorkerReport } from "./client.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
@@ -44,6 +45,19 @@ export function formatStat(f: FileInfo): string {
     `versions  ${f.versions.map((v) => `v${v.version} (${humanBytes(v.size)})`).join(", ")}`,
   ];
   return lines.join("\n");
+}
+
+export function formatWorkers(workers: WorkerReport[]): string {
+  const rows = workers.map((w) => [
+    w.workerId,
+    w.live ? "live" : "lost",
+    w.status ? `${w.status.pieces} pieces` : "no answer",
+    w.status ? humanBytes(w.status.bytes) : "",
+    w.status ? `${humanBytes(w.status.freeBytes)} free` : "",
+    `${humanBytes(w.assignedBytes)} placed`,
+  ]);
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c >= 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd()).join("\n");
 }
 
 const SHOWN_FIRST = ["path", "fileId", "version", "workerId", "piece", "size"];

@@ -219,7 +219,7 @@ export class Master {
         lastSeq: this.state.lastSeq,
         digest: stateDigest(this.state),
         conflicts: this.conflicts,
-        workers: [...this.state.workers.values()].map((w) => ({ workerId: w.workerId, live: w.live })),
+        workers: [...this.state.workers.values()].map((w) => ({ workerId: w.workerId, live: w.live, assignedBytes: w.assignedBytes })),
         ...(req.full ? { projection: projection(this.state) } : {}),
       }));
     });

@@ -44,8 +44,10 @@ export const Confirmation = z.object({
 });
 export type Confirmation = z.infer<typeof Confirmation>;
 
-export const Heartbeat = z.object({ workerId: token, pieces: count, bytes: count, at: count });
+/** A worker's heartbeat, and its answer to `health`. */
+export const Heartbeat = z.object({ workerId: token, pieces: count, bytes: count, freeBytes: count.optional(), at: count });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+export type WorkerStatus = Required<Heartbeat>;
 
 /** A pull or read asks for a byte range; the reply is the raw bytes. */
 export const PullRequest = z.object({ offset: count, length: count });

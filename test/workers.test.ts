@@ -108,6 +108,9 @@ test("a put that stops making progress (a worker died for good) times out and is
     await writeFile(local, randomBytes(3 * PIECE));
     const code = await errorCode(() => client.put(local, "/stalled.bin", { replicas: 3, pieceSize: PIECE, idleTimeoutMs: 1_000 }));
     assert.is(code, "TIMEOUT");
+    const report = await client.workers();
+    assert.is(report.find((w) => w.workerId === "w2")!.status, undefined, "a dead worker does not answer");
+    assert.ok(report.find((w) => w.workerId === "w1")!.status!.pieces > 0);
     const { state } = await client.replay();
     const file = [...state.files.values()].find((f) => f.path === "/stalled.bin")!;
     assert.is(file.versions.get(1)!.status, "abandoned");

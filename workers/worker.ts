@@ -2,6 +2,7 @@
 // piece bytes from whoever serves the upload, checks them against their SHA-256, keeps them
 // in LevelDB and confirms through JetStream. Serves reads of the pieces it holds.
 import { createHash } from "node:crypto";
+import { statfs } from "node:fs/promises";
 import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
@@ -9,7 +10,7 @@ import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
-import { ReadRequest, frameSizeFor, parse, type Confirmation } from "../src/protocol.js";
+import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
 import { callBytes, serve, serveBytes } from "../src/rpc.js";
 import { PieceStore } from "./store.js";
 
@@ -94,11 +95,20 @@ export class Worker {
     return this.opts.id;
   }
 
+  /** What heartbeats and `health` report: pieces held, their bytes, and the disk's free space. */
+  private async status(): Promise<WorkerStatus> {
+    const disk = await statfs(this.opts.dataDir).catch(() => undefined);
+    return {
+      workerId: this.id,
+      pieces: this.store.pieces,
+      bytes: this.store.bytes,
+      freeBytes: disk ? disk.bavail * disk.bsize : 0,
+      at: Date.now(),
+    };
+  }
+
   private sendHeartbeat(): void {
-    this.nc.publish(
-      this.cat.heartbeat(this.id),
-      encode({ workerId: this.id, pieces: this.store.pieces, bytes: this.store.bytes, at: Date.now() }),
-    );
+    void this.status().then((status) => this.nc.publish(this.cat.heartbeat(this.id), encode(status)));
   }
 
   private serveRpcs(): void {
@@ -116,9 +126,7 @@ export class Worker {
         },
         { onInternalError },
       ),
-      serve(this.nc, this.cat.workerRpc(this.id, "health"), () => ({ workerId: this.id, pieces: this.store.pieces, bytes: this.store.bytes }), {
-        onInternalError,
-      }),
+      serve(this.nc, this.cat.workerRpc(this.id, "health"), () => this.status(), { onInternalError }),
     );
   }
 
