@@ -1,0 +1,75 @@
+// `dfs up` and `dfs demo` as a user runs them: real processes, stopped by a signal.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { freePort } from "../client/nats-server.js";
+import { CLI, runCli, tempDir, waitFor } from "./harness.js";
+
+const test = suite("dfs up");
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Process ids of `dfs up`'s children (nats-server, master, workers), from /proc. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === pid) out.push(Number(entry));
+  }
+  return out;
+}
+
+test("dfs up runs a store under --dir until SIGINT, then stops every child", async () => {
+  const dir = await tempDir("up");
+  const port = await freePort();
+  const up = spawn(process.execPath, [CLI, "up", "--port", String(port), "--dir", join(dir, "store"), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  up.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  up.stderr!.resume();
+  const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
+  try {
+    await waitFor("dfs up to say it is up", () => stdout.includes("dfs is up"), 30_000);
+    assert.match(stdout, new RegExp(`dfs is up: nats://127\\.0\\.0\\.1:${port} \\(1 master, 2 workers`));
+    const children = await childrenOf(up.pid!);
+    assert.is(children.length, 4, "nats-server, a master and two workers");
+    const flags = ["--nats", `nats://127.0.0.1:${port}`];
+    await writeFile(join(dir, "hello.txt"), "hello from dfs up\n");
+    const put = await runCli([...flags, "put", join(dir, "hello.txt"), "/hello.txt", "--replicas", "2"]);
+    assert.is(put.code, 0, put.stderr);
+    const get = await runCli([...flags, "get", "/hello.txt", "-"]);
+    assert.is(get.stdout, "hello from dfs up\n");
+    up.kill("SIGINT");
+    assert.is(await exited, 0, "dfs up exits 0 on SIGINT");
+    assert.match(stdout, /dfs is down/);
+    await waitFor("every child to be gone", () => children.every((pid) => !alive(pid)), 10_000);
+    assert.equal((await readdir(join(dir, "store"))).sort(), ["nats", "workers"], "everything stays under --dir");
+    assert.equal((await readdir(join(dir, "store", "workers"))).sort(), ["w1", "w2"]);
+  } finally {
+    if (up.exitCode === null) up.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("dfs demo puts, gets and verifies sample files, then exits 0", async () => {
+  const demo = await runCli(["demo"], { timeoutMs: 120_000 });
+  assert.is(demo.code, 0, demo.stderr);
+  assert.match(demo.stdout, /get \/demo\/data\/random-20MiB\.bin v1: 20\.0 MiB identical/);
+  assert.match(demo.stdout, /replay of \d+ events matches the live master/);
+  assert.match(demo.stdout, /demo passed/);
+  const dir = /starting a local cluster in (\S+)/.exec(demo.stdout)?.[1];
+  assert.ok(dir && !existsSync(dir), "the demo removes its temporary directory");
+});
+
+test.run();
