@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
+import { catalogue, type Catalogue } from "../streams/catalogue.js";
 
 export const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
 
@@ -85,12 +86,22 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; std
 export class TestStore {
   readonly roles: Role[] = [];
   private clients: DfsClient[] = [];
-  private constructor(readonly server: RunningNatsServer, readonly dir: string, readonly prefix: string) {}
+  private constructor(public server: RunningNatsServer, readonly dir: string, readonly prefix: string) {}
 
   static async start(name: string, opts: { prefix?: string } = {}): Promise<TestStore> {
     const dir = await tempDir(name);
     const server = await startNatsServer({ storeDir: join(dir, "nats") });
     return new TestStore(server, dir, opts.prefix ?? "dfs");
+  }
+
+  get cat(): Catalogue {
+    return catalogue(this.prefix);
+  }
+
+  /** Stop the nats-server and start it again on the same port with the same store. */
+  async restartServer(): Promise<void> {
+    await this.server.stop();
+    this.server = await startNatsServer({ port: this.server.port, storeDir: join(this.dir, "nats") });
   }
 
   get url(): string {

@@ -1,0 +1,46 @@
+// Faults the foundation must ride out already: the NATS server itself restarts.
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { startNatsServer } from "../client/nats-server.js";
+import { call } from "../src/rpc.js";
+import { TestStore, waitFor } from "./harness.js";
+
+const test = suite<{ store: TestStore }>("faults", {} as { store: TestStore });
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("faults");
+  ctx.store.startMaster();
+  for (const id of ["w1", "w2"]) ctx.store.startWorker(id);
+  await ctx.store.waitForLiveWorkers(2);
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+test("a nats-server restart loses nothing: masters and workers reconnect, the log and pieces are intact", async ({ store }) => {
+  const client = await store.client();
+  const before = randomBytes(300_000);
+  await writeFile(join(store.dir, "before"), before);
+  await client.put(join(store.dir, "before"), "/before.bin", { replicas: 2, pieceSize: 64 * 1024 });
+  const { lastSeq } = await client.masterState();
+
+  await store.restartServer();
+  // The master answers again once it has reconnected and re-subscribed.
+  const state = await waitFor("the master to answer", () => call<{ lastSeq: number }>(client.nc, store.cat.masterRpc("state"), {}, 1_000), 30_000);
+  assert.ok(state.lastSeq >= lastSeq, "the log survived the restart");
+
+  const after = randomBytes(200_000);
+  await writeFile(join(store.dir, "after"), after);
+  await client.put(join(store.dir, "after"), "/after.bin", { replicas: 2, pieceSize: 64 * 1024 });
+  for (const [remote, bytes] of [["/before.bin", before], ["/after.bin", after]] as const) {
+    const out = join(store.dir, `${remote.slice(1)}.out`);
+    await client.get(remote, out);
+    assert.ok(Buffer.compare(await readFile(out), bytes) === 0, `${remote} reads back`);
+  }
+});
+
+test.run();
