@@ -51,7 +51,7 @@ export function formatWorkers(workers: WorkerReport[]): string {
   const rows = workers.map((w) => [
     w.workerId,
     w.live ? "live" : "lost",
-    w.status ? `${w.status.pieces} pieces` : "no answer",
+    w.status ? `${w.status.pieces} piece${w.status.pieces === 1 ? "" : "s"}` : "no answer",
     w.status ? humanBytes(w.status.bytes) : "",
     w.status ? `${humanBytes(w.status.freeBytes)} free` : "",
     `${humanBytes(w.assignedBytes)} placed`,
