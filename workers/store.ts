@@ -50,17 +50,25 @@ export class PieceStore {
     return (await this.meta(sha256)) !== undefined;
   }
 
-  /** Store a piece whose bytes were already checked against `sha256`. */
-  async put(sha256: string, bytes: Uint8Array, chunkSize: number): Promise<void> {
+  /**
+   * Store a piece whose bytes were already checked against `sha256`, as the chunks given: all
+   * of one size but the last, which may be shorter.
+   */
+  async put(sha256: string, chunks: readonly Uint8Array[]): Promise<void> {
     if (await this.has(sha256)) return;
+    const chunkSize = chunks[0]?.length ?? 0;
+    if (chunks.some((c, i) => (i < chunks.length - 1 ? c.length !== chunkSize : c.length > chunkSize))) {
+      throw new Error("chunks must all have one size but the last");
+    }
     const batch = this.db.batch();
-    const count = Math.max(1, Math.ceil(bytes.length / chunkSize));
-    for (let i = 0; i < count; i++) batch.put(chunkKey(sha256, i), bytes.subarray(i * chunkSize, (i + 1) * chunkSize), BYTES);
-    const meta: PieceMeta = { size: bytes.length, chunkSize, storedAt: Date.now() };
+    const parts = chunks.length ? chunks : [new Uint8Array(0)];
+    parts.forEach((chunk, i) => batch.put(chunkKey(sha256, i), chunk, BYTES));
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    const meta: PieceMeta = { size, chunkSize: Math.max(1, chunkSize), storedAt: Date.now() };
     batch.put(metaKey(sha256), meta, META);
     await batch.write();
     this.counts.pieces += 1;
-    this.counts.bytes += bytes.length;
+    this.counts.bytes += size;
   }
 
   /** Bytes [offset, offset+length) of a piece, or undefined if the piece is not here. */

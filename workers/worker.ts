@@ -193,20 +193,22 @@ export class Worker {
   private async storePiece(event: PeersAssigned, piece: AssignedPiece): Promise<DfsError | undefined> {
     if (await this.store.has(piece.sha256)) return undefined;
     if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
-    let bytes: Buffer;
+    let frames: Uint8Array[];
     try {
-      bytes = await this.pullPiece(event.uploadId, piece);
+      frames = await this.pullPiece(event.uploadId, piece);
     } catch (err) {
       const coded = asDfsError(err);
       if (coded.code === ErrorCodes.UNAVAILABLE) this.noteDeadUpload(event.uploadId);
       return coded;
     }
-    const actual = createHash("sha256").update(bytes).digest("hex");
+    const hash = createHash("sha256");
+    for (const frame of frames) hash.update(frame);
+    const actual = hash.digest("hex");
     if (actual !== piece.sha256) {
       return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
     }
     try {
-      await this.store.put(piece.sha256, bytes, this.frameSize);
+      await this.store.put(piece.sha256, frames);
     } catch (err) {
       // A full or broken disk fails the upload now rather than after every retry.
       return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store piece ${piece.piece}: ${err instanceof Error ? err.message : String(err)}`);
@@ -220,8 +222,9 @@ export class Worker {
     if (this.deadUploads.size > DEAD_UPLOADS_KEPT) this.deadUploads.delete(this.deadUploads.values().next().value!);
   }
 
-  private async pullPiece(uploadId: string, piece: AssignedPiece): Promise<Buffer> {
-    const bytes = Buffer.allocUnsafe(piece.size);
+  /** A piece as the frames it travelled in, in order: they become its chunks in the store, uncopied. */
+  private async pullPiece(uploadId: string, piece: AssignedPiece): Promise<Uint8Array[]> {
+    const frames: Uint8Array[] = [];
     const subject = this.cat.pull(uploadId, piece.piece);
     const offsets: number[] = [];
     for (let offset = 0; offset < piece.size; offset += this.frameSize) offsets.push(offset);
@@ -232,11 +235,11 @@ export class Worker {
         const length = Math.min(this.frameSize, piece.size - offset);
         const frame = await this.pullFrame(subject, offset, length);
         if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.piece} has ${frame.length} bytes, expected ${length}`);
-        bytes.set(frame, offset);
+        frames[offset / this.frameSize] = frame;
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.framesInFlight ?? 4, offsets.length) }, lane));
-    return bytes;
+    return frames;
   }
 
   private async pullFrame(subject: string, offset: number, length: number): Promise<Uint8Array> {
