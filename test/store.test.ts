@@ -11,10 +11,27 @@ const test = suite("piece store");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const chunksOf = (b: Buffer, size: number) => Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size));
 
-test("store - reads any byte range of a piece, across chunk boundaries", async () => {
+/** Run `body` on a fresh store in a temporary directory; `reopen` closes it and opens it again. */
+async function withStore(body: (store: () => PieceStore, reopen: () => Promise<void>) => Promise<void>): Promise<void> {
   const dir = await tempDir("store");
-  const store = await PieceStore.open(join(dir, "db"));
+  let store = await PieceStore.open(join(dir, "db"));
   try {
+    await body(
+      () => store,
+      async () => {
+        await store.close();
+        store = await PieceStore.open(join(dir, "db"));
+      },
+    );
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test("store - reads any byte range of a piece, across chunk boundaries", () =>
+  withStore(async (open) => {
+    const store = open();
     const bytes = randomBytes(10_000);
     await store.put(sha(bytes), chunksOf(bytes, 3_000));
     for (const [offset, length] of [[0, 10_000], [0, 1], [2_999, 2], [2_500, 5_000], [9_999, 100], [6_000, 3_000]]) {
@@ -23,16 +40,12 @@ test("store - reads any byte range of a piece, across chunk boundaries", async (
     }
     assert.is((await store.read(sha(bytes), 10_000, 5))!.length, 0, "past the end is empty");
     assert.is(await store.read("00".repeat(32), 0, 10), undefined, "a missing piece is undefined");
-  } finally {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test("store - the same bytes are kept once; counts survive a reopen; drop forgets", async () => {
-  const dir = await tempDir("store");
-  let store = await PieceStore.open(join(dir, "db"));
-  try {
+test("store - the same bytes are kept once; counts survive a reopen; drop forgets", () =>
+  withStore(async (open, reopen) => {
+    let store = open();
     const a = randomBytes(5_000);
     const b = randomBytes(7_000);
     await store.put(sha(a), chunksOf(a, 4_096));
@@ -40,8 +53,8 @@ test("store - the same bytes are kept once; counts survive a reopen; drop forget
     await store.put(sha(b), [b]);
     assert.is(store.pieces, 2);
     assert.is(store.bytes, 12_000);
-    await store.close();
-    store = await PieceStore.open(join(dir, "db"));
+    await reopen();
+    store = open();
     assert.is(store.pieces, 2);
     assert.is(store.bytes, 12_000);
     assert.ok(await store.has(sha(a)));
@@ -51,25 +64,18 @@ test("store - the same bytes are kept once; counts survive a reopen; drop forget
     assert.is(store.pieces, 1);
     assert.is(store.bytes, 7_000);
     assert.ok(Buffer.compare(Buffer.from((await store.read(sha(b), 0, 7_000))!), b) === 0, "the other piece is untouched");
-  } finally {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test("store - refuses chunks of uneven sizes", async () => {
-  const dir = await tempDir("store");
-  const store = await PieceStore.open(join(dir, "db"));
-  try {
+test("store - refuses chunks of uneven sizes", () =>
+  withStore(async (open) => {
+    const store = open();
     const bytes = randomBytes(300);
     let refused = false;
     await store.put(sha(bytes), [bytes.subarray(0, 100), bytes.subarray(100, 300)]).catch(() => (refused = true));
     assert.ok(refused);
     assert.not.ok(await store.has(sha(bytes)));
-  } finally {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
 test.run();
