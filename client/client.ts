@@ -91,10 +91,6 @@ export interface GetResult {
   failovers: number;
 }
 
-function hashPieces(pieceCount: number) {
-  return { file: createHash("sha256"), pieces: Buffer.alloc(pieceCount * 32) };
-}
-
 /** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
 export function pieceSizeFor(size: number, requested?: number): number {
   if (requested !== undefined) return requested;
@@ -221,7 +217,8 @@ export class DfsClient {
 
   private async hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void) {
     const pieceCount = size === 0 ? 0 : Math.ceil(size / pieceSize);
-    const { file: whole, pieces } = hashPieces(pieceCount);
+    const whole = createHash("sha256");
+    const pieces = Buffer.alloc(pieceCount * 32);
     const buffer = Buffer.allocUnsafe(Math.min(pieceSize, 4 * 1024 * 1024));
     for (let piece = 0; piece < pieceCount; piece++) {
       const hash = createHash("sha256");

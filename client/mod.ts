@@ -1,0 +1,11 @@
+// The client library's public surface: `import { DfsClient } from "dfs"`.
+export { DfsClient, DEFAULT_PIECE_SIZE, DEFAULT_REPLICAS, pieceSizeFor } from "./client.js";
+export type { ConnectOptions, GetOptions, GetResult, MasterState, Progress, PutOptions, PutResult, WorkerReport } from "./client.js";
+export { LocalCluster } from "./local-cluster.js";
+export type { LocalClusterOptions } from "./local-cluster.js";
+export { findNatsServer, startNatsServer } from "./nats-server.js";
+export type { NatsServerOptions, RunningNatsServer } from "./nats-server.js";
+export { DfsError, ErrorCodes } from "../src/errors.js";
+export type { ErrorCode } from "../src/errors.js";
+export type { DfsEvent, EventType } from "../src/events.js";
+export type { FileInfo, Location, VersionInfo } from "../src/queries.js";
