@@ -17,16 +17,21 @@ export function findNatsServer(): string {
   throw new DfsError(ErrorCodes.NO_NATS_SERVER, `nats-server is not installed; ${INSTALL_HINT}`);
 }
 
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
+/** Listen on `port` (0: any) for a moment and give it back: the port nobody else holds. */
+function claimPort(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address();
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
     });
   });
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return claimPort(0);
 }
 
 export interface NatsServerOptions {
@@ -64,12 +69,23 @@ async function waitForServer(url: string, child: ChildProcess, timeoutMs: number
 export async function startNatsServer(opts: NatsServerOptions): Promise<RunningNatsServer> {
   const binary = findNatsServer();
   const port = opts.port ?? (await freePort());
+  // Otherwise the readiness check below would happily connect to whoever holds the port.
+  await claimPort(port).catch((err: NodeJS.ErrnoException) => {
+    const why = err.code === "EADDRINUSE" ? "is already in use (another nats-server or dfs up?); pick another with --port" : `cannot be used: ${err.message}`;
+    throw new DfsError(ErrorCodes.UNAVAILABLE, `port ${port} on 127.0.0.1 ${why}`);
+  });
   await mkdir(opts.storeDir, { recursive: true });
   const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.args ?? [])], {
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const recent: string[] = [];
   const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n")) if (line.trim()) opts.log?.(line);
+    for (const line of chunk.toString().split("\n")) {
+      if (!line.trim()) continue;
+      opts.log?.(line);
+      recent.push(line);
+      if (recent.length > 5) recent.shift();
+    }
   };
   child.stdout!.on("data", forward);
   child.stderr!.on("data", forward);
@@ -79,7 +95,9 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
     await waitForServer(url, child, 10_000);
   } catch (err) {
     child.kill("SIGKILL");
-    throw err;
+    // Its last words say why (a port in use, a bad store directory...).
+    const why = recent.filter((l) => /\[(ERR|FTL)\]/.test(l)).map((l) => l.replace(/^.*\[(ERR|FTL)\] /, "")).join("; ");
+    throw why ? new DfsError((err as DfsError).code ?? ErrorCodes.UNAVAILABLE, `nats-server on port ${port} failed: ${why}`) : err;
   }
   return {
     url,

@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -58,6 +59,20 @@ test("dfs up runs a store under --dir until SIGINT, then stops every child", asy
     assert.equal((await readdir(join(dir, "store", "workers"))).sort(), ["w1", "w2"]);
   } finally {
     if (up.exitCode === null) up.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("dfs up on a port that is taken says so and exits non-zero", async () => {
+  const dir = await tempDir("up-busy");
+  const holder = createServer();
+  const port = await new Promise<number>((resolve) => holder.listen(0, "127.0.0.1", () => resolve((holder.address() as { port: number }).port)));
+  try {
+    const up = await runCli(["up", "--port", String(port), "--dir", join(dir, "store")], { timeoutMs: 30_000 });
+    assert.is(up.code, 1);
+    assert.match(up.stderr, new RegExp(`^dfs: UNAVAILABLE: port ${port} on 127\\.0\\.0\\.1 is already in use`));
+  } finally {
+    holder.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
