@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Level } from "level";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
@@ -118,6 +119,28 @@ test("a put that stops making progress (a worker died for good) times out and is
   } finally {
     await restart(store, workers, "w2");
   }
+});
+
+test("bytes rotted on one replica are caught by their SHA-256 and read from another", async ({ store, workers }) => {
+  const client = await store.client();
+  const bytes = randomBytes(4 * PIECE + 5);
+  await putBytes(store, client, "/rotten.bin", bytes, 2);
+  const piece = (await client.locate("/rotten.bin")).pieces[1]!;
+  const victim = piece.workers[0]!; // the replica a reader tries first
+  await workers.get(victim)!.stop();
+  // Flip one byte of the piece's first chunk on disk (the store's own key layout).
+  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
+  const key = `c!${piece.sha256}!000000`;
+  const chunk = Buffer.from((await db.get(key))!);
+  chunk[100] ^= 0xff;
+  await db.put(key, chunk);
+  await db.close();
+  await restart(store, workers, victim);
+  const rotten = await callBytes(client.nc, cat.workerRpc(victim, "read"), { sha256: piece.sha256, offset: 0, length: piece.size });
+  assert.is.not(sha(rotten), piece.sha256, "the replica really serves bad bytes");
+  const result = await client.get("/rotten.bin", join(store.dir, "rotten.out"));
+  assert.ok(result.failovers >= 1, "the bad replica was passed over");
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "rotten.out")), bytes) === 0, "the file reads back intact");
 });
 
 test("an upload whose client stops serving is abandoned and never listed", async ({ store }) => {
