@@ -207,7 +207,7 @@ export function buildProgram(): Command {
           });
           bar.stop();
           process.stdout.write(
-            `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"}, sha256 ${r.sha256}\n`,
+            `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`,
           );
         } finally {
           bar.stop();

@@ -53,6 +53,8 @@ export interface PutResult {
   pieces: number;
   pieceSize: number;
   replicas: number;
+  /** Bytes this client served to workers: about `size` when minors pull from majors. */
+  servedBytes: number;
 }
 
 export interface GetOptions {
@@ -247,6 +249,7 @@ export class DfsClient {
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
     let over = false;
+    let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
     const server = serveBytes(this.nc, this.cat.pullAll(uploadId), async (request, msg) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
@@ -261,6 +264,7 @@ export class DfsClient {
       const frame = Buffer.allocUnsafe(req.length);
       const { bytesRead } = await file.read(frame, 0, req.length, start + req.offset);
       lastActivity = Date.now();
+      servedBytes += bytesRead;
       return frame.subarray(0, bytesRead);
     });
     let reader: LogReader | undefined;
@@ -275,7 +279,7 @@ export class DfsClient {
         pieceHashes: plan.pieceHashes,
       });
       this.seen(created.seq);
-      const result: PutResult = {
+      const result: Omit<PutResult, "servedBytes"> = {
         fileId: created.fileId,
         path: created.path,
         version: created.version,
@@ -286,7 +290,7 @@ export class DfsClient {
         replicas: plan.replicas,
       };
       // With several masters the whole upload can be over before the reply is written.
-      if (created.status === "committed") return result;
+      if (created.status === "committed") return { ...result, servedBytes };
       if (created.status !== "pending") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: the version is ${created.status}`);
       // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
       let storedReplicaBytes = 0;
@@ -324,7 +328,7 @@ export class DfsClient {
         await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: asDfsError(err).message }).catch(() => undefined);
         throw err;
       }
-      return result;
+      return { ...result, servedBytes };
     } finally {
       reader?.stop();
       // Answer what is already on its way (with "over"), so no worker waits for a timeout.

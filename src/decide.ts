@@ -122,7 +122,7 @@ function checkCreate(cmd: CreateVersion): void {
  */
 function placePieces(
   state: State,
-  pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number; hasMajor: boolean }[],
+  pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number; major?: string }[],
   replicas: number,
 ): Map<string, AssignedPiece[]> {
   const byWorker = new Map<string, AssignedPiece[]>();
@@ -140,13 +140,15 @@ function placePieces(
     if (chosen.length < piece.missing) {
       throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `piece ${piece.index} needs ${piece.missing} more workers than it has`);
     }
-    chosen.forEach(([workerId], i) => {
+    // Minors pull from the major (pipelined replication), which spares the uploader's uplink.
+    const major = piece.major ?? chosen[0]![0];
+    for (const [workerId] of chosen) {
       load.set(workerId, load.get(workerId)! + piece.size);
-      const role = !piece.hasMajor && i === 0 ? "major" : "minor";
       let list = byWorker.get(workerId);
       if (!list) byWorker.set(workerId, (list = []));
-      list.push({ piece: piece.index, size: piece.size, sha256: piece.sha256, role });
-    });
+      const entry = { piece: piece.index, size: piece.size, sha256: piece.sha256 };
+      list.push(workerId === major ? { ...entry, role: "major" } : { ...entry, role: "minor", pullFrom: major });
+    }
   }
   return byWorker;
 }
@@ -165,7 +167,7 @@ function completeVersion(state: State, v: VersionState, pieces: readonly Planned
   const needPeers = pieces
     .map((p) => {
       const peers = v.pieces[p.index]?.peers ?? [];
-      return { ...p, exclude: peers.map((x) => x.workerId), missing: v.replicas - peers.length, hasMajor: peers.some((x) => x.role === "major") };
+      return { ...p, exclude: peers.map((x) => x.workerId), missing: v.replicas - peers.length, major: peers.find((x) => x.role === "major")?.workerId };
     })
     .filter((p) => p.missing > 0);
   const placed = placePieces(state, needPeers, v.replicas);

@@ -15,6 +15,8 @@ export interface AssignedPiece {
   readonly size: number;
   readonly sha256: string;
   readonly role: Role;
+  /** Minors only: the piece's major, to pull the bytes from once it holds them (pipelined replication). */
+  readonly pullFrom?: string;
 }
 
 /** A live worker announced itself with a heartbeat. */

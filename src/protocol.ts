@@ -51,7 +51,13 @@ export type WorkerStatus = Required<Heartbeat>;
 
 /** A pull or read asks for a byte range; the reply is the raw bytes. */
 export const PullRequest = z.object({ offset: count, length: count });
-export const ReadRequest = z.object({ sha256, offset: count, length: count });
+export const ReadRequest = z.object({
+  sha256,
+  offset: count,
+  length: count,
+  /** If the piece is not here yet, wait up to this long for it to be stored (a minor waiting for its major). */
+  waitMs: z.number().int().nonnegative().max(60_000).optional(),
+});
 export type ReadRequest = z.infer<typeof ReadRequest>;
 
 /** Header that marks a binary reply as an error: its value is the code, the body the message. */

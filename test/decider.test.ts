@@ -179,16 +179,25 @@ function placement(events: readonly DfsEvent[]): Map<string, Map<number, string>
 }
 
 /** piece index → its peers with roles, from PeersAssigned events. */
-function peersByPiece(events: readonly DfsEvent[]): Map<number, { workerId: string; role: string }[]> {
-  const out = new Map<number, { workerId: string; role: string }[]>();
+function peersByPiece(events: readonly DfsEvent[]): Map<number, { workerId: string; role: string; pullFrom?: string }[]> {
+  const out = new Map<number, { workerId: string; role: string; pullFrom?: string }[]>();
   for (const a of ofType(events, "PeersAssigned")) {
     for (const p of a.pieces) {
       let peers = out.get(p.piece);
       if (!peers) out.set(p.piece, (peers = []));
-      peers.push({ workerId: a.workerId, role: p.role });
+      peers.push({ workerId: a.workerId, role: p.role, ...(p.pullFrom ? { pullFrom: p.pullFrom } : {}) });
     }
   }
   return out;
+}
+
+/** Minors pull from their piece's major (pipelined replication); the major pulls from the uploader. */
+function assertPipelined(byPiece: ReturnType<typeof peersByPiece>): void {
+  for (const [piece, peers] of byPiece) {
+    const major = peers.find((p) => p.role === "major")!;
+    assert.is(major.pullFrom, undefined, `piece ${piece}: the major pulls from the uploader`);
+    for (const minor of peers.filter((p) => p.role === "minor")) assert.is(minor.pullFrom, major.workerId, `piece ${piece}: minor ${minor.workerId}`);
+  }
 }
 
 // =============================================================================================
@@ -297,6 +306,7 @@ Create("decider - each piece gets one major and replicas-1 minors, never two on 
       assert.is(peers.filter((p) => p.role === "major").length, 1, `${label}: one major`);
       assert.is(peers.filter((p) => p.role === "minor").length, replicas - 1, `${label}: minors`);
     }
+    assertPipelined(byPiece);
   }
 });
 
@@ -597,6 +607,7 @@ Retry("decider - a retry after some PeersAssigned landed still gives each piece 
     assert.is(new Set(peers.map((p) => p.workerId)).size, 2, `piece ${piece}: distinct workers`);
     assert.is(peers.filter((p) => p.role === "major").length, 1, `piece ${piece}: majors in ${JSON.stringify(peers)}`);
   }
+  assertPipelined(byPiece);
 });
 
 Retry.run();

@@ -41,6 +41,9 @@ for (const replicas of [1, 3]) {
       await writeFile(local, bytes);
       const put = await client.put(local, `rt/r${replicas}/${size}.bin`, { replicas, pieceSize: PIECE });
       assert.is(put.path, `/rt/r${replicas}/${size}.bin`);
+      // Minors pull from their major, so the uploader serves each byte about once, not once per
+      // replica (a minor that finds its major slow may still fall back to the uploader).
+      assert.ok(put.servedBytes >= size && put.servedBytes <= size * 1.5, `served ${put.servedBytes} of ${size} bytes`);
       assert.is(put.pieces, Math.ceil(size / PIECE));
       const where = await client.locate(put.path);
       for (const piece of where.pieces) {

@@ -33,6 +33,15 @@ const PULL_ATTEMPTS = 4;
 const PULL_TIMEOUT_MS = 5_000;
 const DEAD_UPLOADS_KEPT = 1_000;
 const STOP_GRACE_MS = 2_000;
+/** How long a minor waits for the piece's major to hold it before pulling from the uploader. */
+const PEER_WAIT_MS = 20_000;
+const PEER_PROBES = 4;
+
+function sha256Of(frames: readonly Uint8Array[]): string {
+  const hash = createHash("sha256");
+  for (const frame of frames) hash.update(frame);
+  return hash.digest("hex");
+}
 
 /** Runs tasks with at most `limit` at a time. */
 class Limiter {
@@ -65,6 +74,10 @@ export class Worker {
   private inFlight = new Set<Promise<unknown>>();
   /** Uploads whose client stopped serving: their other pieces fail at once instead of each retrying. */
   private deadUploads = new Set<string>();
+  /** Pieces assigned here and not yet settled (stored or failed), by SHA-256. */
+  private working = new Map<string, number>();
+  /** Reads waiting for a piece to be stored here (minors waiting for their major). */
+  private storedWaiters = new Map<string, Set<() => void>>();
   private stopping = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
@@ -120,6 +133,7 @@ export class Worker {
         async (request) => {
           const req: ReadRequest = parse(ReadRequest, request, "read request");
           if (req.length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `length must be at most ${this.frameSize}`);
+          if (req.waitMs) await this.whenStored(req.sha256, req.waitMs);
           const bytes = await this.store.read(req.sha256, req.offset, req.length);
           if (!bytes) throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${this.id} does not hold piece ${req.sha256}`);
           return bytes;
@@ -180,32 +194,103 @@ export class Worker {
 
   private async storePieces(event: PeersAssigned): Promise<void> {
     await Promise.all(
-      event.pieces.map((piece) =>
-        this.inOrder(piece.sha256, async () => {
-          const outcome = await this.pieces.run(() => this.storePiece(event, piece));
+      event.pieces.map((piece) => {
+        this.working.set(piece.sha256, (this.working.get(piece.sha256) ?? 0) + 1);
+        return this.inOrder(piece.sha256, async () => {
+          // Wait for the major outside the limiter: a slot held while waiting could starve the
+          // very pieces this worker must store as a major.
+          const fromMajor = piece.pullFrom !== undefined && (await this.waitForPeer(piece.pullFrom, piece.sha256, event.uploadId));
+          let outcome: DfsError | undefined;
+          try {
+            outcome = await this.pieces.run(() => this.storePiece(event, piece, fromMajor ? piece.pullFrom : undefined));
+          } finally {
+            const left = this.working.get(piece.sha256)! - 1;
+            if (left > 0) this.working.set(piece.sha256, left);
+            else this.working.delete(piece.sha256);
+            // Minors waiting on us learn the result now, stored or not (then they try the uploader).
+            this.settleWaiters(piece.sha256);
+          }
           await this.confirm(event, piece, outcome);
-        }),
-      ),
+        });
+      }),
     );
   }
 
-  /** Pull, check and keep one piece; an error here is the upload's, reported in the confirmation. */
-  private async storePiece(event: PeersAssigned, piece: AssignedPiece): Promise<DfsError | undefined> {
+  /**
+   * Whether `peer` holds the piece, asking it to answer once it does; false sends us to the
+   * uploader. A quick "not found" means the peer is not working on it (yet: its assignment may
+   * still be on the way), so ask again a few times before giving up on it.
+   */
+  private async waitForPeer(peer: string, sha256: string, uploadId: string): Promise<boolean> {
+    const probe = { sha256, offset: 0, length: 0, waitMs: PEER_WAIT_MS };
+    for (let attempt = 0; attempt < PEER_PROBES; attempt++) {
+      if ((await this.store.has(sha256)) || this.deadUploads.has(uploadId)) return false;
+      try {
+        await callBytes(this.nc, this.cat.workerRpc(peer, "read"), probe, PEER_WAIT_MS + 5_000);
+        return true;
+      } catch (err) {
+        if (asDfsError(err).code !== ErrorCodes.NOT_FOUND) return false;
+      }
+      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+    }
+    return false;
+  }
+
+  /**
+   * Resolves when a piece is here: at once if it is, else when this worker has tried to store
+   * it (stored or failed), or after `waitMs`, whichever comes first.
+   */
+  private whenStored(sha256: string, waitMs: number): Promise<void> {
+    const settled = new Promise<void>((resolve) => {
+      let waiting = this.storedWaiters.get(sha256);
+      if (!waiting) this.storedWaiters.set(sha256, (waiting = new Set()));
+      const waiters = waiting;
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.storedWaiters.get(sha256) === waiters) this.storedWaiters.delete(sha256);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      waiters.add(done);
+    });
+    // Registered first, checked second: a store that lands in between still wakes us. Nothing
+    // to wait for when the piece is here, or when this worker is not working on it.
+    void this.store.has(sha256).then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256));
+    return settled;
+  }
+
+  private settleWaiters(sha256: string): void {
+    for (const done of [...(this.storedWaiters.get(sha256) ?? [])]) done();
+  }
+
+  /**
+   * Pull, check and keep one piece, from the major when `major` is given (falling back to the
+   * uploader if that fails); an error here is the upload's, reported in the confirmation.
+   */
+  private async storePiece(event: PeersAssigned, piece: AssignedPiece, major?: string): Promise<DfsError | undefined> {
     if (await this.store.has(piece.sha256)) return undefined;
     if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
-    let frames: Uint8Array[];
-    try {
-      frames = await this.pullPiece(event.uploadId, piece);
-    } catch (err) {
-      const coded = asDfsError(err);
-      if (coded.code === ErrorCodes.UNAVAILABLE) this.noteDeadUpload(event.uploadId);
-      return coded;
+    let frames: Uint8Array[] | undefined;
+    if (major) {
+      const read = (offset: number, length: number) =>
+        callBytes(this.nc, this.cat.workerRpc(major, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS);
+      frames = await this.pullFrames(piece, read).catch(() => undefined);
+      if (frames && sha256Of(frames) !== piece.sha256) frames = undefined;
     }
-    const hash = createHash("sha256");
-    for (const frame of frames) hash.update(frame);
-    const actual = hash.digest("hex");
-    if (actual !== piece.sha256) {
-      return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
+    if (!frames) {
+      const subject = this.cat.pull(event.uploadId, piece.piece);
+      try {
+        frames = await this.pullFrames(piece, (offset, length) => this.pullFrame(subject, offset, length));
+      } catch (err) {
+        const coded = asDfsError(err);
+        if (coded.code === ErrorCodes.UNAVAILABLE) this.noteDeadUpload(event.uploadId);
+        return coded;
+      }
+      const actual = sha256Of(frames);
+      if (actual !== piece.sha256) {
+        return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
+      }
     }
     try {
       await this.store.put(piece.sha256, frames);
@@ -223,9 +308,8 @@ export class Worker {
   }
 
   /** A piece as the frames it travelled in, in order: they become its chunks in the store, uncopied. */
-  private async pullPiece(uploadId: string, piece: AssignedPiece): Promise<Uint8Array[]> {
+  private async pullFrames(piece: AssignedPiece, pull: (offset: number, length: number) => Promise<Uint8Array>): Promise<Uint8Array[]> {
     const frames: Uint8Array[] = [];
-    const subject = this.cat.pull(uploadId, piece.piece);
     const offsets: number[] = [];
     for (let offset = 0; offset < piece.size; offset += this.frameSize) offsets.push(offset);
     let next = 0;
@@ -233,7 +317,7 @@ export class Worker {
       while (next < offsets.length) {
         const offset = offsets[next++]!;
         const length = Math.min(this.frameSize, piece.size - offset);
-        const frame = await this.pullFrame(subject, offset, length);
+        const frame = await pull(offset, length);
         if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.piece} has ${frame.length} bytes, expected ${length}`);
         frames[offset / this.frameSize] = frame;
       }
@@ -278,6 +362,7 @@ export class Worker {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const sha256 of [...this.storedWaiters.keys()]) this.settleWaiters(sha256);
     for (const sub of this.subs) sub.unsubscribe();
     await this.assignments?.close();
     // Work not finished in the grace period is not acknowledged, so it is redelivered later.
