@@ -1,4 +1,5 @@
 // Garbage on every subject a process listens on gets a coded error, and the process keeps serving.
+import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
@@ -8,7 +9,7 @@ import { catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
-import { TestStore, errorCode, runCli } from "./harness.js";
+import { TestStore, errorCode, runCli, waitFor } from "./harness.js";
 
 const cat = catalogue("dfs");
 const test = suite<{ store: TestStore }>("bad input", {} as { store: TestStore });
@@ -86,6 +87,38 @@ test("garbage to workers, heartbeats, confirmations and event subjects does not 
   const replayed = await client.replay(state.lastSeq);
   assert.is(replayed.skipped, 2, "the two junk events are skipped by replay");
   assert.is(stateDigest(replayed.state), state.digest);
+});
+
+test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still completes", async ({ store }) => {
+  const client = await store.client();
+  const spy = await store.client();
+  const answers: (string | undefined)[] = [];
+  // Overhear the create request (not in the masters' queue group) to learn the upload id.
+  const overheard = spy.nc.subscribe(cat.masterRpc("create"), {
+    callback: (_err, msg) => {
+      const { uploadId } = decode(msg.data) as { uploadId: string };
+      const garbage = [
+        [cat.pull(uploadId, 0), new Uint8Array([0xff, 0x00])],
+        [cat.pull(uploadId, 0), encode({ offset: -1, length: 10 })],
+        [cat.pull(uploadId, 0), encode({ offset: 0, length: 50_000_000 })],
+        [cat.pull(uploadId, 999), encode({ offset: 0, length: 10 })],
+      ] as const;
+      // All at once, while the upload has barely begun.
+      for (const [subject, payload] of garbage) {
+        void spy.nc.request(subject, payload, { timeout: 5_000 }).then((reply) => answers.push(reply.headers?.get("Dfs-Error")));
+      }
+    },
+  });
+  try {
+    const local = join(store.dir, "pulled");
+    await writeFile(local, randomBytes(64 * 4096));
+    const put = await client.put(local, "/pulled", { replicas: 2, pieceSize: 4096 });
+    assert.is(put.version, 1);
+    await waitFor("four answers", () => answers.length === 4, 5_000);
+    assert.equal(answers, ["BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST"]);
+  } finally {
+    overheard.unsubscribe();
+  }
 });
 
 test("the CLI reports failures on one line with a documented exit status", async ({ store }) => {
