@@ -1,6 +1,7 @@
 // The worker process: reads its own assignment subject through a durable consumer, pulls
-// piece bytes from whoever serves the upload, checks them against their SHA-256, keeps them
-// in LevelDB and confirms through JetStream. Serves reads of the pieces it holds.
+// piece bytes from the uploader (a major) or from the piece's major (a minor), checks them
+// against their SHA-256, keeps them in LevelDB and confirms through JetStream. Serves reads
+// of the pieces it holds.
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
@@ -49,13 +50,15 @@ class Limiter {
   private waiting: (() => void)[] = [];
   constructor(private readonly limit: number) {}
   async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running += 1;
+    // A finishing task hands its slot straight to the next waiter, so no newcomer slips in.
+    if (this.running < this.limit) this.running += 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
     try {
       return await task();
     } finally {
-      this.running -= 1;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running -= 1;
     }
   }
 }
