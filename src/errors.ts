@@ -51,3 +51,13 @@ export function asDfsError(err: unknown): DfsError {
   const message = err instanceof Error ? err.message : String(err);
   return new DfsError(ErrorCodes.INTERNAL, message, { cause: err });
 }
+
+/**
+ * A role (master, worker) lost something it cannot run without: hand the error to `onFatal`
+ * (the CLI prints it and exits), or throw it when there is none.
+ */
+export function reportFatal(what: string, err: unknown, onFatal?: (err: DfsError) => void): void {
+  const fatal = new DfsError(ErrorCodes.INTERNAL, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  if (onFatal) onFatal(fatal);
+  else throw fatal;
+}

@@ -7,7 +7,7 @@ import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionMaster } from "../streams/provision.js";
 import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
-import { DfsError, ErrorCodes } from "./errors.js";
+import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
 import type { DfsEvent } from "./events.js";
 import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
 import {
@@ -33,7 +33,7 @@ export interface MasterOptions {
   streamReplicas?: number;
   log?: (line: string) => void;
   /** The master can no longer follow the log or the confirmations (default: throw). */
-  onFatal?: (err: unknown) => void;
+  onFatal?: (err: DfsError) => void;
 }
 
 const MAX_DECISION_ATTEMPTS = 100;
@@ -78,7 +78,7 @@ export class Master {
       if (entry.seq <= this.state.lastSeq) return; // already folded: our own append
       if (entry.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
-        this.opts.onFatal?.(new DfsError(ErrorCodes.INTERNAL, `the log skipped from ${this.state.lastSeq} to ${entry.seq}`));
+        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${entry.seq}`, this.opts.onFatal);
         return;
       }
       if (entry.event) evolve(this.state, entry.event, entry.seq);
@@ -95,12 +95,7 @@ export class Master {
     this.serveRpcs();
     this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.data) }));
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
-    const fatal = (what: string) => (err: unknown) => {
-      if (this.stopped) return;
-      const wrapped = new DfsError(ErrorCodes.INTERNAL, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      if (this.opts.onFatal) this.opts.onFatal(wrapped);
-      else throw wrapped;
-    };
+    const fatal = (what: string) => (err: unknown) => this.stopped || reportFatal(what, err, this.opts.onFatal);
     this.tail.done.catch(fatal("the master stopped following the log"));
     this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
   }
@@ -213,8 +208,9 @@ export class Master {
     });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");
-      // Queue behind pending decisions so the answer is a state the log really had.
-      return this.execute({ type: "Reconcile", at: Date.now() }).then(() => ({
+      // Behind pending decisions, so the answer is a state the log really had (mid-decision
+      // the table may be ahead of what the caller could replay).
+      return this.queue.then(() => ({
         masterId: this.instanceId,
         lastSeq: this.state.lastSeq,
         digest: stateDigest(this.state),

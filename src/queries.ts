@@ -100,7 +100,8 @@ function versionInfo(v: VersionState): VersionInfo {
   };
 }
 
-export function locate(state: State, path: string, version?: number): Location {
+/** Where pieces `fromPiece` to `fromPiece + limit` of a committed version live (only those are worked out). */
+export function locatePage(state: State, path: string, version: number | undefined, fromPiece = 0, limit = LOCATE_PAGE): LocationPage {
   const v = committedVersion(liveFile(state, path), version);
   const liveness = (id: string) => (state.workers.get(id)?.live ? 0 : 1);
   const rank = (piece: VersionState["pieces"][number], id: string) => {
@@ -115,7 +116,9 @@ export function locate(state: State, path: string, version?: number): Location {
     sha256: v.sha256,
     pieceSize: v.pieceSize,
     committedAt: v.committedAt ?? 0,
-    pieces: v.pieces.map((p) => ({
+    pieceCount: v.pieces.length,
+    fromPiece,
+    pieces: v.pieces.slice(fromPiece, fromPiece + limit).map((p) => ({
       index: p.index,
       size: p.size,
       sha256: p.sha256,
@@ -124,9 +127,10 @@ export function locate(state: State, path: string, version?: number): Location {
   };
 }
 
-export function locatePage(state: State, path: string, version: number | undefined, fromPiece = 0, limit = LOCATE_PAGE): LocationPage {
-  const where = locate(state, path, version);
-  return { ...where, pieces: where.pieces.slice(fromPiece, fromPiece + limit), pieceCount: where.pieces.length, fromPiece };
+/** Where every piece of a committed version lives. */
+export function locate(state: State, path: string, version?: number): Location {
+  const { pieceCount: _count, fromPiece: _from, ...where } = locatePage(state, path, version, 0, Infinity);
+  return where;
 }
 
 export function stat(state: State, path: string): FileInfo {
@@ -135,24 +139,28 @@ export function stat(state: State, path: string): FileInfo {
   return { fileId: file.fileId, path: file.path, ...versionInfo(latestCommitted(file)!), versions: versions.map(versionInfo) };
 }
 
-export function list(state: State, prefix?: string): FileInfo[] {
+/** Paths of the files with a committed version at or below `prefix`, sorted. */
+function visiblePaths(state: State, prefix: string | undefined): string[] {
   const root = normalisePrefix(prefix);
-  const out: FileInfo[] = [];
+  const paths: string[] = [];
   for (const [path, fileId] of state.paths) {
-    if (!isUnder(path, root)) continue;
-    const file = state.files.get(fileId)!;
-    if (latestCommitted(file)) out.push(stat(state, path));
+    if (isUnder(path, root) && latestCommitted(state.files.get(fileId)!)) paths.push(path);
   }
-  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** Files after the path `after` (exclusive), at most `limit` of them. */
+export function list(state: State, prefix?: string): FileInfo[] {
+  return visiblePaths(state, prefix).map((path) => stat(state, path));
+}
+
+/** Files after the path `after` (exclusive), at most `limit` of them; only those are stat'ed. */
 export function listPage(state: State, prefix: string | undefined, after: string | undefined, limit = LIST_PAGE): ListPage {
-  const all = list(state, prefix);
-  const start = after === undefined ? 0 : all.findIndex((f) => f.path > after);
-  const files = start < 0 ? [] : all.slice(start, start + limit);
-  const more = start >= 0 && start + limit < all.length;
-  return more ? { files, next: files[files.length - 1]!.path } : { files };
+  const paths = visiblePaths(state, prefix);
+  const start = after === undefined ? 0 : paths.findIndex((path) => path > after);
+  if (start < 0) return { files: [] };
+  const window = paths.slice(start, start + limit);
+  const files = window.map((path) => stat(state, path));
+  return start + limit < paths.length ? { files, next: window[window.length - 1]! } : { files };
 }
 
 export function uploadPlan(state: State, uploadId: string): UploadPlan {

@@ -28,7 +28,7 @@ function answer<T>(
   nc: NatsConnection,
   subject: string,
   handler: (request: unknown, msg: Msg) => Promise<T> | T,
-  reply: { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, msg: Msg) => void },
+  reply: Replies<T>,
   opts: ServeOptions,
 ): Subscription {
   return nc.subscribe(subject, {
@@ -57,46 +57,30 @@ function answer<T>(
   });
 }
 
-/** Answer CBOR requests with CBOR replies. */
-export function serve(
-  nc: NatsConnection,
-  subject: string,
-  handler: (request: unknown, msg: Msg) => Promise<unknown> | unknown,
-  opts: ServeOptions = {},
-): Subscription {
-  return answer(
-    nc,
-    subject,
-    handler,
-    {
-      ok: (result, msg) => msg.respond(encode({ ok: true, result })),
-      failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: err.message })),
-    },
-    opts,
-  );
+type Replies<T> = { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, msg: Msg) => void };
+
+/** CBOR replies: `{ ok: true, result }` or `{ ok: false, code, message }`. */
+const cborReplies: Replies<unknown> = {
+  ok: (result, msg) => msg.respond(encode({ ok: true, result })),
+  failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: err.message })),
+};
+
+/** Raw-byte replies (piece frames); an error is the message, marked by a header carrying the code. */
+const byteReplies: Replies<Uint8Array> = {
+  ok: (bytes, msg) => msg.respond(bytes),
+  failed: (err, msg) => {
+    const h = headers();
+    h.set(ERROR_HEADER, err.code);
+    msg.respond(new TextEncoder().encode(err.message), { headers: h });
+  },
+};
+
+export function serve(nc: NatsConnection, subject: string, handler: (request: unknown, msg: Msg) => unknown, opts: ServeOptions = {}): Subscription {
+  return answer(nc, subject, handler, cborReplies, opts);
 }
 
-/** Answer requests whose reply is raw bytes (piece frames); errors travel in a header. */
-export function serveBytes(
-  nc: NatsConnection,
-  subject: string,
-  handler: (request: unknown, msg: Msg) => Promise<Uint8Array>,
-  opts: ServeOptions = {},
-): Subscription {
-  return answer(
-    nc,
-    subject,
-    handler,
-    {
-      ok: (bytes, msg) => msg.respond(bytes),
-      failed: (err, msg) => {
-        const h = headers();
-        h.set(ERROR_HEADER, err.code);
-        msg.respond(new TextEncoder().encode(err.message), { headers: h });
-      },
-    },
-    opts,
-  );
+export function serveBytes(nc: NatsConnection, subject: string, handler: (request: unknown, msg: Msg) => Promise<Uint8Array>, opts: ServeOptions = {}): Subscription {
+  return answer(nc, subject, handler, byteReplies, opts);
 }
 
 function transportError(err: unknown, subject: string): DfsError {

@@ -3,27 +3,16 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
-import { TestStore, errorCode, runCli, waitFor } from "./harness.js";
+import { TestStore, errorCode, runCli, storeSuite, waitFor } from "./harness.js";
 
 const cat = catalogue("dfs");
-const test = suite<{ store: TestStore }>("bad input", {} as { store: TestStore });
+const test = storeSuite("bad input", { workers: ["w1", "w2"] });
 
-test.before(async (ctx) => {
-  ctx.store = await TestStore.start("bad-input");
-  ctx.store.startMaster();
-  for (const id of ["w1", "w2"]) ctx.store.startWorker(id);
-  await ctx.store.waitForLiveWorkers(2);
-});
-
-test.after(async (ctx) => {
-  await ctx.store?.stop();
-});
 
 const hash = "ab".repeat(32);
 const goodCreate = { uploadId: "up1", path: "/x", size: 10, sha256: hash, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };

@@ -6,11 +6,13 @@ import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { DEFAULT_NATS_URL } from "../streams/catalogue.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const COMPOSE_FILE = join(ROOT, "compose.yaml");
 const DOCKERFILE = join(ROOT, "Dockerfile");
-const NATS_PORT = 4222;
+// compose publishes NATS where the dfs CLI looks by default, so `dfs` on the host just works.
+const NATS_PORT = Number(new URL(DEFAULT_NATS_URL).port);
 
 // ---------------------------------------------------------------------------------------
 // docker-compose

@@ -2,24 +2,12 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startNatsServer } from "../client/nats-server.js";
 import { call } from "../src/rpc.js";
-import { TestStore, waitFor } from "./harness.js";
+import { storeSuite, waitFor } from "./harness.js";
 
-const test = suite<{ store: TestStore }>("faults", {} as { store: TestStore });
+const test = storeSuite("faults", { workers: ["w1", "w2"] });
 
-test.before(async (ctx) => {
-  ctx.store = await TestStore.start("faults");
-  ctx.store.startMaster();
-  for (const id of ["w1", "w2"]) ctx.store.startWorker(id);
-  await ctx.store.waitForLiveWorkers(2);
-});
-
-test.after(async (ctx) => {
-  await ctx.store?.stop();
-});
 
 test("a nats-server restart loses nothing: masters and workers reconnect, the log and pieces are intact", async ({ store }) => {
   const client = await store.client();

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { suite } from "uvu";
 import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
@@ -16,13 +17,13 @@ export async function tempDir(name: string): Promise<string> {
 }
 
 /** Poll `check` until it returns a truthy value; fail after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<Exclude<T, false | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value as NonNullable<T>;
+      if (value) return value as Exclude<T, false | null | undefined>;
     } catch (err) {
       last = err;
     }
@@ -94,6 +95,22 @@ export class TestStore {
     return new TestStore(server, dir, opts.prefix ?? "dfs");
   }
 
+  /** A store with a master and these workers running, every worker live. */
+  static async running(name: string, opts: { workers: string[]; workerTimeoutMs?: number }): Promise<TestStore> {
+    const store = await TestStore.start(name);
+    store.startMaster(opts.workerTimeoutMs);
+    for (const id of opts.workers) store.startWorker(id);
+    await store.waitForLiveWorkers(opts.workers.length);
+    return store;
+  }
+
+  /** The running role of that name ("master", "worker w1"), the latest one started. */
+  role(name: string): Role {
+    const role = this.roles.filter((r) => r.name === name).at(-1);
+    if (!role) throw new Error(`no role ${name}`);
+    return role;
+  }
+
   get cat(): Catalogue {
     return catalogue(this.prefix);
   }
@@ -157,4 +174,16 @@ export async function errorCode(run: () => Promise<unknown>): Promise<string> {
     return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
   }
   throw new Error("expected an error, got success");
+}
+
+/** A uvu suite whose context holds a running store (master and workers), stopped after it. */
+export function storeSuite(name: string, opts: { workers: string[]; workerTimeoutMs?: number }) {
+  const test = suite<{ store: TestStore }>(name, {} as { store: TestStore });
+  test.before(async (ctx) => {
+    ctx.store = await TestStore.running(name.replaceAll(" ", "-"), opts);
+  });
+  test.after(async (ctx) => {
+    await ctx.store?.stop();
+  });
+  return test;
 }

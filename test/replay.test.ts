@@ -4,24 +4,13 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { EVENT_TYPES } from "../src/events.js";
 import { projection, stateDigest } from "../src/state.js";
-import { TestStore, runCli, waitFor, type Role } from "./harness.js";
+import { runCli, storeSuite, waitFor } from "./harness.js";
 
-const test = suite<{ store: TestStore; master: Role }>("replay", {} as { store: TestStore; master: Role });
+const test = storeSuite("replay", { workers: ["w1", "w2", "w3"] });
 
-test.before(async (ctx) => {
-  ctx.store = await TestStore.start("replay");
-  ctx.master = ctx.store.startMaster();
-  for (const id of ["w1", "w2", "w3"]) ctx.store.startWorker(id);
-  await ctx.store.waitForLiveWorkers(3);
-});
-
-test.after(async (ctx) => {
-  await ctx.store?.stop();
-});
 
 /** A small deterministic PRNG (mulberry32), so a failing run can be repeated. */
 function random(seed: number): () => number {
@@ -33,8 +22,7 @@ function random(seed: number): () => number {
   };
 }
 
-test("replay of a random run equals the live master, before and after a master crash", async (ctx) => {
-  const { store } = ctx;
+test("replay of a random run equals the live master, before and after a master crash", async ({ store }) => {
   const client = await store.client();
   const rand = random(20261127);
   const live = new Set<string>();
@@ -69,13 +57,13 @@ test("replay of a random run equals the live master, before and after a master c
 
   // A crash loses nothing but the process: replay needs no master, and a new master folds
   // the same table from the log.
-  await ctx.master.kill();
+  await store.role("master").kill();
   const masterless = await runCli([...store.flags, "replay", "--json"]);
   assert.is(masterless.code, 0, masterless.stderr);
   assert.equal(JSON.parse(masterless.stdout), before.projection, "replay with no master running");
   const table = await runCli([...store.flags, "replay"]);
   for (const path of live) assert.match(table.stdout, new RegExp(`^  ${path}  .*committed`, "m"));
-  ctx.master = store.startMaster();
+  store.startMaster();
   const after = await waitFor("the new master", async () => {
     const s = await client.masterState();
     return s.masterId !== before.masterId && s;

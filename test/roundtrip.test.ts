@@ -3,25 +3,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { DEFAULT_PIECE_SIZE } from "../client/client.js";
 import { PIECES_PER_EVENT } from "../src/events.js";
-import { TestStore, errorCode, runCli } from "./harness.js";
+import { errorCode, runCli, storeSuite } from "./harness.js";
 
 const PIECE = 4096;
-const test = suite<{ store: TestStore }>("roundtrip", {} as { store: TestStore });
+const test = storeSuite("roundtrip", { workers: ["w1", "w2", "w3"] });
 
-test.before(async (ctx) => {
-  ctx.store = await TestStore.start("roundtrip");
-  ctx.store.startMaster();
-  for (const id of ["w1", "w2", "w3"]) ctx.store.startWorker(id);
-  await ctx.store.waitForLiveWorkers(3);
-});
-
-test.after(async (ctx) => {
-  await ctx.store?.stop();
-});
 
 const sizes: [string, number][] = [
   ["0 bytes", 0],

@@ -3,32 +3,17 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { catalogue } from "../streams/catalogue.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
-import { TestStore, errorCode, waitFor, type Role } from "./harness.js";
+import { TestStore, errorCode, storeSuite, waitFor } from "./harness.js";
 
 const cat = catalogue("dfs");
 const PIECE = 64 * 1024;
 const WORKER_TIMEOUT_MS = 2_000;
-interface Ctx {
-  store: TestStore;
-  workers: Map<string, Role>;
-}
-const test = suite<Ctx>("workers", {} as Ctx);
+const test = storeSuite("workers", { workers: ["w1", "w2", "w3"], workerTimeoutMs: WORKER_TIMEOUT_MS });
 
-test.before(async (ctx) => {
-  ctx.store = await TestStore.start("workers");
-  ctx.store.startMaster(WORKER_TIMEOUT_MS);
-  ctx.workers = new Map(["w1", "w2", "w3"].map((id) => [id, ctx.store.startWorker(id)]));
-  await ctx.store.waitForLiveWorkers(3);
-});
-
-test.after(async (ctx) => {
-  await ctx.store?.stop();
-});
 
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -42,8 +27,8 @@ async function putBytes(store: TestStore, client: DfsClient, remote: string, byt
  * Start a killed worker again and let the master settle: if it noticed the silence it records
  * WorkerLost, then WorkerJoined on the next heartbeat; either way, later tests see three live workers.
  */
-async function restart(store: TestStore, workers: Map<string, Role>, id: string): Promise<void> {
-  workers.set(id, store.startWorker(id));
+async function restart(store: TestStore, id: string): Promise<void> {
+  store.startWorker(id);
   await new Promise((r) => setTimeout(r, WORKER_TIMEOUT_MS + 500));
   await store.waitForLiveWorkers(3);
 }
@@ -52,14 +37,14 @@ async function health(client: DfsClient, id: string) {
   return call<{ pieces: number; bytes: number }>(client.nc, cat.workerRpc(id, "health"), {});
 }
 
-test("a worker killed and restarted keeps every piece it stored", async ({ store, workers }) => {
+test("a worker killed and restarted keeps every piece it stored", async ({ store }) => {
   const client = await store.client();
   const bytes = randomBytes(5 * PIECE + 99);
   await putBytes(store, client, "/keep.bin", bytes);
   const where = await client.locate("/keep.bin");
   const held = (await health(client, "w1")).pieces;
-  await workers.get("w1")!.kill();
-  workers.set("w1", store.startWorker("w1"));
+  await store.role(`worker ${"w1"}`).kill();
+  store.startWorker("w1");
   await waitFor("w1 back", () => health(client, "w1"));
   assert.is((await health(client, "w1")).pieces, held);
   for (const piece of where.pieces) {
@@ -68,14 +53,14 @@ test("a worker killed and restarted keeps every piece it stored", async ({ store
   }
 });
 
-test("an assignment made while a worker is down is done when it comes back", async ({ store, workers }) => {
+test("an assignment made while a worker is down is done when it comes back", async ({ store }) => {
   const client = await store.client();
-  await workers.get("w3")!.kill();
+  await store.role(`worker ${"w3"}`).kill();
   const bytes = randomBytes(3 * PIECE);
   // The master still counts w3 live (it has not missed its heartbeats yet), so w3 gets pieces.
   const put = putBytes(store, client, "/while-down.bin", bytes, 3);
   await new Promise((r) => setTimeout(r, 700));
-  const restarted = restart(store, workers, "w3");
+  const restarted = restart(store, "w3");
   const result = await put;
   assert.is(result.version, 1);
   const where = await client.locate("/while-down.bin");
@@ -85,25 +70,25 @@ test("an assignment made while a worker is down is done when it comes back", asy
   await restarted;
 });
 
-test("get fails over to another replica when one worker is gone", async ({ store, workers }) => {
+test("get fails over to another replica when one worker is gone", async ({ store }) => {
   const client = await store.client();
   const bytes = randomBytes(6 * PIECE + 1);
   await putBytes(store, client, "/failover.bin", bytes, 2);
   const where = await client.locate("/failover.bin");
   const victim = where.pieces[0]!.workers[0]!; // the first replica tried for piece 0
-  await workers.get(victim)!.kill();
+  await store.role(`worker ${victim}`).kill();
   try {
     const result = await client.get("/failover.bin", join(store.dir, "failover.out"));
     assert.ok(result.failovers >= 1, "some piece came from its second replica");
     assert.ok(Buffer.compare(await readFile(join(store.dir, "failover.out")), bytes) === 0);
   } finally {
-    await restart(store, workers, victim);
+    await restart(store, victim);
   }
 });
 
-test("a put that stops making progress (a worker died for good) times out and is abandoned", async ({ store, workers }) => {
+test("a put that stops making progress (a worker died for good) times out and is abandoned", async ({ store }) => {
   const client = await store.client();
-  await workers.get("w2")!.kill();
+  await store.role(`worker ${"w2"}`).kill();
   try {
     const local = join(store.dir, "stalled.bin");
     await writeFile(local, randomBytes(3 * PIECE));
@@ -117,17 +102,17 @@ test("a put that stops making progress (a worker died for good) times out and is
     assert.is(file.versions.get(1)!.status, "abandoned");
     assert.is(await errorCode(() => client.stat("/stalled.bin")), "NOT_FOUND");
   } finally {
-    await restart(store, workers, "w2");
+    await restart(store, "w2");
   }
 });
 
-test("bytes rotted on one replica are caught by their SHA-256 and read from another", async ({ store, workers }) => {
+test("bytes rotted on one replica are caught by their SHA-256 and read from another", async ({ store }) => {
   const client = await store.client();
   const bytes = randomBytes(4 * PIECE + 5);
   await putBytes(store, client, "/rotten.bin", bytes, 2);
   const piece = (await client.locate("/rotten.bin")).pieces[1]!;
   const victim = piece.workers[0]!; // the replica a reader tries first
-  await workers.get(victim)!.stop();
+  await store.role(`worker ${victim}`).stop();
   // Flip one byte of the piece's first chunk on disk (the store's own key layout).
   const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
   const key = `c!${piece.sha256}!000000`;
@@ -135,7 +120,7 @@ test("bytes rotted on one replica are caught by their SHA-256 and read from anot
   chunk[100] ^= 0xff;
   await db.put(key, chunk);
   await db.close();
-  await restart(store, workers, victim);
+  await restart(store, victim);
   const rotten = await callBytes(client.nc, cat.workerRpc(victim, "read"), { sha256: piece.sha256, offset: 0, length: piece.size });
   assert.is.not(sha(rotten), piece.sha256, "the replica really serves bad bytes");
   const result = await client.get("/rotten.bin", join(store.dir, "rotten.out"));

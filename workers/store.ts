@@ -57,14 +57,14 @@ export class PieceStore {
   async put(sha256: string, chunks: readonly Uint8Array[]): Promise<void> {
     if (await this.has(sha256)) return;
     const chunkSize = chunks[0]?.length ?? 0;
-    if (chunks.some((c, i) => (i < chunks.length - 1 ? c.length !== chunkSize : c.length > chunkSize))) {
-      throw new Error("chunks must all have one size but the last");
+    // Every piece has at least one byte (an empty file has no pieces).
+    if (chunkSize === 0 || chunks.some((c, i) => (i < chunks.length - 1 ? c.length !== chunkSize : c.length > chunkSize))) {
+      throw new Error("chunks must be non-empty and all of one size but the last");
     }
     const batch = this.db.batch();
-    const parts = chunks.length ? chunks : [new Uint8Array(0)];
-    parts.forEach((chunk, i) => batch.put(chunkKey(sha256, i), chunk, BYTES));
+    chunks.forEach((chunk, i) => batch.put(chunkKey(sha256, i), chunk, BYTES));
     const size = chunks.reduce((n, c) => n + c.length, 0);
-    const meta: PieceMeta = { size, chunkSize: Math.max(1, chunkSize), storedAt: Date.now() };
+    const meta: PieceMeta = { size, chunkSize, storedAt: Date.now() };
     batch.put(metaKey(sha256), meta, META);
     await batch.write();
     this.counts.pieces += 1;

@@ -9,7 +9,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
-import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
 import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
 import { callBytes, serve, serveBytes } from "../src/rpc.js";
@@ -27,7 +27,7 @@ export interface WorkerOptions {
   streamReplicas?: number;
   log?: (line: string) => void;
   /** The worker can no longer read its assignments (default: throw). */
-  onFatal?: (err: unknown) => void;
+  onFatal?: (err: DfsError) => void;
 }
 
 const PULL_ATTEMPTS = 4;
@@ -98,12 +98,7 @@ export class Worker {
     worker.serveRpcs();
     worker.sendHeartbeat();
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs ?? 1_000);
-    worker.consumeAssignments().catch((err) => {
-      if (worker.stopping) return;
-      const wrapped = new DfsError(ErrorCodes.INTERNAL, `worker ${opts.id} stopped reading its assignments: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      if (opts.onFatal) opts.onFatal(wrapped);
-      else throw wrapped;
-    });
+    worker.consumeAssignments().catch((err) => worker.stopping || reportFatal(`worker ${opts.id} stopped reading its assignments`, err, opts.onFatal));
     return worker;
   }
 
