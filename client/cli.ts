@@ -1,11 +1,16 @@
 // The `dfs` command. Each verb parses its flags and calls the client library (or starts a
 // role); no store logic lives here.
-import { basename, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { DEFAULT_NATS_URL, DEFAULT_PREFIX } from "../streams/catalogue.js";
+import { existsSync } from "node:fs";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
+import { ROLES, userName, type RoleName } from "../streams/permissions.js";
+import { provisionStreams } from "../streams/provision.js";
+import { connectNats } from "../src/connection.js";
+import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Master } from "../src/master.js";
 import { projection, stateDigest } from "../src/state.js";
@@ -14,6 +19,7 @@ import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
 import { runDemo } from "./demo.js";
 import { eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { LocalCluster } from "./local-cluster.js";
+import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
 
@@ -23,6 +29,25 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
 interface GlobalOptions {
   nats: string;
   prefix: string;
+  creds?: string;
+  credsDir: string;
+  tlsCa?: string;
+}
+
+/** Where `dfs up` keeps everything unless told otherwise; commands look here for credentials and TLS. */
+const HOME = ".dfs";
+
+/** The credentials a command runs with: `--creds`, else its role's file in `--creds-dir` if there is one. */
+function credsFor(globals: GlobalOptions, role: RoleName, id?: string): string | undefined {
+  if (globals.creds) return globals.creds;
+  const file = credsFile(globals.credsDir, role, id);
+  return existsSync(file) ? file : undefined;
+}
+
+function tlsCaOf(globals: GlobalOptions): string | undefined {
+  if (globals.tlsCa) return globals.tlsCa;
+  const file = join(HOME, "tls", CA_FILE);
+  return existsSync(file) ? file : undefined;
 }
 
 function integer(min: number) {
@@ -72,8 +97,9 @@ function progressBar(label: string): { update: (p: Progress) => void; stop: () =
   };
 }
 
-async function withClient<T>(globals: GlobalOptions, run: (client: DfsClient) => Promise<T>): Promise<T> {
-  const client = await DfsClient.connect({ servers: globals.nats, prefix: globals.prefix });
+/** Run with a client connection, as the client role (or the auditor, for the log readers). */
+async function withClient<T>(globals: GlobalOptions, run: (client: DfsClient) => Promise<T>, role: RoleName = "client"): Promise<T> {
+  const client = await DfsClient.connect({ servers: globals.nats, prefix: globals.prefix, creds: credsFor(globals, role), tlsCa: tlsCaOf(globals) });
   try {
     return await run(client);
   } finally {
@@ -81,12 +107,16 @@ async function withClient<T>(globals: GlobalOptions, run: (client: DfsClient) =>
   }
 }
 
-async function connectRole(globals: GlobalOptions, name: string): Promise<NatsConnection> {
-  try {
-    return await connect({ servers: globals.nats, name, maxReconnectAttempts: -1 });
-  } catch (err) {
-    throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${globals.nats}: ${(err as Error).message}`);
-  }
+/** A connection for a long-running role (master, worker) or the admin: it keeps reconnecting. */
+function connectRole(globals: GlobalOptions, role: RoleName, id?: string): Promise<NatsConnection> {
+  return connectNats({
+    servers: globals.nats,
+    creds: credsFor(globals, role, id),
+    tlsCa: tlsCaOf(globals),
+    prefix: globals.prefix,
+    name: `dfs-${userName(role, id)}`,
+    maxReconnectAttempts: role === "admin" ? 10 : -1,
+  });
 }
 
 /** Run until SIGINT/SIGTERM, then stop cleanly. */
@@ -108,6 +138,13 @@ export function buildProgram(): Command {
     .description("A distributed file store whose master is event-sourced over NATS JetStream")
     .addOption(new Option("--nats <url>", "NATS server URL").env("DFS_NATS").default(DEFAULT_NATS_URL))
     .addOption(new Option("--prefix <prefix>", "subject prefix of the store").env("DFS_PREFIX").default(DEFAULT_PREFIX))
+    .addOption(new Option("--creds <file>", "NATS credentials to use (default: the command's role in --creds-dir)").env("DFS_CREDS"))
+    .addOption(
+      new Option("--creds-dir <dir>", "where each role's credentials are (<role>.creds), as `dfs up` and `dfs creds init` write them")
+        .env("DFS_CREDS_DIR")
+        .default(join(HOME, "creds")),
+    )
+    .addOption(new Option("--tls-ca <file>", `CA certificate of a TLS server (default ${HOME}/tls/${CA_FILE} when there)`).env("DFS_TLS_CA"))
     .configureOutput({
       // Usage errors are one line too: "dfs: usage: <what>; see dfs --help".
       outputError: (text, write) => write(`dfs: usage: ${text.replace(/^error: /, "").trim()}; see dfs --help\n`),
@@ -121,18 +158,26 @@ export function buildProgram(): Command {
     .option("--port <port>", "NATS port", integer(1), 4222)
     .option("--dir <dir>", "where everything is stored", ".dfs")
     .option("--workers <n>", "number of workers", integer(1), 3)
-    .action(async (opts: { port: number; dir: string; workers: number }) => {
+    .option("--tls", "serve NATS over TLS, with a local CA made for it (DIR/tls/ca.pem)")
+    .action(async (opts: { port: number; dir: string; workers: number; tls?: boolean }) => {
       const cluster = await LocalCluster.start({
         dir: opts.dir,
         port: opts.port,
         workers: opts.workers,
+        tls: opts.tls,
         prefix: globals().prefix,
         cliEntry: CLI_ENTRY,
         // The server's own chatter stays out of the way; its warnings and errors do not.
         log: (line) => (!line.startsWith("nats-server:") || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
       });
-      process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir})\n`);
-      process.stdout.write(`try: DFS_NATS=${cluster.url} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);
+      process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`);
+      // Commands run from here find the credentials (and the CA) in ./.dfs by themselves.
+      const here = resolve(HOME) === cluster.dir;
+      const env = [
+        `DFS_NATS=${cluster.url}`,
+        ...(here ? [] : [`DFS_CREDS_DIR=${cluster.credsDir}`, ...(cluster.tlsCa ? [`DFS_TLS_CA=${cluster.tlsCa}`] : [])]),
+      ];
+      process.stdout.write(`try: ${env.join(" ")} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);
       await untilSignal(() => cluster.stop());
       process.stdout.write("dfs is down\n");
     });
@@ -141,13 +186,11 @@ export function buildProgram(): Command {
     .command("master")
     .description("run a master against a NATS server with JetStream")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
-    .option("--stream-replicas <n>", "replicas of the streams it creates (3 on a three-server cluster)", integer(1), 1)
-    .action(async (opts: { workerTimeout: number; streamReplicas: number }) => {
-      const nc = await connectRole(globals(), "dfs-master");
+    .action(async (opts: { workerTimeout: number }) => {
+      const nc = await connectRole(globals(), "master");
       const master = await Master.start(nc, {
         prefix: globals().prefix,
         workerTimeoutMs: opts.workerTimeout,
-        streamReplicas: opts.streamReplicas,
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
@@ -163,15 +206,13 @@ export function buildProgram(): Command {
     .requiredOption("--id <id>", "worker id (letters, digits, _ and -)")
     .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
-    .option("--stream-replicas <n>", "replicas of the streams it creates (3 on a three-server cluster)", integer(1), 1)
-    .action(async (opts: { id: string; data?: string; heartbeat: number; streamReplicas: number }) => {
-      const nc = await connectRole(globals(), `dfs-worker-${opts.id}`);
+    .action(async (opts: { id: string; data?: string; heartbeat: number }) => {
+      const nc = await connectRole(globals(), "worker", opts.id);
       const worker = await Worker.start(nc, {
         id: opts.id,
         dataDir: resolve(opts.data ?? `.dfs/workers/${opts.id}`),
         prefix: globals().prefix,
         heartbeatMs: opts.heartbeat,
-        streamReplicas: opts.streamReplicas,
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
@@ -179,6 +220,50 @@ export function buildProgram(): Command {
         await worker.stop();
         await nc.drain();
       });
+    });
+
+  program
+    .command("provision")
+    .description("create the store's streams on a NATS server (admin credentials); safe to run again")
+    .option("--stream-replicas <n>", "replicas of each stream (3 on a three-server cluster)", integer(1), 1)
+    .addHelpText("after", "\nExample:\n  dfs provision --creds creds/admin.creds --nats nats://nats:4222")
+    .action(async (opts: { streamReplicas: number }) => {
+      const nc = await connectRole(globals(), "admin");
+      try {
+        const cat = catalogue(globals().prefix);
+        await provisionStreams(nc, cat, { replicas: opts.streamReplicas });
+        process.stderr.write(`streams ${cat.eventsStream} and ${cat.confirmStream} are in place\n`);
+      } finally {
+        await nc.drain().catch(() => undefined);
+      }
+    });
+
+  const creds = program.command("creds").description("make NATS credentials for each role (operator mode, .creds files)");
+  creds
+    .command("init")
+    .description("make a credentials folder: signing keys, the server's auth config, one .creds file per role")
+    .argument("[dir]", "the folder", join(HOME, "creds"))
+    .option("--workers <ids>", "worker ids to make credentials for, comma-separated", "w1,w2,w3")
+    .addHelpText("after", "\nExample:\n  dfs creds init ./creds --workers w1,w2,w3\n  nats-server -js -c ./creds/server.conf")
+    .action(async (dir: string, opts: { workers: string }) => {
+      const workers = opts.workers.split(",").filter(Boolean);
+      for (const id of workers) if (!isSubjectToken(id)) throw new DfsError(ErrorCodes.BAD_REQUEST, `worker id ${JSON.stringify(id)} must be 1-64 letters, digits, _ or -`);
+      const written = await initCredentials(dir, catalogue(globals().prefix), { workers });
+      for (const file of written) process.stdout.write(`${file}\n`);
+      process.stderr.write(`start nats-server with: nats-server -js -c ${join(dir, SERVER_AUTH_FILE)}\n`);
+    });
+  creds
+    .command("add")
+    .description("sign credentials for one more worker, or a client of its own, with the folder's keys")
+    .argument("<role>", "worker | client | master | auditor | admin")
+    .argument("[id]", "the worker's id, or the client's name")
+    .argument("[dir]", "the credentials folder", join(HOME, "creds"))
+    .addHelpText("after", "\nExample:\n  dfs creds add worker w4 ./creds")
+    .action(async (role: string, id: string | undefined, dir: string) => {
+      if (!(ROLES as readonly string[]).includes(role)) throw new DfsError(ErrorCodes.BAD_REQUEST, `role must be one of ${ROLES.join(", ")}`);
+      if (role === "worker" && !id) throw new DfsError(ErrorCodes.BAD_REQUEST, "a worker's credentials need its id");
+      if (id !== undefined && !isSubjectToken(id)) throw new DfsError(ErrorCodes.BAD_REQUEST, `${JSON.stringify(id)} must be 1-64 letters, digits, _ or -`);
+      process.stdout.write(`${await addCredentials(dir, catalogue(globals().prefix), role as RoleName, id)}\n`);
     });
 
   program
@@ -300,7 +385,7 @@ export function buildProgram(): Command {
         });
         if (opts.follow) await untilSignal(async () => reader.stop());
         else await reader.done;
-      });
+      }, "auditor");
     });
 
   program
@@ -330,7 +415,7 @@ export function buildProgram(): Command {
           if (live.digest !== digest) throw new DfsError(ErrorCodes.INTERNAL, `replay differs from the live master at sequence ${live.lastSeq}: ${digest} ≠ ${live.digest}`);
           process.stderr.write(`replay matches the live master at sequence ${live.lastSeq}\n`);
         }
-      });
+      }, "auditor");
     });
 
   program

@@ -4,15 +4,15 @@
 import { createHash } from "node:crypto";
 import { open, rename, rm, stat as statFile, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
-import { provisionEvents } from "../streams/provision.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
+import { connectNats, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
-import type { FileInfo, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
+import type { FileInfo, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -20,12 +20,18 @@ import type { projection } from "../src/state.js";
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_REPLICAS = 3;
+/** How long one `wait` for an upload's progress may be held by the master. */
+const WAIT_MS = 10_000;
 
 export interface ConnectOptions {
   /** NATS URL(s); default `DFS_NATS` or nats://127.0.0.1:4222. */
   servers?: string | string[];
   prefix?: string;
   name?: string;
+  /** A `.creds` file; none for a server without authentication. */
+  creds?: string;
+  /** A CA certificate (PEM) to trust, for a server with TLS. */
+  tlsCa?: string;
 }
 
 export interface Progress {
@@ -111,13 +117,13 @@ export class DfsClient {
   }
 
   static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
-    const servers = opts.servers ?? process.env.DFS_NATS ?? DEFAULT_NATS_URL;
-    let nc: NatsConnection;
-    try {
-      nc = await connect({ servers, name: opts.name ?? "dfs-client", maxReconnectAttempts: 10 });
-    } catch (err) {
-      throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${servers}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+    const nc = await connectNats({
+      servers: opts.servers ?? process.env.DFS_NATS ?? DEFAULT_NATS_URL,
+      creds: opts.creds,
+      tlsCa: opts.tlsCa,
+      prefix: opts.prefix,
+      name: opts.name ?? "dfs-client",
+    });
     return new DfsClient(nc, opts.prefix);
   }
 
@@ -183,12 +189,12 @@ export class DfsClient {
   }
 
   async replay(untilSeq?: number): Promise<ReplayResult> {
-    await provisionEvents(this.nc, this.cat);
+    await requireStore(this.nc, this.cat, [this.cat.eventsStream]);
     return replayLog(this.nc, this.cat, untilSeq);
   }
 
   async tail(opts: { follow?: boolean; fromSeq?: number }, onEvent: (e: LoggedEvent) => void): Promise<LogReader> {
-    await provisionEvents(this.nc, this.cat);
+    await requireStore(this.nc, this.cat, [this.cat.eventsStream]);
     return readLog(this.nc, this.cat, opts, onEvent);
   }
 
@@ -267,7 +273,6 @@ export class DfsClient {
       servedBytes += bytesRead;
       return frame.subarray(0, bytesRead);
     });
-    let reader: LogReader | undefined;
     try {
       const created = await call<UploadPlan & { seq: number }>(this.nc, this.cat.masterRpc("create"), {
         uploadId,
@@ -292,21 +297,38 @@ export class DfsClient {
       // With several masters the whole upload can be over before the reply is written.
       if (created.status === "committed") return { ...result, servedBytes };
       if (created.status !== "pending") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: the version is ${created.status}`);
-      // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
-      let storedReplicaBytes = 0;
-      const outcome = new Promise<number>((resolve, reject) => {
-        void this.tail({ follow: true, fromSeq: created.seq + 1 }, ({ seq, event }) => {
-          if (!event || !("fileId" in event) || event.fileId !== created.fileId) return;
-          if ("version" in event && event.version !== undefined && event.version !== created.version) return;
-          lastActivity = Date.now();
-          if (event.type === "PieceStored") {
-            storedReplicaBytes += Math.min(plan.pieceSize, plan.size - event.piece * plan.pieceSize);
-            opts.onProgress?.({ phase: "upload", done: Math.round(storedReplicaBytes / plan.replicas), total: plan.size });
-          } else if (event.type === "FileCommitted") resolve(seq);
-          else if (event.type === "UploadAbandoned") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: ${event.code}: ${event.reason}`));
-          else if (event.type === "FileDeleted") reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${plan.path} was deleted during the upload`));
-        }).then((r) => (reader = r), reject);
-      });
+      // Ask the master how the upload stands until it commits or is given up; each answer
+      // comes as soon as something changed (or after a while, to show we are still here).
+      const outcome = (async () => {
+        let known = { stored: 0, seq: created.seq };
+        while (!over) {
+          let now: UploadProgress;
+          try {
+            now = await call<UploadProgress>(
+              this.nc,
+              this.cat.masterRpc("wait"),
+              { uploadId, stored: known.stored, waitMs: WAIT_MS, atLeastSeq: known.seq },
+              WAIT_MS + 5_000,
+            );
+          } catch (err) {
+            // A master restarting or a failover: keep asking until the idle timeout says otherwise.
+            const code = asDfsError(err).code;
+            if (code !== ErrorCodes.TIMEOUT && code !== ErrorCodes.UNAVAILABLE) throw err;
+            await new Promise((r) => setTimeout(r, 250));
+            continue;
+          }
+          if (now.stored !== known.stored) {
+            lastActivity = Date.now();
+            // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
+            opts.onProgress?.({ phase: "upload", done: Math.round(now.storedBytes / plan.replicas), total: plan.size });
+          }
+          known = { stored: now.stored, seq: Math.max(known.seq, now.seq) };
+          if (now.status === "committed") return now.seq;
+          if (now.status === "abandoned") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: ${now.reason ?? "given up"}`);
+          if (now.status === "deleted") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${plan.path} was deleted during the upload`);
+        }
+        throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} is over`);
+      })();
       const idle = new Promise<never>((_, reject) => {
         const timer = setInterval(() => {
           if (Date.now() - lastActivity < idleTimeoutMs) return;
@@ -330,7 +352,6 @@ export class DfsClient {
       }
       return { ...result, servedBytes };
     } finally {
-      reader?.stop();
       // Answer what is already on its way (with "over"), so no worker waits for a timeout.
       over = true;
       await server.drain().catch(() => undefined);

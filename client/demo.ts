@@ -22,7 +22,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   out(`starting a local cluster in ${dir} (nats-server, 1 master, ${opts.workers} workers)`);
   const cluster = await LocalCluster.start({ dir: join(dir, "store"), workers: opts.workers, cliEntry: opts.cliEntry });
   out(`cluster up at ${cluster.url}`);
-  const client = await DfsClient.connect({ servers: cluster.url, name: "dfs-demo" });
+  const client = await DfsClient.connect({ ...cluster.connection("client"), name: "dfs-demo" });
+  // Reading the log is the auditor's right, not the client's.
+  const auditor = await DfsClient.connect({ ...cluster.connection("auditor"), name: "dfs-demo-auditor" });
   try {
     const replicas = Math.min(3, opts.workers);
     const samples: [string, Buffer][] = [
@@ -57,15 +59,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     out("\n$ dfs ls");
     out(formatListing(await client.list()));
     out("\n$ dfs tail   (the audit log)");
-    const reader = await client.tail({}, (entry) => out(formatEvent(entry)));
+    const reader = await auditor.tail({}, (entry) => out(formatEvent(entry)));
     await reader.done;
-    const live = await client.masterState();
-    const { state } = await client.replay(live.lastSeq);
+    const live = await auditor.masterState();
+    const { state } = await auditor.replay(live.lastSeq);
     const agrees = stateDigest(state) === live.digest;
     out(`\nreplay of ${live.lastSeq} events ${agrees ? "matches" : "DIFFERS FROM"} the live master`);
     if (!agrees) throw new DfsError(ErrorCodes.INTERNAL, "replay differs from the live master");
   } finally {
     await client.close();
+    await auditor.close();
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }

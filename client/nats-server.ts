@@ -2,9 +2,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { delimiter, join } from "node:path";
-import { connect } from "@nats-io/transport-node";
 import { DfsError, ErrorCodes } from "../src/errors.js";
 
 export const INSTALL_HINT = "install it with: sudo apt-get install -y nats-server";
@@ -38,8 +37,10 @@ export interface NatsServerOptions {
   port?: number;
   /** JetStream store directory. */
   storeDir: string;
-  /** Extra arguments, e.g. a config file for a cluster member. */
-  args?: string[];
+  /** A config file (authentication, TLS, cluster routes). */
+  config?: string;
+  /** Clients connect with tls:// URLs. */
+  tls?: boolean;
   /** Where the server's own log lines go (default: dropped). */
   log?: (line: string) => void;
 }
@@ -51,18 +52,31 @@ export interface RunningNatsServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-async function waitForServer(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Whether a NATS server answers on `port` with its INFO line (before any TLS or authentication). */
+function sendsInfo(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    let seen = "";
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.on("data", (chunk) => {
+      seen += chunk.toString();
+      if (seen.includes("\n")) done(seen.startsWith("INFO "));
+    });
+    socket.on("error", () => done(false));
+  });
+}
+
+async function waitForServer(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new DfsError(ErrorCodes.UNAVAILABLE, `nats-server exited with code ${child.exitCode}`);
-    try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.close();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `nats-server did not accept connections at ${url}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (await sendsInfo(port)) return;
+    if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `nats-server did not accept connections on port ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -75,7 +89,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
     throw new DfsError(ErrorCodes.UNAVAILABLE, `port ${port} on 127.0.0.1 ${why}`);
   });
   await mkdir(opts.storeDir, { recursive: true });
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.args ?? [])], {
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.config ? ["-c", opts.config] : [])], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const recent: string[] = [];
@@ -89,10 +103,10 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
   };
   child.stdout!.on("data", forward);
   child.stderr!.on("data", forward);
-  const url = `nats://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "tls" : "nats"}://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
-    await waitForServer(url, child, 10_000);
+    await waitForServer(port, child, 10_000);
   } catch (err) {
     child.kill("SIGKILL");
     // Its last words say why (a port in use, a bad store directory...).

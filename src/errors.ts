@@ -18,6 +18,10 @@ export const ErrorCodes = {
   STORAGE_FAILED: "STORAGE_FAILED",
   /** No replica of a piece could be read. */
   PIECE_UNAVAILABLE: "PIECE_UNAVAILABLE",
+  /** The NATS server refused the connection: no credentials, or credentials it does not trust. */
+  UNAUTHORIZED: "UNAUTHORIZED",
+  /** The credentials in use do not allow this (a role doing another role's work). */
+  FORBIDDEN: "FORBIDDEN",
   /** Nobody answers: no master, no worker, or no NATS server. */
   UNAVAILABLE: "UNAVAILABLE",
   /** Waited too long for an answer or for the commit. */
@@ -49,6 +53,12 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export function asDfsError(err: unknown): DfsError {
   if (err instanceof DfsError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  // The NATS server refused a publish or subscribe: the credentials in use lack the right.
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === "PermissionViolationError") {
+      return new DfsError(ErrorCodes.FORBIDDEN, `${e.message} (credentials of another role, or for another --prefix?)`, { cause: err });
+    }
+  }
   return new DfsError(ErrorCodes.INTERNAL, message, { cause: err });
 }
 

@@ -5,6 +5,7 @@ import { jetstream, type ConsumerMessages, type JetStreamClient } from "@nats-io
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionMaster } from "../streams/provision.js";
+import { requireStore } from "./connection.js";
 import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
@@ -20,9 +21,10 @@ import {
   LocateRequest,
   StatRequest,
   StateRequest,
+  WaitRequest,
   parse,
 } from "./protocol.js";
-import { listPage, locatePage, stat, uploadPlan } from "./queries.js";
+import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
 import { serve } from "./rpc.js";
 import { evolve, initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
@@ -30,7 +32,6 @@ export interface MasterOptions {
   prefix?: string;
   /** A worker silent this long is lost (ms). */
   workerTimeoutMs?: number;
-  streamReplicas?: number;
   log?: (line: string) => void;
   /** The master can no longer follow the log or the confirmations (default: throw). */
   onFatal?: (err: DfsError) => void;
@@ -56,6 +57,8 @@ export class Master {
   private lastHeard = new Map<string, number>();
   private joining = new Set<string>();
   private livenessTimer?: NodeJS.Timeout;
+  /** Callers of `wait`, woken when an event about their file is folded. */
+  private readonly uploadWatch = new Watchers();
   private stopped = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
@@ -72,7 +75,8 @@ export class Master {
   }
 
   private async run(): Promise<void> {
-    await provisionMaster(this.nc, this.cat, { replicas: this.opts.streamReplicas });
+    await requireStore(this.nc, this.cat);
+    await provisionMaster(this.nc, this.cat);
     // Replay everything, then keep tailing: events appended by another master arrive here too.
     this.tail = await readLog(this.nc, this.cat, { follow: true }, (entry) => {
       if (entry.seq <= this.state.lastSeq) return; // already folded: our own append
@@ -81,7 +85,7 @@ export class Master {
         reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${entry.seq}`, this.opts.onFatal);
         return;
       }
-      if (entry.event) evolve(this.state, entry.event, entry.seq);
+      if (entry.event) this.fold(entry.event, entry.seq);
       else {
         this.state.lastSeq = entry.seq;
         this.log(`skipped seq ${entry.seq} on ${entry.subject}: ${entry.error}`);
@@ -93,11 +97,16 @@ export class Master {
     this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
     await this.execute({ type: "Reconcile", at: Date.now() });
     this.serveRpcs();
-    this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.data) }));
+    this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
     const fatal = (what: string) => (err: unknown) => this.stopped || reportFatal(what, err, this.opts.onFatal);
     this.tail.done.catch(fatal("the master stopped following the log"));
     this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
+  }
+
+  private fold(event: DfsEvent, seq: number): void {
+    evolve(this.state, event, seq);
+    if ("fileId" in event) this.uploadWatch.changed(event.fileId);
   }
 
   /** Wait until the tail has folded the log up to `seq`. */
@@ -132,7 +141,7 @@ export class Master {
       try {
         for (const [i, event] of events.entries()) {
           const seq = await appendEvent(this.js, this.cat, event, base + i);
-          if (this.state.lastSeq === seq - 1) evolve(this.state, event, seq);
+          if (this.state.lastSeq === seq - 1) this.fold(event, seq);
           appended.push(event);
         }
         return appended;
@@ -186,6 +195,17 @@ export class Master {
       await this.settleDrops();
       return { seq: this.state.lastSeq };
     });
+    rpc("wait", async (request) => {
+      await this.readAfter(request);
+      const req = parse(WaitRequest, request, "wait request");
+      const progress = () => uploadProgress(this.state, req.uploadId, this.state.lastSeq);
+      let now = progress();
+      if (now.status === "pending" && now.stored === req.stored && req.waitMs) {
+        await this.uploadWatch.next(now.fileId, req.waitMs);
+        now = progress();
+      }
+      return now;
+    });
     rpc("delete", async (request) => {
       const req = parse(DeleteRequest, request, "delete request");
       await this.execute({ type: "DeleteFile", at: Date.now(), path: req.path, version: req.version });
@@ -225,10 +245,12 @@ export class Master {
     if (this.state.dropsOwed.size > 0) await this.execute({ type: "Reconcile", at: Date.now() });
   }
 
-  private onHeartbeat(data: Uint8Array): void {
+  private onHeartbeat(subject: string, data: Uint8Array): void {
     let hb: Heartbeat;
     try {
       hb = parse(Heartbeat, decode(data), "heartbeat");
+      // A worker speaks only for itself: its permissions pin the subject, the subject pins the id.
+      if (subject !== this.cat.heartbeat(hb.workerId)) throw new Error(`worker ${hb.workerId} on ${subject}`);
     } catch (err) {
       this.log(`ignored a heartbeat: ${err instanceof Error ? err.message : String(err)}`);
       return;
@@ -264,6 +286,7 @@ export class Master {
       let confirmation: Confirmation;
       try {
         confirmation = parse(Confirmation, decode(m.data), "confirmation");
+        if (m.subject !== this.cat.confirm(confirmation.workerId)) throw new Error(`worker ${confirmation.workerId} on ${m.subject}`);
       } catch (err) {
         this.log(`dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
         m.term();
@@ -290,10 +313,40 @@ export class Master {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.uploadWatch.wakeAll();
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     for (const sub of this.subs) sub.unsubscribe();
     await this.confirms?.close();
     this.tail?.stop();
     await this.queue;
+  }
+}
+
+/** Callers waiting for news about a key, each until the news comes or its time is up. */
+class Watchers {
+  private waiting = new Map<string, Set<() => void>>();
+
+  next(key: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.waiting.get(key);
+      if (!set) this.waiting.set(key, (set = new Set()));
+      const waiters = set;
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.waiting.get(key) === waiters) this.waiting.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      waiters.add(done);
+    });
+  }
+
+  changed(key: string): void {
+    for (const done of [...(this.waiting.get(key) ?? [])]) done();
+  }
+
+  wakeAll(): void {
+    for (const key of [...this.waiting.keys()]) this.changed(key);
   }
 }

@@ -19,6 +19,8 @@ export const CreateRequest = z.object({
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
+/** Answered when the upload's version has more stored copies than `stored`, or is no longer pending, or after `waitMs`. */
+export const WaitRequest = z.object({ uploadId: token, stored: count, waitMs: z.number().int().nonnegative().max(30_000).optional() });
 export const AbortRequest = z.object({ uploadId: token, reason: z.string().max(1000) });
 const pageLimit = z.number().int().positive().max(10_000).optional();
 export const LocateRequest = z.object({

@@ -186,3 +186,31 @@ export function uploadPlan(state: State, uploadId: string): UploadPlan {
     peers: [...byWorker.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([workerId, roles]) => ({ workerId, ...roles })),
   };
 }
+
+/** Where an upload stands: what the client waits on until the version commits or is given up. */
+export interface UploadProgress {
+  fileId: string;
+  version: number;
+  status: VersionState["status"];
+  /** Copies of pieces confirmed so far, and their bytes. */
+  stored: number;
+  storedBytes: number;
+  /** Why it was given up, when it was. */
+  reason?: string;
+  /** The log sequence this answer reflects. */
+  seq: number;
+}
+
+export function uploadProgress(state: State, uploadId: string, seq: number): UploadProgress {
+  const ref = state.uploads.get(uploadId);
+  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
+  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  let stored = 0;
+  let storedBytes = 0;
+  for (const piece of v.pieces) {
+    if (!piece) continue;
+    stored += piece.stored.length;
+    storedBytes += piece.stored.length * piece.size;
+  }
+  return { fileId: v.fileId, version: v.version, status: v.status, stored, storedBytes, seq, ...(v.reason ? { reason: v.reason } : {}) };
+}

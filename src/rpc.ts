@@ -1,6 +1,6 @@
 // Request-reply over core NATS with coded errors. Replies are CBOR `{ ok: true, result }` or
 // `{ ok: false, code, message }`; binary replies (piece bytes) mark errors with a header.
-import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { PermissionViolationError, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "./codec.js";
 import { DfsError, ErrorCodes, asDfsError, isErrorCode } from "./errors.js";
 import { ERROR_HEADER } from "./protocol.js";
@@ -85,6 +85,7 @@ export function serveBytes(nc: NatsConnection, subject: string, handler: (reques
 
 function transportError(err: unknown, subject: string): DfsError {
   const text = err instanceof Error ? err.message : String(err);
+  if (err instanceof PermissionViolationError || (err instanceof Error && err.cause instanceof PermissionViolationError)) return new DfsError(ErrorCodes.FORBIDDEN, `these credentials may not publish to ${subject}`, { cause: err });
   if (/no responders|503/i.test(text)) return new DfsError(ErrorCodes.UNAVAILABLE, `nobody answers on ${subject}`, { cause: err });
   if (/timeout/i.test(text)) return new DfsError(ErrorCodes.TIMEOUT, `no answer on ${subject} in time`, { cause: err });
   return new DfsError(ErrorCodes.UNAVAILABLE, `request on ${subject} failed: ${text}`, { cause: err });

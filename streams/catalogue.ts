@@ -15,7 +15,7 @@ export const DEFAULT_PREFIX = "dfs";
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "abort", "locate", "list", "stat", "delete", "state"] as const;
+export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
@@ -51,14 +51,24 @@ export interface Catalogue {
   confirm(workerId: string): string;
   allConfirms(): string;
   masterRpc(op: MasterOp): string;
+  allMasterRpcs(): string;
+  /** One RPC of a worker (`*` for any worker). */
   workerRpc(workerId: string, op: WorkerOp): string;
+  /** Every RPC of one worker (`*` for any worker). */
+  workerRpcs(workerId: string): string;
   pull(uploadId: string, piece: number): string;
+  /** Every piece of one upload (`*` for any upload). */
   pullAll(uploadId: string): string;
   heartbeat(workerId: string): string;
   allHeartbeats(): string;
   /** Parse `<prefix>.pull.<uploadId>.<piece>` back into its parts. */
   parsePull(subject: string): { uploadId: string; piece: number } | undefined;
   workerConsumer(workerId: string): string;
+  /**
+   * The inbox prefix of a NATS user of this store: replies to its requests arrive below it,
+   * and its permissions let only that user subscribe there.
+   */
+  inbox(user: string): string;
   eventsStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   confirmStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   masterConfirmConsumerConfig(): Partial<ConsumerConfig>;
@@ -87,9 +97,11 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
     confirm: (workerId) => `${p}.confirm.${token("worker id", workerId)}`,
     allConfirms: () => `${p}.confirm.*`,
     masterRpc: (op) => `${p}.rpc.master.${op}`,
-    workerRpc: (workerId, op) => `${p}.rpc.worker.${token("worker id", workerId)}.${op}`,
+    allMasterRpcs: () => `${p}.rpc.master.*`,
+    workerRpc: (workerId, op) => `${p}.rpc.worker.${workerId === "*" ? "*" : token("worker id", workerId)}.${op}`,
+    workerRpcs: (workerId) => `${p}.rpc.worker.${token("worker id", workerId)}.*`,
     pull: (uploadId, piece) => `${p}.pull.${token("upload id", uploadId)}.${piece}`,
-    pullAll: (uploadId) => `${p}.pull.${token("upload id", uploadId)}.*`,
+    pullAll: (uploadId) => `${p}.pull.${uploadId === "*" ? "*" : token("upload id", uploadId)}.*`,
     heartbeat: (workerId) => `${p}.hb.${token("worker id", workerId)}`,
     allHeartbeats: () => `${p}.hb.*`,
     parsePull(subject) {
@@ -101,6 +113,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       return { uploadId, piece: index };
     },
     workerConsumer: (workerId) => `worker-${token("worker id", workerId)}`,
+    inbox: (user) => `_INBOX_${upper}_${token("user name", user)}`,
     eventsStreamConfig: (replicas = 1) => ({
       name: eventsStream,
       subjects: [`${p}.evt.>`],

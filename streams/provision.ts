@@ -1,6 +1,7 @@
-// Idempotent provisioning: whoever starts first (master, worker, CLI) creates what it needs;
-// everyone after finds it in place. Racing creators are fine: the loser sees "already in use"
-// and reads what the winner made.
+// Idempotent provisioning. The streams are the admin's (only that role may create, change or
+// delete them); each master and worker then makes its own durable consumer, which its
+// permissions allow and nothing else. Racing creators are fine: the loser sees "already in
+// use" and reads what the winner made.
 import { jetstreamManager, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue.js";
@@ -47,29 +48,30 @@ export interface ProvisionOptions {
   replicas?: number;
 }
 
-/** The events stream: enough for readers (`dfs tail`, `dfs replay`). */
-export async function provisionEvents(nc: NatsConnection, cat: Catalogue, opts: ProvisionOptions = {}): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  await ensureStream(jsm, cat.eventsStreamConfig(opts.replicas));
-}
-
-/** Both streams and the masters' confirmation consumer. */
-export async function provisionMaster(nc: NatsConnection, cat: Catalogue, opts: ProvisionOptions = {}): Promise<void> {
+/** Both streams: the admin's job, done once per store (`dfs provision`, `dfs up`). */
+export async function provisionStreams(nc: NatsConnection, cat: Catalogue, opts: ProvisionOptions = {}): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, cat.eventsStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.confirmStreamConfig(opts.replicas));
-  await ensureConsumer(jsm, cat.confirmStream, cat.masterConfirmConsumerConfig());
 }
 
-/** Both streams and the worker's own durable assignment consumer. */
-export async function provisionWorker(
-  nc: NatsConnection,
-  cat: Catalogue,
-  workerId: string,
-  opts: ProvisionOptions = {},
-): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  await ensureStream(jsm, cat.eventsStreamConfig(opts.replicas));
-  await ensureStream(jsm, cat.confirmStreamConfig(opts.replicas));
-  await ensureConsumer(jsm, cat.eventsStream, cat.workerConsumerConfig(workerId));
+/** Whether a stream is there (readers and roles never create one). */
+export async function streamExists(nc: NatsConnection, stream: string): Promise<boolean> {
+  try {
+    await (await jetstreamManager(nc)).streams.info(stream);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return false;
+    throw err;
+  }
+}
+
+/** The masters' shared durable consumer of confirmations (the streams must be there). */
+export async function provisionMaster(nc: NatsConnection, cat: Catalogue): Promise<void> {
+  await ensureConsumer(await jetstreamManager(nc), cat.confirmStream, cat.masterConfirmConsumerConfig());
+}
+
+/** A worker's own durable consumer of its assignment subject (the streams must be there). */
+export async function provisionWorker(nc: NatsConnection, cat: Catalogue, workerId: string): Promise<void> {
+  await ensureConsumer(await jetstreamManager(nc), cat.eventsStream, cat.workerConsumerConfig(workerId));
 }

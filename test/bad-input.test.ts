@@ -73,7 +73,7 @@ test("garbage to workers, heartbeats, confirmations and event subjects does not 
   const put = await client.put(local, "/after-garbage", { replicas: 2 });
   assert.is(put.version, 1);
   const state = await client.masterState();
-  const replayed = await client.replay(state.lastSeq);
+  const replayed = await store.replay(state.lastSeq);
   assert.is(replayed.skipped, 2, "the two junk events are skipped by replay");
   assert.is(stateDigest(replayed.state), state.digest);
 });

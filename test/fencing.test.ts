@@ -27,8 +27,10 @@ test.after(async (ctx) => {
 
 test("two racing masters keep one history with no duplicate paths, versions or placements", async ({ store }) => {
   const client = await store.client();
-  // Heartbeats from workers that exist only as names: placement needs live workers, not bytes.
-  const beat = () => WORKERS.forEach((id) => client.nc.publish(cat.heartbeat(id), encode({ workerId: id, pieces: 0, bytes: 0, at: Date.now() })));
+  // Heartbeats from workers that exist only as names (each with its own credentials):
+  // placement needs live workers, not bytes.
+  const workers = await Promise.all(WORKERS.map(async (id) => ({ id, nc: await store.connect("worker", id) })));
+  const beat = () => workers.forEach(({ id, nc }) => nc.publish(cat.heartbeat(id), encode({ workerId: id, pieces: 0, bytes: 0, at: Date.now() })));
   beat();
   const beating = setInterval(beat, 200);
   try {
@@ -67,7 +69,7 @@ test("two racing masters keep one history with no duplicate paths, versions or p
     }
     assert.ok([...masters.values()].some((m) => m.conflicts > 0), `the masters raced (a fenced-off append) within ${ROUNDS} rounds`);
 
-    const { state } = await client.replay();
+    const { state } = await store.replay();
     const files = [...state.files.values()];
     assert.is(files.length, 12, "one file id per path");
     assert.is(new Set(files.map((f) => f.path)).size, 12);
@@ -90,7 +92,7 @@ test("two racing masters keep one history with no duplicate paths, versions or p
 
     // Both masters' tables equal the replay of the log at their sequence.
     for (const m of masters.values()) {
-      const replayed = await client.replay(m.lastSeq);
+      const replayed = await store.replay(m.lastSeq);
       assert.is(stateDigest(replayed.state), m.digest, `master ${m.masterId} agrees with replay at ${m.lastSeq}`);
     }
   } finally {
@@ -113,7 +115,7 @@ test("the largest create (MAX_PIECES pieces, three replicas) is planned and answ
   assert.is(plan.pieces, MAX_PIECES);
   assert.is(plan.peers.reduce((n, p) => n + p.major.length, 0), MAX_PIECES, "one major per piece");
   assert.is(plan.peers.reduce((n, p) => n + p.minor.length, 0), 2 * MAX_PIECES, "two minors per piece");
-  const where = await client.replay();
+  const where = await store.replay();
   const file = [...where.state.files.values()].find((f) => f.path === "/largest")!;
   assert.is(file.versions.get(1)!.pieces.length, MAX_PIECES);
 });

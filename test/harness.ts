@@ -1,14 +1,20 @@
 // Fixtures for tests that talk: a real nats-server on a free port with its own store
 // directory, masters and workers as real processes of the compiled CLI, and bounded waits.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import type { RoleName } from "../streams/permissions.js";
+import { provisionStreams } from "../streams/provision.js";
+import { connectNats } from "../src/connection.js";
+import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 
 export const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
 
@@ -83,23 +89,50 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; std
   });
 }
 
-/** A running store: one nats-server, masters and workers, all real processes. */
+/**
+ * A running store: one nats-server with authentication on (operator mode, as `dfs up` runs
+ * it), masters and workers, all real processes, each with its own role's credentials.
+ */
 export class TestStore {
   readonly roles: Role[] = [];
   private clients: DfsClient[] = [];
+  private connections: NatsConnection[] = [];
   private constructor(public server: RunningNatsServer, readonly dir: string, readonly prefix: string) {}
 
   static async start(name: string, opts: { prefix?: string } = {}): Promise<TestStore> {
     const dir = await tempDir(name);
-    const server = await startNatsServer({ storeDir: join(dir, "nats") });
-    return new TestStore(server, dir, opts.prefix ?? "dfs");
+    const prefix = opts.prefix ?? "dfs";
+    await initCredentials(join(dir, "creds"), catalogue(prefix));
+    await writeFile(join(dir, "nats.conf"), `include ./creds/${SERVER_AUTH_FILE}\n`);
+    const server = await startNatsServer({ storeDir: join(dir, "nats"), config: join(dir, "nats.conf") });
+    const store = new TestStore(server, dir, prefix);
+    const admin = await store.connect("admin");
+    await provisionStreams(admin, store.cat);
+    return store;
+  }
+
+  get credsDir(): string {
+    return join(this.dir, "creds");
+  }
+
+  /** The credentials file of a role, signed now if this store has none yet (a new worker). */
+  async creds(role: RoleName, id?: string): Promise<string> {
+    const file = credsFile(this.credsDir, role, id);
+    return existsSync(file) ? file : addCredentials(this.credsDir, this.cat, role, id);
+  }
+
+  /** A raw NATS connection as `role`, closed when the store stops. */
+  async connect(role: RoleName, id?: string): Promise<NatsConnection> {
+    const nc = await connectNats({ servers: this.url, creds: await this.creds(role, id), prefix: this.prefix, name: `dfs-test-${role}` });
+    this.connections.push(nc);
+    return nc;
   }
 
   /** A store with a master and these workers running, every worker live. */
   static async running(name: string, opts: { workers: string[]; workerTimeoutMs?: number }): Promise<TestStore> {
     const store = await TestStore.start(name);
     store.startMaster(opts.workerTimeoutMs);
-    for (const id of opts.workers) store.startWorker(id);
+    for (const id of opts.workers) await store.startWorker(id);
     await store.waitForLiveWorkers(opts.workers.length);
     return store;
   }
@@ -118,16 +151,16 @@ export class TestStore {
   /** Stop the nats-server and start it again on the same port with the same store. */
   async restartServer(): Promise<void> {
     await this.server.stop();
-    this.server = await startNatsServer({ port: this.server.port, storeDir: join(this.dir, "nats") });
+    this.server = await startNatsServer({ port: this.server.port, storeDir: join(this.dir, "nats"), config: join(this.dir, "nats.conf") });
   }
 
   get url(): string {
     return this.server.url;
   }
 
-  /** Common flags for any CLI run against this store. */
+  /** Common flags for any CLI run against this store: each command finds its role's credentials. */
   get flags(): string[] {
-    return ["--nats", this.url, "--prefix", this.prefix];
+    return ["--nats", this.url, "--prefix", this.prefix, "--creds-dir", this.credsDir];
   }
 
   startMaster(workerTimeoutMs = 3_000): Role {
@@ -136,21 +169,28 @@ export class TestStore {
     return role;
   }
 
-  startWorker(id: string): Role {
+  async startWorker(id: string): Promise<Role> {
+    await this.creds("worker", id);
     const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250"]);
     this.roles.push(role);
     return role;
   }
 
-  async client(): Promise<DfsClient> {
-    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, name: "dfs-test" });
+  /** A library client as `role`: the client by default, the auditor to read the log. */
+  async client(role: "client" | "auditor" | "admin" = "client"): Promise<DfsClient> {
+    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role), name: `dfs-test-${role}` });
     this.clients.push(client);
     return client;
   }
 
+  /** The table rebuilt from the log, as the auditor reads it. */
+  async replay(untilSeq?: number) {
+    return (await this.client("auditor")).replay(untilSeq);
+  }
+
   /** Until a master answers and counts `n` live workers. */
   async waitForLiveWorkers(n: number, timeoutMs = 20_000): Promise<void> {
-    const client = await this.client();
+    const client = await this.client("auditor");
     await waitFor(
       `${n} live workers`,
       async () => (await client.masterState()).workers.filter((w) => w.live).length === n,
@@ -160,6 +200,7 @@ export class TestStore {
 
   async stop(): Promise<void> {
     for (const client of this.clients) await client.close().catch(() => undefined);
+    for (const nc of this.connections) await nc.close().catch(() => undefined);
     await Promise.all(this.roles.map((r) => r.stop()));
     await this.server.stop();
     await rm(this.dir, { recursive: true, force: true });

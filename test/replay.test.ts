@@ -49,7 +49,7 @@ test("replay of a random run equals the live master, before and after a master c
   assert.match(check.stderr, /replay matches the live master at sequence \d+/);
 
   const before = await client.masterState(true);
-  const replayed = await client.replay(before.lastSeq);
+  const replayed = await store.replay(before.lastSeq);
   assert.is(stateDigest(replayed.state), before.digest);
   assert.equal(JSON.parse(JSON.stringify(projection(replayed.state))), before.projection);
   const json = await runCli([...store.flags, "replay", "--json"]);
@@ -69,7 +69,7 @@ test("replay of a random run equals the live master, before and after a master c
     return s.masterId !== before.masterId && s;
   });
   assert.is(after.lastSeq >= before.lastSeq, true);
-  const replayedAfter = await client.replay(after.lastSeq);
+  const replayedAfter = await store.replay(after.lastSeq);
   assert.is(stateDigest(replayedAfter.state), after.digest);
   if (after.lastSeq === before.lastSeq) assert.is(after.digest, before.digest);
   assert.equal((await client.list("/r")).map((f) => f.path).sort(), [...live].sort(), "same files after the restart");

@@ -6,7 +6,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
-import { provisionEvents, provisionMaster, provisionWorker } from "../streams/provision.js";
+import { provisionMaster, provisionStreams, provisionWorker } from "../streams/provision.js";
+import { requireStore } from "../src/connection.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
 import { tempDir } from "./harness.js";
 
@@ -47,13 +48,8 @@ test("catalogue - every name derives from the prefix, and ids must be subject to
 
 test("provisioning is idempotent and safe when everyone races to do it", async ({ nc }) => {
   const cat = catalogue("race");
-  await Promise.all([
-    provisionMaster(nc, cat),
-    provisionMaster(nc, cat),
-    provisionWorker(nc, cat, "w1"),
-    provisionWorker(nc, cat, "w1"),
-    provisionEvents(nc, cat),
-  ]);
+  await Promise.all([provisionStreams(nc, cat), provisionStreams(nc, cat), provisionStreams(nc, cat)]);
+  await Promise.all([provisionMaster(nc, cat), provisionMaster(nc, cat), provisionWorker(nc, cat, "w1"), provisionWorker(nc, cat, "w1")]);
   await provisionMaster(nc, cat);
   const jsm = await jetstreamManager(nc);
   const names: string[] = [];
@@ -67,7 +63,7 @@ test("provisioning is idempotent and safe when everyone races to do it", async (
 
 test("the events stream keeps everything and refuses delete and purge", async ({ nc }) => {
   const cat = catalogue("audit");
-  await provisionMaster(nc, cat);
+  await provisionStreams(nc, cat);
   const js = jetstream(nc);
   await js.publish(cat.workerEvents("w1"), new Uint8Array([1]));
   const jsm = await jetstreamManager(nc);
@@ -83,6 +79,18 @@ test("the events stream keeps everything and refuses delete and purge", async ({
   assert.not.ok(deleted, "delete refused");
   assert.is((await jsm.streams.info(cat.eventsStream)).state.messages, 1);
   assert.is((await jsm.streams.info(cat.confirmStream)).config.retention, "workqueue");
+});
+
+test("a store that is not there is NOT_FOUND, naming its prefix, and nothing is created", async ({ nc }) => {
+  const cat = catalogue("typo");
+  const err = await requireStore(nc, cat).then(
+    () => undefined,
+    (e: { code?: string; message: string }) => e,
+  );
+  assert.is(err?.code, "NOT_FOUND");
+  assert.match(err!.message, /prefix "typo"/);
+  const jsm = await jetstreamManager(nc);
+  for await (const s of jsm.streams.list()) assert.not.ok(s.config.name.startsWith("TYPO_"), `${s.config.name} was created`);
 });
 
 test.run();

@@ -28,7 +28,7 @@ async function putBytes(store: TestStore, client: DfsClient, remote: string, byt
  * WorkerLost, then WorkerJoined on the next heartbeat; either way, later tests see three live workers.
  */
 async function restart(store: TestStore, id: string): Promise<void> {
-  store.startWorker(id);
+  await store.startWorker(id);
   await new Promise((r) => setTimeout(r, WORKER_TIMEOUT_MS + 500));
   await store.waitForLiveWorkers(3);
 }
@@ -44,7 +44,7 @@ test("a worker killed and restarted keeps every piece it stored", async ({ store
   const where = await client.locate("/keep.bin");
   const held = (await health(client, "w1")).pieces;
   await store.role(`worker ${"w1"}`).kill();
-  store.startWorker("w1");
+  await store.startWorker("w1");
   await waitFor("w1 back", () => health(client, "w1"));
   assert.is((await health(client, "w1")).pieces, held);
   for (const piece of where.pieces) {
@@ -97,7 +97,7 @@ test("a put that stops making progress (a worker died for good) times out and is
     const report = await client.workers();
     assert.is(report.find((w) => w.workerId === "w2")!.status, undefined, "a dead worker does not answer");
     assert.ok(report.find((w) => w.workerId === "w1")!.status!.pieces > 0);
-    const { state } = await client.replay();
+    const { state } = await store.replay();
     const file = [...state.files.values()].find((f) => f.path === "/stalled.bin")!;
     assert.is(file.versions.get(1)!.status, "abandoned");
     assert.is(await errorCode(() => client.stat("/stalled.bin")), "NOT_FOUND");
@@ -140,7 +140,7 @@ test("an upload whose client stops serving is abandoned and never listed", async
     pieceHashes: new Uint8Array(32),
   });
   const abandoned = await waitFor("UploadAbandoned", async () => {
-    const { state } = await client.replay();
+    const { state } = await store.replay();
     const v = state.files.get(created.fileId)?.versions.get(created.version);
     return v?.status === "abandoned" && v;
   });
@@ -161,13 +161,13 @@ test("an interrupted put is abandoned in the log at once, and its pieces dropped
     signal: interrupt.signal,
   });
   assert.is(await errorCode(() => put), "UPLOAD_ABANDONED");
-  const { state } = await client.replay();
+  const { state } = await store.replay();
   const file = [...state.files.values()].find((f) => f.path === "/interrupted.bin")!;
   const version = file.versions.get(1)!;
   assert.is(version.status, "abandoned");
   assert.match(version.reason!, /interrupted/);
   assert.is(await errorCode(() => client.stat("/interrupted.bin")), "NOT_FOUND");
-  await waitFor("no piece of it is owed a drop", async () => (await client.replay()).state.dropsOwed.size === 0);
+  await waitFor("no piece of it is owed a drop", async () => (await store.replay()).state.dropsOwed.size === 0);
 });
 
 test("bytes that do not match the declared SHA-256 are refused and the version abandoned", async ({ store }) => {
@@ -184,7 +184,7 @@ test("bytes that do not match the declared SHA-256 are refused and the version a
       pieceHashes: new Uint8Array(32).fill(1),
     });
     const v = await waitFor("UploadAbandoned", async () => {
-      const { state } = await client.replay();
+      const { state } = await store.replay();
       const version = state.files.get(created.fileId)?.versions.get(created.version);
       return version?.status === "abandoned" && version;
     });

@@ -9,6 +9,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
+import { requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
 import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
@@ -24,7 +25,6 @@ export interface WorkerOptions {
   parallelPieces?: number;
   /** Frames of one piece requested at once. */
   framesInFlight?: number;
-  streamReplicas?: number;
   log?: (line: string) => void;
   /** The worker can no longer read its assignments (default: throw). */
   onFatal?: (err: DfsError) => void;
@@ -92,7 +92,9 @@ export class Worker {
   }
 
   static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
-    await provisionWorker(nc, catalogue(opts.prefix), opts.id, { replicas: opts.streamReplicas });
+    const cat = catalogue(opts.prefix);
+    await requireStore(nc, cat);
+    await provisionWorker(nc, cat, opts.id);
     const store = await PieceStore.open(opts.dataDir);
     const worker = new Worker(nc, store, opts);
     worker.serveRpcs();

@@ -1,0 +1,59 @@
+// One way to connect to NATS for every role: with a user's credentials (and then that user's
+// own inbox prefix, the only one its permissions let it read), optionally over TLS.
+import { AuthorizationError, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import { streamExists } from "../streams/provision.js";
+import { readCredentials } from "./credentials.js";
+import { DfsError, ErrorCodes } from "./errors.js";
+
+export interface NatsOptions {
+  /** NATS URL(s). */
+  servers: string | string[];
+  /** A `.creds` file; without one the connection is anonymous (a server without authentication). */
+  creds?: string;
+  /** A CA certificate (PEM file) to trust: the connection uses TLS. */
+  tlsCa?: string;
+  /** Subject prefix of the store: inbox prefixes are per store and per user. */
+  prefix?: string;
+  /** Shown in the server's connection list. */
+  name: string;
+  /** -1 keeps trying forever (long-running roles); the default suits a command. */
+  maxReconnectAttempts?: number;
+}
+
+export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
+  const user = opts.creds ? await readCredentials(opts.creds) : undefined;
+  try {
+    return await connect({
+      servers: opts.servers,
+      name: opts.name,
+      maxReconnectAttempts: opts.maxReconnectAttempts ?? 10,
+      ...(user ? { authenticator: credsAuthenticator(user.creds), inboxPrefix: catalogue(opts.prefix).inbox(user.user) } : {}),
+      ...(opts.tlsCa ? { tls: { caFile: opts.tlsCa } } : {}),
+    });
+  } catch (err) {
+    const text = err instanceof Error ? err.message : String(err);
+    if (err instanceof AuthorizationError || (err instanceof Error && err.cause instanceof AuthorizationError)) {
+      throw new DfsError(
+        ErrorCodes.UNAUTHORIZED,
+        `NATS at ${String(opts.servers)} refused ${user ? `user ${user.user}` : "a connection without credentials"}: ${text}${user ? "" : "; pass --creds FILE (or DFS_CREDS)"}`,
+        { cause: err },
+      );
+    }
+    throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${String(opts.servers)}: ${text}`, { cause: err });
+  }
+}
+
+/**
+ * The store's streams must be there: roles and readers never create them (the admin does,
+ * with `dfs provision`), so a mistyped prefix is an error that names it, not a new empty store.
+ */
+export async function requireStore(nc: NatsConnection, cat: Catalogue, streams: readonly string[] = [cat.eventsStream, cat.confirmStream]): Promise<void> {
+  for (const stream of streams) {
+    if (await streamExists(nc, stream)) continue;
+    throw new DfsError(
+      ErrorCodes.NOT_FOUND,
+      `no store with prefix "${cat.prefix}" on this server (no stream ${stream}): check --prefix, or create it with \`dfs provision\` (admin credentials)`,
+    );
+  }
+}

@@ -1,0 +1,111 @@
+// Who may publish and subscribe to what, one function per role, derived from the subject
+// catalogue so that a new subject cannot be forgotten. The server enforces these lists (they
+// go into each user's credentials); `test/permissions.test.ts` checks them against a real
+// nats-server.
+import { MASTER_OPS, type Catalogue } from "./catalogue.js";
+
+export type RoleName = "master" | "worker" | "client" | "auditor" | "admin";
+export const ROLES: readonly RoleName[] = ["master", "worker", "client", "auditor", "admin"];
+
+export interface Permissions {
+  publish: string[];
+  subscribe: string[];
+  /** May answer requests (publish once to the reply subject of a message it received). */
+  respond: boolean;
+}
+
+/** The JetStream API subjects a role needs, named as the server names them. */
+const api = {
+  info: "$JS.API.INFO",
+  streamInfo: (stream: string) => `$JS.API.STREAM.INFO.${stream}`,
+  /** Create (or look up) a consumer by name, with its filter subject when it has one. */
+  consumerCreate: (stream: string, name: string, filter?: string) =>
+    filter ? `$JS.API.CONSUMER.CREATE.${stream}.${name}.${filter}` : `$JS.API.CONSUMER.CREATE.${stream}.${name}`,
+  consumerInfo: (stream: string, name: string) => `$JS.API.CONSUMER.INFO.${stream}.${name}`,
+  next: (stream: string, name: string) => `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
+  ack: (stream: string, name: string) => `$JS.ACK.${stream}.${name}.>`,
+  all: "$JS.API.>",
+};
+
+/**
+ * Reading the events stream through ordered consumers (ephemeral, named by the library).
+ * NATS 2.9 cannot tell such a consumer from any other by its name, so a reader may also make
+ * or change consumers of the events stream: it still cannot write, delete or purge anything.
+ */
+function logReader(cat: Catalogue): string[] {
+  const stream = cat.eventsStream;
+  return [api.info, api.streamInfo(stream), api.consumerCreate(stream, ">"), api.consumerInfo(stream, ">"), api.next(stream, ">")];
+}
+
+/** What each role may do. `id` is the worker's id, or the client's user name. */
+export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Permissions {
+  switch (role) {
+    case "master": {
+      const confirms = cat.confirmStream;
+      const consumer = cat.masterConfirmConsumer;
+      return {
+        publish: [
+          cat.allEvents(),
+          ...logReader(cat),
+          api.streamInfo(confirms),
+          api.consumerCreate(confirms, consumer),
+          api.consumerInfo(confirms, consumer),
+          api.next(confirms, consumer),
+          api.ack(confirms, consumer),
+        ],
+        subscribe: [cat.allMasterRpcs(), cat.allHeartbeats(), `${cat.inbox(userName("master"))}.>`],
+        respond: true,
+      };
+    }
+    case "worker": {
+      if (!id) throw new Error("a worker's permissions name its id");
+      const stream = cat.eventsStream;
+      const consumer = cat.workerConsumer(id);
+      return {
+        publish: [
+          cat.confirm(id),
+          cat.heartbeat(id),
+          cat.workerRpc("*", "read"),
+          cat.pullAll("*"),
+          api.info,
+          api.streamInfo(stream),
+          api.streamInfo(cat.confirmStream),
+          // Its own durable consumer, on its own assignment subject: the server checks that the
+          // filter in the request is the one in the subject.
+          api.consumerCreate(stream, consumer, cat.assignEvents(id)),
+          api.consumerInfo(stream, consumer),
+          api.next(stream, consumer),
+          api.ack(stream, consumer),
+        ],
+        subscribe: [cat.workerRpcs(id), `${cat.inbox(userName("worker", id))}.>`],
+        respond: true,
+      };
+    }
+    case "client":
+      return {
+        publish: [...MASTER_OPS.map((op) => cat.masterRpc(op)), cat.workerRpc("*", "read"), cat.workerRpc("*", "health")],
+        subscribe: [cat.pullAll("*"), `${cat.inbox(userName("client", id))}.>`],
+        respond: true,
+      };
+    case "auditor":
+      return {
+        // The log, and the master's own digest of it for `dfs replay --check`.
+        publish: [...logReader(cat), cat.masterRpc("state")],
+        subscribe: [`${cat.inbox(userName("auditor"))}.>`],
+        respond: false,
+      };
+    case "admin":
+      return {
+        publish: [api.all, cat.masterRpc("state")],
+        subscribe: [`${cat.inbox(userName("admin"))}.>`],
+        respond: false,
+      };
+  }
+}
+
+/** The NATS user name of a role: `master`, `worker-<id>`, `client` or `client-<name>`, `auditor`, `admin`. */
+export function userName(role: RoleName, id?: string): string {
+  if (role === "worker") return `worker-${id}`;
+  if (role === "client" && id) return `client-${id}`;
+  return role;
+}

@@ -1,0 +1,152 @@
+// The server enforces the roles: each test tries, with a real role's credentials against a
+// real nats-server started with the generated config, something that role must not do.
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import * as assert from "uvu/assert";
+import { encode } from "../src/codec.js";
+import { permissionsFor, ROLES } from "../streams/permissions.js";
+import { catalogue } from "../streams/catalogue.js";
+import { errorCode, storeSuite, waitFor, type TestStore } from "./harness.js";
+
+const test = storeSuite("permissions", { workers: ["w1", "w2"] });
+
+/** The events stream's last sequence, as the admin sees it. */
+async function lastSeq(store: TestStore): Promise<number> {
+  const jsm = await jetstreamManager(await store.connect("admin"));
+  return (await jsm.streams.info(store.cat.eventsStream)).state.last_seq;
+}
+
+/** Whatever `run` does, it must be refused (an error, never a success). */
+async function refused(what: string, run: () => Promise<unknown>): Promise<void> {
+  const outcome = await run().then(
+    () => "succeeded",
+    (err: Error) => err.message,
+  );
+  assert.not.equal(outcome, "succeeded", `${what} was allowed`);
+}
+
+/** Publishes that the server drops leave the connection up: a flush proves it saw them. */
+async function publishAndFlush(nc: NatsConnection, subject: string, data: Uint8Array): Promise<void> {
+  nc.publish(subject, data);
+  await nc.flush();
+}
+
+test("permissions - come from the catalogue, one set per role", () => {
+  const cat = catalogue("acme");
+  for (const role of ROLES) {
+    const p = permissionsFor(cat, role, role === "worker" ? "w7" : undefined);
+    assert.ok(p.publish.length > 0 && p.subscribe.length > 0, role);
+    // Nobody but the master appends to the log.
+    assert.is(p.publish.includes(cat.allEvents()), role === "master", `${role} may append`);
+    // Everyone reads replies only below its own inbox prefix.
+    assert.ok(p.subscribe.some((s) => s.startsWith("_INBOX_ACME_")), `${role} inbox`);
+    assert.not.ok(p.subscribe.some((s) => s === ">" || s.startsWith("_INBOX.")), `${role} may read any inbox`);
+  }
+  assert.throws(() => permissionsFor(cat, "worker"), /names its id/);
+});
+
+test("a connection without credentials is refused", async ({ store }) => {
+  const err = await connect({ servers: store.url, reconnect: false }).then(
+    async (nc) => {
+      await nc.close();
+      return undefined;
+    },
+    (e: Error) => e,
+  );
+  assert.ok(err, "an anonymous connection was accepted");
+  assert.match(err!.message, /authorization/i);
+  const cli = await (await import("./harness.js")).runCli(["--nats", store.url, "--creds-dir", join(store.dir, "none"), "ls"]);
+  assert.is(cli.code, 1);
+  assert.match(cli.stderr, /^dfs: UNAUTHORIZED: .*without credentials/);
+});
+
+test("a client cannot append to the log, nor delete, purge or change the events stream", async ({ store }) => {
+  const before = await lastSeq(store);
+  const client = await store.connect("client");
+  const forged = encode({ type: "FileCommitted", at: 1, fileId: "x", path: "/x", version: 1, size: 0, sha256: "0".repeat(64) });
+  await refused("a JetStream publish into the log", () => jetstream(client).publish(store.cat.fileEvents("x"), forged, { timeout: 2_000 }));
+  await publishAndFlush(client, store.cat.fileEvents("x"), forged);
+  await refused("jetstreamManager", async () => {
+    const jsm = await jetstreamManager(client);
+    await jsm.streams.delete(store.cat.eventsStream);
+  });
+  const raw = (api: string) => client.request(api, "{}", { timeout: 2_000 });
+  await refused("stream delete", () => raw(`$JS.API.STREAM.DELETE.${store.cat.eventsStream}`));
+  await refused("stream update", () => raw(`$JS.API.STREAM.UPDATE.${store.cat.eventsStream}`));
+  await refused("stream purge", () => raw(`$JS.API.STREAM.PURGE.${store.cat.eventsStream}`));
+  assert.is(await lastSeq(store), before, "the log did not change");
+  const jsm = await jetstreamManager(await store.connect("admin"));
+  const info = await jsm.streams.info(store.cat.eventsStream);
+  assert.is(info.config.max_msgs, -1);
+  assert.is(info.config.deny_delete, true);
+});
+
+test("a worker reads only its own assignments and speaks only for itself", async ({ store }) => {
+  const w1 = await store.connect("worker", "w1");
+  const stream = store.cat.eventsStream;
+  await refused("reading w2's consumer", () => w1.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${store.cat.workerConsumer("w2")}`, "{}", { timeout: 2_000 }));
+  await refused("a consumer of every event", async () => {
+    const jsm = await jetstreamManager(w1);
+    await jsm.consumers.add(stream, { durable_name: store.cat.workerConsumer("w1"), filter_subject: store.cat.allEvents(), ack_policy: "explicit" as never });
+  });
+  await refused("an ordered reader of the log", async () => {
+    const consumer = await jetstream(w1).consumers.get(stream);
+    await consumer.next({ expires: 1_000 });
+  });
+  // w2's heartbeat and confirmation subjects are not w1's to publish on.
+  await refused("a confirmation for w2", () =>
+    jetstream(w1).publish(store.cat.confirm("w2"), encode({ workerId: "w2", fileId: "f", version: 1, piece: 0, sha256: "0".repeat(64), ok: false }), { timeout: 2_000 }),
+  );
+  await publishAndFlush(w1, store.cat.heartbeat("ghost"), encode({ workerId: "ghost", pieces: 0, bytes: 0, at: Date.now() }));
+  // On its own subject, claiming another id, it is ignored by the master.
+  await publishAndFlush(w1, store.cat.heartbeat("w1"), encode({ workerId: "ghost", pieces: 0, bytes: 0, at: Date.now() }));
+  await new Promise((r) => setTimeout(r, 500));
+  const state = await (await store.client()).masterState();
+  assert.equal(state.workers.map((w) => w.workerId).sort(), ["w1", "w2"], "no ghost worker joined");
+});
+
+test("an auditor reads the log and publishes nothing else", async ({ store }) => {
+  const auditor = await store.connect("auditor");
+  const before = await lastSeq(store);
+  for (const subject of [store.cat.fileEvents("x"), store.cat.heartbeat("w1"), store.cat.confirm("w1")]) {
+    await refused(`publishing to ${subject}`, () => auditor.request(subject, encode({}), { timeout: 1_000 }));
+  }
+  await refused("a create", () => auditor.request(store.cat.masterRpc("create"), encode({}), { timeout: 1_000 }));
+  assert.is(await lastSeq(store), before);
+  const { state } = await store.replay();
+  assert.is(state.lastSeq, before, "but it reads the whole log");
+});
+
+test("no client reads another's traffic: _INBOX.>, > and the other's prefix give nothing", async ({ store }) => {
+  const spy = await store.connect("client", "spy");
+  const seen: string[] = [];
+  for (const subject of ["_INBOX.>", ">", `${store.cat.inbox("client")}.>`, `${store.cat.inbox("worker-w1")}.>`]) {
+    const sub = spy.subscribe(subject, { callback: (_e, m) => void (m && seen.push(m.subject)) });
+    void sub.closed.catch(() => undefined);
+  }
+  await spy.flush().catch(() => undefined);
+  const client = await store.client();
+  const bytes = randomBytes(300_000);
+  const local = join(store.dir, "secret.bin");
+  await writeFile(local, bytes);
+  await client.put(local, "/secret.bin", { replicas: 2, pieceSize: 64 * 1024 });
+  await client.get("/secret.bin", join(store.dir, "secret.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "secret.out")), bytes) === 0);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(seen, [], "the spy received someone else's messages");
+});
+
+test("roles used for the wrong job get a coded FORBIDDEN, not a hang", async ({ store }) => {
+  const auditorAsClient = await store.client("auditor");
+  const local = join(store.dir, "small.bin");
+  await writeFile(local, "hello");
+  assert.is(await errorCode(() => auditorAsClient.put(local, "/small.bin", { replicas: 1 })), "FORBIDDEN");
+  const clientReadsLog = await store.client();
+  assert.is(await errorCode(() => clientReadsLog.replay()), "FORBIDDEN");
+  await waitFor("the store still works", async () => (await store.client()).stat("/secret.bin"));
+});
+
+test.run();
