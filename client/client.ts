@@ -8,11 +8,11 @@ import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
 import { provisionEvents } from "../streams/provision.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
-import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
-import type { FileInfo, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
+import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -130,8 +130,8 @@ export class DfsClient {
   }
 
   /** Every file at or below `prefix`, fetched a page at a time. */
-  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<FileInfo[]> {
-    const files: FileInfo[] = [];
+  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<ListEntry[]> {
+    const files: ListEntry[] = [];
     let after: string | undefined;
     do {
       const page: ListPage = await call(this.nc, this.cat.masterRpc("list"), { prefix, after, limit: opts.pageSize, atLeastSeq: this.seenSeq });
@@ -255,7 +255,7 @@ export class DfsClient {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
-      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${msg.subject}`);
+      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
       const start = where.piece * plan.pieceSize;
       const pieceEnd = Math.min(plan.size, start + plan.pieceSize);
       if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
@@ -325,7 +325,7 @@ export class DfsClient {
         this.seen(await Promise.race([outcome, idle, aborted]));
       } catch (err) {
         // Tell the master, so the version is abandoned in the log rather than left pending.
-        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: asDfsError(err).message }).catch(() => undefined);
+        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: clipText(asDfsError(err).message) }).catch(() => undefined);
         throw err;
       }
       return { ...result, servedBytes };

@@ -9,7 +9,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
-import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
 import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
 import { callBytes, serve, serveBytes } from "../src/rpc.js";
@@ -119,7 +119,10 @@ export class Worker {
   }
 
   private sendHeartbeat(): void {
-    void this.status().then((status) => this.nc.publish(this.cat.heartbeat(this.id), encode(status)));
+    // Publishing throws once the connection is closing: a missed heartbeat is only logged.
+    this.status()
+      .then((status) => this.nc.publish(this.cat.heartbeat(this.id), encode(status)))
+      .catch((err) => this.log(`heartbeat not sent: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   private serveRpcs(): void {
@@ -347,7 +350,7 @@ export class Worker {
       piece: piece.piece,
       sha256: piece.sha256,
       ok: !failure,
-      ...(failure ? { code: failure.code, message: failure.message } : {}),
+      ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
     // The message id makes a retried confirmation (after a crash or a lost ack) count once.
