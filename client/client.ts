@@ -389,7 +389,12 @@ export class DfsClient {
       let failovers = 0;
       let written = 0;
       for (let i = 0; i < where.pieces.length || pending.length > 0; ) {
-        while (i < where.pieces.length && pending.length < parallel) pending.push(this.fetchPiece(where.pieces[i++]!));
+        while (i < where.pieces.length && pending.length < parallel) {
+          const fetched = this.fetchPiece(where.pieces[i++]!);
+          // Awaited in order below; a later piece failing first is not an unhandled rejection meanwhile.
+          fetched.catch(() => undefined);
+          pending.push(fetched);
+        }
         const { bytes, failedOver } = await pending.shift()!;
         if (failedOver) failovers += 1;
         whole.update(bytes);

@@ -161,10 +161,13 @@ export class Worker {
     this.assignments = await consumer.consume({ max_messages: 64 });
     for await (const m of this.assignments) {
       // Start work now (so per-piece order follows the log), finish it in the background.
-      const job = this.handleAssignment(m).catch((err) => {
-        this.log(`assignment seq ${m.seq} will be retried: ${err instanceof Error ? err.message : String(err)}`);
-        m.nak(2_000);
-      });
+      const job = this.handleAssignment(m)
+        .catch((err) => {
+          this.log(`assignment seq ${m.seq} will be retried: ${err instanceof Error ? err.message : String(err)}`);
+          m.nak(2_000);
+        })
+        // nak throws once the connection is closing; the assignment is redelivered all the same.
+        .catch((err) => this.log(`assignment seq ${m.seq} not answered: ${err instanceof Error ? err.message : String(err)}`));
       this.inFlight.add(job);
       void job.finally(() => this.inFlight.delete(job));
     }
@@ -257,7 +260,10 @@ export class Worker {
     });
     // Registered first, checked second: a store that lands in between still wakes us. Nothing
     // to wait for when the piece is here, or when this worker is not working on it.
-    void this.store.has(sha256).then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256));
+    this.store
+      .has(sha256)
+      .then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256))
+      .catch(() => this.settleWaiters(sha256)); // a closed store: the read will say what is missing
     return settled;
   }
 
