@@ -8,11 +8,11 @@ import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
 import { connectNats, requireStore } from "../src/connection.js";
-import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
-import type { FileInfo, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
+import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { replayLog, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -136,8 +136,8 @@ export class DfsClient {
   }
 
   /** Every file at or below `prefix`, fetched a page at a time. */
-  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<FileInfo[]> {
-    const files: FileInfo[] = [];
+  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<ListEntry[]> {
+    const files: ListEntry[] = [];
     let after: string | undefined;
     do {
       const page: ListPage = await call(this.nc, this.cat.masterRpc("list"), { prefix, after, limit: opts.pageSize, atLeastSeq: this.seenSeq });
@@ -261,7 +261,7 @@ export class DfsClient {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
-      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${msg.subject}`);
+      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
       const start = where.piece * plan.pieceSize;
       const pieceEnd = Math.min(plan.size, start + plan.pieceSize);
       if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
@@ -347,7 +347,7 @@ export class DfsClient {
         this.seen(await Promise.race([outcome, idle, aborted]));
       } catch (err) {
         // Tell the master, so the version is abandoned in the log rather than left pending.
-        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: asDfsError(err).message }).catch(() => undefined);
+        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: clipText(asDfsError(err).message) }).catch(() => undefined);
         throw err;
       }
       return { ...result, servedBytes };
@@ -410,7 +410,12 @@ export class DfsClient {
       let failovers = 0;
       let written = 0;
       for (let i = 0; i < where.pieces.length || pending.length > 0; ) {
-        while (i < where.pieces.length && pending.length < parallel) pending.push(this.fetchPiece(where.pieces[i++]!));
+        while (i < where.pieces.length && pending.length < parallel) {
+          const fetched = this.fetchPiece(where.pieces[i++]!);
+          // Awaited in order below; a later piece failing first is not an unhandled rejection meanwhile.
+          fetched.catch(() => undefined);
+          pending.push(fetched);
+        }
         const { bytes, failedOver } = await pending.shift()!;
         if (failedOver) failovers += 1;
         whole.update(bytes);

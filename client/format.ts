@@ -1,6 +1,6 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
 import type { LoggedEvent } from "../src/log.js";
-import type { FileInfo } from "../src/queries.js";
+import type { FileInfo, ListEntry } from "../src/queries.js";
 import type { WorkerReport } from "./client.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -27,7 +27,7 @@ function time(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
-export function formatListing(files: FileInfo[]): string {
+export function formatListing(files: ListEntry[]): string {
   if (files.length === 0) return "";
   const rows = files.map((f) => [humanBytes(f.size), `v${f.version}`, time(f.committedAt), f.path]);
   const widths = [0, 1].map((c) => Math.max(...rows.map((r) => r[c]!.length)));
@@ -42,7 +42,7 @@ export function formatStat(f: FileInfo): string {
     `size      ${f.size} bytes (${humanBytes(f.size)})`,
     `sha256    ${f.sha256}`,
     `pieces    ${f.pieces} of up to ${humanBytes(f.pieceSize)}, ${f.replicas} replica${f.replicas === 1 ? "" : "s"} each`,
-    `versions  ${f.versions.map((v) => `v${v.version} (${humanBytes(v.size)})`).join(", ")}`,
+    `versions  ${f.versionCount > f.versions.length ? `${f.versionCount - f.versions.length} older, then ` : ""}${f.versions.map((v) => `v${v.version} (${humanBytes(v.size)})`).join(", ")}`,
   ];
   return lines.join("\n");
 }

@@ -8,4 +8,4 @@ export type { NatsServerOptions, RunningNatsServer } from "./nats-server.js";
 export { DfsError, ErrorCodes } from "../src/errors.js";
 export type { ErrorCode } from "../src/errors.js";
 export type { DfsEvent, EventType } from "../src/events.js";
-export type { FileInfo, Location, VersionInfo } from "../src/queries.js";
+export type { FileInfo, ListEntry, Location, VersionInfo } from "../src/queries.js";

@@ -4,7 +4,7 @@
 export const ErrorCodes = {
   /** The request could not be decoded or lacks a field. */
   BAD_REQUEST: "BAD_REQUEST",
-  /** A remote path is empty, has empty, `.` or `..` segments, or control characters. */
+  /** A remote path is empty or too long, has empty, `.` or `..` segments, or control or bidi-override characters. */
   BAD_PATH: "BAD_PATH",
   /** No such file, or no such version of it. */
   NOT_FOUND: "NOT_FOUND",
@@ -70,4 +70,27 @@ export function reportFatal(what: string, err: unknown, onFatal?: (err: DfsError
   const fatal = new DfsError(ErrorCodes.INTERNAL, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   if (onFatal) onFatal(fatal);
   else throw fatal;
+}
+
+/** The longest message a reply, a reason or a confirmation carries (characters). */
+export const MAX_MESSAGE_LENGTH = 1_000;
+const QUOTED_CHARS = 64;
+// Bidirectional overrides and isolates: escaped when quoted, so a message cannot be made to read backwards.
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` cut to at most `max` characters (never in the middle of a surrogate pair), marked with "…" when cut. */
+export function clipText(text: string, max = MAX_MESSAGE_LENGTH): string {
+  if (text.length <= max) return text;
+  const end = /[\ud800-\udbff]/.test(text[max - 2] ?? "") ? max - 2 : max - 1;
+  return text.slice(0, end) + "…";
+}
+
+/**
+ * User input as it may appear in a message: JSON-quoted (control characters escaped), bidi
+ * controls escaped, and cut to 64 characters (with its length in bytes) when longer, so an
+ * error never echoes unbounded input.
+ */
+export function quote(input: string): string {
+  const shown = JSON.stringify(clipText(input, QUOTED_CHARS)).replace(BIDI_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+  return input.length > QUOTED_CHARS ? `${shown} (${Buffer.byteLength(input)} bytes)` : shown;
 }

@@ -23,6 +23,7 @@ import {
   StateRequest,
   WaitRequest,
   parse,
+  replyBudgetFor,
 } from "./protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
 import { serve } from "./rpc.js";
@@ -162,6 +163,7 @@ export class Master {
 
   private serveRpcs(): void {
     const queue = this.cat.masterQueue;
+    const replyBytes = replyBudgetFor(this.nc.info?.max_payload ?? 1024 * 1024);
     const onInternalError = (err: unknown) => this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
     const rpc = (op: Parameters<Catalogue["masterRpc"]>[0], handler: (request: unknown) => Promise<unknown> | unknown) =>
       this.subs.push(serve(this.nc, this.cat.masterRpc(op), handler, { queue, onInternalError }));
@@ -215,7 +217,7 @@ export class Master {
     rpc("locate", async (request) => {
       await this.readAfter(request);
       const req = parse(LocateRequest, request, "locate request");
-      return locatePage(this.state, req.path, req.version, req.fromPiece, req.limit);
+      return locatePage(this.state, req.path, req.version, req.fromPiece, req.limit, replyBytes);
     });
     rpc("stat", async (request) => {
       await this.readAfter(request);
@@ -224,7 +226,7 @@ export class Master {
     rpc("list", async (request) => {
       await this.readAfter(request);
       const req = parse(ListRequest, request, "list request");
-      return listPage(this.state, req.prefix, req.after, req.limit);
+      return listPage(this.state, req.prefix, req.after, req.limit, replyBytes);
     });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");

@@ -6,7 +6,7 @@ export type { DfsEvent, EventType } from "./events.js";
 export { evolve, foldEvents, initialState, projection, stateDigest } from "./state.js";
 export type { State } from "./state.js";
 export { list, listPage, locate, locatePage, stat, uploadPlan } from "./queries.js";
-export { normalisePath, normalisePrefix } from "./paths.js";
+export { MAX_PATH_BYTES, MAX_SEGMENT_BYTES, normalisePath, normalisePrefix } from "./paths.js";
 export { DfsError, ErrorCodes } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { decode, decodeEvent, encode } from "./codec.js";

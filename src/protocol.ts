@@ -1,37 +1,43 @@
 // The wire contract: what every RPC, confirmation and heartbeat carries. Requests are
 // validated here, so a garbage message becomes a BAD_REQUEST reply, never a crash.
 import { z } from "zod";
-import { DfsError, ErrorCodes } from "./errors.js";
+import { MAX_PIECES } from "./decide.js";
+import { DfsError, ErrorCodes, MAX_MESSAGE_LENGTH } from "./errors.js";
+import { MAX_PATH_BYTES } from "./paths.js";
 
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
 const token = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, _ or -");
+/** Bounded by `normalisePath` (MAX_PATH_BYTES, a BAD_PATH when longer), which every handler applies first. */
+const remotePath = z.string();
+const message = z.string().max(MAX_MESSAGE_LENGTH);
+const errorCode = z.enum(Object.values(ErrorCodes));
 
 export const CreateRequest = z.object({
   uploadId: token,
-  path: z.string(),
+  path: remotePath,
   size: count,
   sha256,
   pieceSize: count,
   replicas: z.number().int(),
   /** The pieces' SHA-256 digests, 32 bytes each, in order. */
-  pieceHashes: z.instanceof(Uint8Array),
+  pieceHashes: z.instanceof(Uint8Array).refine((hashes) => hashes.length <= 32 * MAX_PIECES, `must hold at most ${MAX_PIECES} digests`),
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
 /** Answered when the upload's version has more stored copies than `stored`, or is no longer pending, or after `waitMs`. */
 export const WaitRequest = z.object({ uploadId: token, stored: count, waitMs: z.number().int().nonnegative().max(30_000).optional() });
-export const AbortRequest = z.object({ uploadId: token, reason: z.string().max(1000) });
+export const AbortRequest = z.object({ uploadId: token, reason: message });
 const pageLimit = z.number().int().positive().max(10_000).optional();
 export const LocateRequest = z.object({
-  path: z.string(),
+  path: remotePath,
   version: z.number().int().positive().optional(),
   fromPiece: count.optional(),
   limit: pageLimit,
 });
-export const ListRequest = z.object({ prefix: z.string().optional(), after: z.string().optional(), limit: pageLimit });
-export const StatRequest = z.object({ path: z.string() });
-export const DeleteRequest = z.object({ path: z.string(), version: z.number().int().positive().optional() });
+export const ListRequest = z.object({ prefix: remotePath.optional(), after: z.string().max(MAX_PATH_BYTES).optional(), limit: pageLimit });
+export const StatRequest = z.object({ path: remotePath });
+export const DeleteRequest = z.object({ path: remotePath, version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });
 
 export const Confirmation = z.object({
@@ -41,8 +47,8 @@ export const Confirmation = z.object({
   piece: count,
   sha256,
   ok: z.boolean(),
-  code: z.string().optional(),
-  message: z.string().optional(),
+  code: errorCode.optional(),
+  message: message.optional(),
 });
 export type Confirmation = z.infer<typeof Confirmation>;
 
@@ -71,6 +77,11 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T 
   const issue = result.error.issues[0];
   const where = issue?.path.length ? ` (${issue.path.join(".")})` : "";
   throw new DfsError(ErrorCodes.BAD_REQUEST, `bad ${what}${where}: ${issue?.message ?? "invalid"}`);
+}
+
+/** What one reply may carry: half of max_payload, the rest is room for the envelope and headers. */
+export function replyBudgetFor(maxPayload: number): number {
+  return Math.floor(maxPayload / 2);
 }
 
 /** Frames of a piece: each fits one NATS message with room to spare for headers. */

@@ -1,4 +1,5 @@
 // Read-only views of the state that the master's RPCs answer with. Pure, like the decider.
+import { encode } from "./codec.js";
 import { DfsError, ErrorCodes } from "./errors.js";
 import { isUnder, normalisePath, normalisePrefix } from "./paths.js";
 import { latestCommitted, type FileState, type State, type VersionState } from "./state.js";
@@ -33,10 +34,16 @@ export interface VersionInfo {
   committedAt: number;
 }
 
-export interface FileInfo extends VersionInfo {
+/** A file in a listing: its latest committed version, and how many are readable. */
+export interface ListEntry extends VersionInfo {
   fileId: string;
   path: string;
-  /** Committed versions still readable, oldest first. */
+  /** Committed versions still readable. */
+  versionCount: number;
+}
+
+export interface FileInfo extends ListEntry {
+  /** The latest STAT_VERSIONS committed versions still readable, oldest first. */
   versions: VersionInfo[];
 }
 
@@ -56,9 +63,13 @@ export interface UploadPlan {
   peers: { workerId: string; major: number[]; minor: number[] }[];
 }
 
-/** Replies stay far below max_payload: long answers come in pages. */
+/** Replies stay below max_payload: long answers come in pages of at most so many items and bytes. */
 export const LIST_PAGE = 500;
 export const LOCATE_PAGE = 2_000;
+/** The bytes of items in one page by default: half of NATS's default max_payload (the master passes its own). */
+export const REPLY_BYTES = 512 * 1024;
+/** A file may have any number of versions: `stat` shows the latest ones. */
+export const STAT_VERSIONS = 100;
 
 export interface LocationPage extends Location {
   /** Pieces of the version in all; `pieces` holds those from `fromPiece` on. */
@@ -67,9 +78,25 @@ export interface LocationPage extends Location {
 }
 
 export interface ListPage {
-  files: FileInfo[];
+  files: ListEntry[];
   /** Pass as `after` for the next page; absent on the last one. */
   next?: string;
+}
+
+/**
+ * As many of `count` items (made by `item`, only when taken) as fit in `maxBytes` of CBOR,
+ * always at least one so that paging moves on.
+ */
+function fillPage<T>(count: number, item: (i: number) => T, maxBytes: number): T[] {
+  const page: T[] = [];
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const next = item(i);
+    bytes += encode(next).length;
+    if (bytes > maxBytes && page.length > 0) break;
+    page.push(next);
+  }
+  return page;
 }
 
 function liveFile(state: State, path: string): FileState {
@@ -100,8 +127,18 @@ function versionInfo(v: VersionState): VersionInfo {
   };
 }
 
-/** Where pieces `fromPiece` to `fromPiece + limit` of a committed version live (only those are worked out). */
-export function locatePage(state: State, path: string, version: number | undefined, fromPiece = 0, limit = LOCATE_PAGE): LocationPage {
+/**
+ * Where pieces `fromPiece` to `fromPiece + limit` of a committed version live, as many as fit
+ * in `maxBytes` (only those are worked out).
+ */
+export function locatePage(
+  state: State,
+  path: string,
+  version: number | undefined,
+  fromPiece = 0,
+  limit = LOCATE_PAGE,
+  maxBytes = REPLY_BYTES,
+): LocationPage {
   const v = committedVersion(liveFile(state, path), version);
   const liveness = (id: string) => (state.workers.get(id)?.live ? 0 : 1);
   const rank = (piece: VersionState["pieces"][number], id: string) => {
@@ -118,25 +155,34 @@ export function locatePage(state: State, path: string, version: number | undefin
     committedAt: v.committedAt ?? 0,
     pieceCount: v.pieces.length,
     fromPiece,
-    pieces: v.pieces.slice(fromPiece, fromPiece + limit).map((p) => ({
-      index: p.index,
-      size: p.size,
-      sha256: p.sha256,
-      workers: [...p.stored].sort((a, b) => rank(p, a) - rank(p, b)),
-    })),
+    pieces: fillPage(
+      Math.max(0, Math.min(limit, v.pieces.length - fromPiece)),
+      (i) => {
+        const p = v.pieces[fromPiece + i]!;
+        return { index: p.index, size: p.size, sha256: p.sha256, workers: [...p.stored].sort((a, b) => rank(p, a) - rank(p, b)) };
+      },
+      maxBytes,
+    ),
   };
 }
 
 /** Where every piece of a committed version lives. */
 export function locate(state: State, path: string, version?: number): Location {
-  const { pieceCount: _count, fromPiece: _from, ...where } = locatePage(state, path, version, 0, Infinity);
+  const { pieceCount: _count, fromPiece: _from, ...where } = locatePage(state, path, version, 0, Infinity, Infinity);
   return where;
+}
+
+function committedVersions(file: FileState): VersionState[] {
+  return [...file.versions.values()].filter((v) => v.status === "committed").sort((a, b) => a.version - b.version);
+}
+
+function listEntry(file: FileState): ListEntry {
+  return { fileId: file.fileId, path: file.path, ...versionInfo(latestCommitted(file)!), versionCount: committedVersions(file).length };
 }
 
 export function stat(state: State, path: string): FileInfo {
   const file = liveFile(state, path);
-  const versions = [...file.versions.values()].filter((v) => v.status === "committed").sort((a, b) => a.version - b.version);
-  return { fileId: file.fileId, path: file.path, ...versionInfo(latestCommitted(file)!), versions: versions.map(versionInfo) };
+  return { ...listEntry(file), versions: committedVersions(file).slice(-STAT_VERSIONS).map(versionInfo) };
 }
 
 /** Paths of the files with a committed version at or below `prefix`, sorted. */
@@ -149,18 +195,20 @@ function visiblePaths(state: State, prefix: string | undefined): string[] {
   return paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export function list(state: State, prefix?: string): FileInfo[] {
-  return visiblePaths(state, prefix).map((path) => stat(state, path));
+export function list(state: State, prefix?: string): ListEntry[] {
+  return visiblePaths(state, prefix).map((path) => listEntry(liveFile(state, path)));
 }
 
-/** Files after the path `after` (exclusive), at most `limit` of them; only those are stat'ed. */
-export function listPage(state: State, prefix: string | undefined, after: string | undefined, limit = LIST_PAGE): ListPage {
+/**
+ * Files after the path `after` (exclusive), at most `limit` of them and as many as fit in
+ * `maxBytes`; only those are looked at.
+ */
+export function listPage(state: State, prefix: string | undefined, after: string | undefined, limit = LIST_PAGE, maxBytes = REPLY_BYTES): ListPage {
   const paths = visiblePaths(state, prefix);
   const start = after === undefined ? 0 : paths.findIndex((path) => path > after);
   if (start < 0) return { files: [] };
-  const window = paths.slice(start, start + limit);
-  const files = window.map((path) => stat(state, path));
-  return start + limit < paths.length ? { files, next: window[window.length - 1]! } : { files };
+  const files = fillPage(Math.min(limit, paths.length - start), (i) => listEntry(liveFile(state, paths[start + i]!)), maxBytes);
+  return start + files.length < paths.length ? { files, next: files[files.length - 1]!.path } : { files };
 }
 
 export function uploadPlan(state: State, uploadId: string): UploadPlan {

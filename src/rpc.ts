@@ -2,12 +2,12 @@
 // `{ ok: false, code, message }`; binary replies (piece bytes) mark errors with a header.
 import { PermissionViolationError, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "./codec.js";
-import { DfsError, ErrorCodes, asDfsError, isErrorCode } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode } from "./errors.js";
 import { ERROR_HEADER } from "./protocol.js";
 
 export interface ServeOptions {
   queue?: string;
-  /** Called for failures that are the server's fault, not the caller's. */
+  /** Called for failures that are the server's fault, not the caller's, and for replies that could not be sent. */
   onInternalError?: (err: unknown) => void;
 }
 
@@ -22,7 +22,8 @@ function decodeRequest(msg: Msg): unknown {
 
 /**
  * Answer every request on `subject` with `ok(result)` or, whatever went wrong (garbage in,
- * a refused request, a bug), with `failed(code and message)`: nothing goes unanswered.
+ * a refused request, a bug), with `failed(code and message)`: nothing goes unanswered that
+ * can be answered. A reply that cannot be sent is reported, never thrown.
  */
 function answer<T>(
   nc: NatsConnection,
@@ -31,38 +32,43 @@ function answer<T>(
   reply: Replies<T>,
   opts: ServeOptions,
 ): Subscription {
+  const report = (err: unknown) => opts.onInternalError?.(err);
+  // Publishing throws on a reply over max_payload or a closing connection.
+  const sent = (send: () => void): boolean => {
+    try {
+      send();
+      return true;
+    } catch (err) {
+      report(err);
+      return false;
+    }
+  };
+  const respond = async (msg: Msg) => {
+    let result: T;
+    try {
+      result = await handler(decodeRequest(msg), msg);
+    } catch (err) {
+      const coded = asDfsError(err);
+      if (coded.code === ErrorCodes.INTERNAL) report(err);
+      if (msg.reply) sent(() => reply.failed(coded, msg));
+      return;
+    }
+    if (!msg.reply || sent(() => reply.ok(result, msg))) return;
+    // Most likely a reply larger than max_payload: say so rather than leave the caller waiting.
+    sent(() => reply.failed(new DfsError(ErrorCodes.INTERNAL, "cannot send the reply (larger than max_payload, or the connection is closing)"), msg));
+  };
   return nc.subscribe(subject, {
     queue: opts.queue,
-    callback: (_err, msg) => {
-      void (async () => {
-        let result: T;
-        try {
-          result = await handler(decodeRequest(msg), msg);
-        } catch (err) {
-          const coded = asDfsError(err);
-          if (coded.code === ErrorCodes.INTERNAL) opts.onInternalError?.(err);
-          if (msg.reply) reply.failed(coded, msg);
-          return;
-        }
-        if (!msg.reply) return;
-        try {
-          reply.ok(result, msg);
-        } catch (err) {
-          // Most likely a reply larger than max_payload: say so rather than leave the caller waiting.
-          opts.onInternalError?.(err);
-          reply.failed(new DfsError(ErrorCodes.INTERNAL, `cannot send the reply: ${err instanceof Error ? err.message : String(err)}`), msg);
-        }
-      })();
-    },
+    callback: (_err, msg) => void respond(msg).catch(report),
   });
 }
 
 type Replies<T> = { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, msg: Msg) => void };
 
-/** CBOR replies: `{ ok: true, result }` or `{ ok: false, code, message }`. */
+/** CBOR replies: `{ ok: true, result }` or `{ ok: false, code, message }` (the message clipped, so it always fits). */
 const cborReplies: Replies<unknown> = {
   ok: (result, msg) => msg.respond(encode({ ok: true, result })),
-  failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: err.message })),
+  failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: clipText(err.message) })),
 };
 
 /** Raw-byte replies (piece frames); an error is the message, marked by a header carrying the code. */
@@ -71,7 +77,7 @@ const byteReplies: Replies<Uint8Array> = {
   failed: (err, msg) => {
     const h = headers();
     h.set(ERROR_HEADER, err.code);
-    msg.respond(new TextEncoder().encode(err.message), { headers: h });
+    msg.respond(new TextEncoder().encode(clipText(err.message)), { headers: h });
   },
 };
 

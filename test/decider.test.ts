@@ -27,7 +27,8 @@ import {
   type PlannedPiece,
   type UploadAbandoned,
 } from "../src/events.js";
-import { list, listPage, locate, locatePage, stat, uploadPlan } from "../src/queries.js";
+import { encode } from "../src/codec.js";
+import { list, listPage, locate, locatePage, stat, STAT_VERSIONS, uploadPlan } from "../src/queries.js";
 import { evolve, foldEvents, initialState, projection, stateDigest, type State } from "../src/state.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -897,6 +898,53 @@ Queries("queries - listPage walks every file once, in order, a page at a time", 
   assert.is(pages, 3);
   assert.equal(listPage(h.state, "/a", "/a/5", 2), { files: [] }, "nothing after the last");
   assert.equal(listPage(h.state, "/", undefined, 10).next, undefined, "one page when everything fits");
+});
+
+Queries("queries - listPage fills a page up to a byte budget, and never leaves it empty", () => {
+  const h = new History(joined("a"));
+  const long = (i: number) => `/${"d".repeat(250)}/${"e".repeat(250)}/${i}`;
+  for (let i = 0; i < 12; i++) upload(h, create({ path: long(i), uploadId: `u${i}`, replicas: 1, size: 0 }));
+  const seen: string[] = [];
+  let after: string | undefined;
+  let pages = 0;
+  do {
+    const page = listPage(h.state, "/", after, 500, 2_000);
+    assert.ok(page.files.length >= 1, "a page holds at least one file");
+    assert.ok(page.files.length === 1 || encode(page.files).length <= 2_000, "a page of several files fits the budget");
+    seen.push(...page.files.map((f) => f.path));
+    after = page.next;
+    pages += 1;
+  } while (after !== undefined && pages < 100);
+  assert.equal(seen, list(h.state).map((f) => f.path), "every file once, in order");
+  assert.ok(pages > 3, `${pages} pages`);
+  assert.is(listPage(h.state, "/", undefined, 500, 10).files.length, 1, "one file even when it alone is over the budget");
+});
+
+Queries("queries - a list entry counts versions; stat shows only the latest ones", () => {
+  const h = new History(joined("a"));
+  const count = STAT_VERSIONS + 20;
+  for (let i = 0; i < count; i++) upload(h, create({ path: "/many", uploadId: `u${i}`, replicas: 1, size: 0, sha256: sha(`many ${i}`) }));
+  const [entry] = list(h.state);
+  assert.is(entry!.versionCount, count);
+  assert.not.ok("versions" in entry!, "a list entry carries no version array");
+  const info = stat(h.state, "/many");
+  assert.is(info.versionCount, count);
+  assert.is(info.versions.length, STAT_VERSIONS);
+  assert.is(info.versions[0]!.version, count - STAT_VERSIONS + 1, "the oldest ones are left out");
+  assert.is(info.versions.at(-1)!.version, count);
+});
+
+Queries("queries - locatePage fills a page up to a byte budget", () => {
+  const h = new History(joined("a", "b"));
+  upload(h, create({ path: "/p", uploadId: "u", size: 40 * MIN_PIECE_SIZE, replicas: 2 }));
+  const whole = locate(h.state, "/p");
+  const pieces = [];
+  while (pieces.length < whole.pieces.length) {
+    const page = locatePage(h.state, "/p", undefined, pieces.length, 2_000, 1_000);
+    assert.ok(page.pieces.length >= 1 && page.pieces.length < 40, `${page.pieces.length} pieces in a page`);
+    pieces.push(...page.pieces);
+  }
+  assert.equal(pieces, whole.pieces);
 });
 
 Queries("queries - locatePage slices the pieces and says how many there are", () => {

@@ -1,13 +1,13 @@
 // Remote paths: one canonical form, and a clear BAD_PATH for anything that is not a path.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { DfsError, ErrorCodes } from "../src/errors.js";
-import { baseName, isUnder, normalisePath, normalisePrefix } from "../src/paths.js";
+import { DfsError, ErrorCodes, clipText, quote } from "../src/errors.js";
+import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES, baseName, isUnder, normalisePath, normalisePrefix } from "../src/paths.js";
 
 const Paths = suite("paths");
 
 function refused(input: unknown, normalise: (input: unknown) => string = normalisePath): void {
-  const label = JSON.stringify(input) ?? String(input);
+  const label = typeof input === "string" ? quote(input) : String(input);
   try {
     const out = normalise(input);
     assert.unreachable(`${label} was accepted as ${JSON.stringify(out)}`);
@@ -15,6 +15,7 @@ function refused(input: unknown, normalise: (input: unknown) => string = normali
     if (!(err instanceof DfsError)) throw err;
     assert.is(err.code, ErrorCodes.BAD_PATH, label);
     assert.ok(err.message.length > 0, `${label}: the error says why`);
+    assert.ok(err.message.length < 600, `${label}: the error does not echo the whole input`);
   }
 }
 
@@ -90,6 +91,44 @@ Paths("paths - refuses NUL and control characters", () => {
   refused("a\u007fb"); // DEL
   refused("a\u0085b"); // C1 NEL
   refused("dir/\u0001/file");
+});
+
+Paths("paths - a path holds at most 4,096 bytes and a segment at most 255, counted in UTF-8 after NFC", () => {
+  const segment = (bytes: number) => "s".repeat(bytes);
+  const atLimit = Array.from({ length: 16 }, (_, i) => segment(i < 15 ? 255 : MAX_PATH_BYTES - 1 - 15 * 256)).join("/");
+  assert.is(Buffer.byteLength(normalisePath(atLimit)), MAX_PATH_BYTES);
+  refused(atLimit + "x");
+  assert.is(normalisePath(segment(MAX_SEGMENT_BYTES)), "/" + segment(MAX_SEGMENT_BYTES));
+  refused(segment(MAX_SEGMENT_BYTES + 1));
+  refused("\u00e9".repeat(128), normalisePath); // 256 bytes in UTF-8, 128 characters
+  assert.is(normalisePath("e\u0301".repeat(127)), "/" + "\u00e9".repeat(127), "counted after NFC: 254 bytes");
+  refused("a/".repeat(300_000) + "b");
+  refused("\u0001".repeat(200_000));
+});
+
+Paths("paths - refuses bidirectional overrides and isolates", () => {
+  for (const c of ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]) refused(`invoice${c}fdp.exe`);
+  assert.is(normalisePath("a\u200fb"), "/a\u200fb", "a plain right-to-left mark is not an override");
+});
+
+Paths("quote - short input is JSON-quoted, long input cut to 64 characters with its byte length", () => {
+  assert.is(quote("a/b"), '"a/b"');
+  assert.is(quote("a\nb"), '"a\\nb"');
+  const long = quote("\u0001".repeat(200_000));
+  assert.ok(long.length < 500, long);
+  assert.match(long, /…" \(200000 bytes\)$/);
+  assert.is(quote("x\u202ey"), '"x\\u202ey"', "bidi controls are escaped");
+  assert.is(quote("\u{1F600}".repeat(40)).includes("\\ud83d"), false, "no half of a surrogate pair");
+});
+
+Paths("clipText - cuts to the limit with an ellipsis, never in a surrogate pair", () => {
+  assert.is(clipText("short", 10), "short");
+  assert.is(clipText("0123456789abc", 10), "012345678…");
+  for (let max = 2; max < 10; max++) {
+    const clipped = clipText("\u{1F600}".repeat(10), max);
+    assert.ok(clipped.length <= max);
+    assert.not.match(clipped, /[\ud800-\udbff](?![\udc00-\udfff])/, "no lone high surrogate");
+  }
 });
 
 Paths("paths - refuses a non-string with BAD_PATH", () => {

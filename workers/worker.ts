@@ -10,7 +10,7 @@ import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore } from "../src/connection.js";
-import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
 import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
 import { callBytes, serve, serveBytes } from "../src/rpc.js";
@@ -121,7 +121,10 @@ export class Worker {
   }
 
   private sendHeartbeat(): void {
-    void this.status().then((status) => this.nc.publish(this.cat.heartbeat(this.id), encode(status)));
+    // Publishing throws once the connection is closing: a missed heartbeat is only logged.
+    this.status()
+      .then((status) => this.nc.publish(this.cat.heartbeat(this.id), encode(status)))
+      .catch((err) => this.log(`heartbeat not sent: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   private serveRpcs(): void {
@@ -160,10 +163,13 @@ export class Worker {
     this.assignments = await consumer.consume({ max_messages: 64 });
     for await (const m of this.assignments) {
       // Start work now (so per-piece order follows the log), finish it in the background.
-      const job = this.handleAssignment(m).catch((err) => {
-        this.log(`assignment seq ${m.seq} will be retried: ${err instanceof Error ? err.message : String(err)}`);
-        m.nak(2_000);
-      });
+      const job = this.handleAssignment(m)
+        .catch((err) => {
+          this.log(`assignment seq ${m.seq} will be retried: ${err instanceof Error ? err.message : String(err)}`);
+          m.nak(2_000);
+        })
+        // nak throws once the connection is closing; the assignment is redelivered all the same.
+        .catch((err) => this.log(`assignment seq ${m.seq} not answered: ${err instanceof Error ? err.message : String(err)}`));
       this.inFlight.add(job);
       void job.finally(() => this.inFlight.delete(job));
     }
@@ -256,7 +262,10 @@ export class Worker {
     });
     // Registered first, checked second: a store that lands in between still wakes us. Nothing
     // to wait for when the piece is here, or when this worker is not working on it.
-    void this.store.has(sha256).then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256));
+    this.store
+      .has(sha256)
+      .then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256))
+      .catch(() => this.settleWaiters(sha256)); // a closed store: the read will say what is missing
     return settled;
   }
 
@@ -349,7 +358,7 @@ export class Worker {
       piece: piece.piece,
       sha256: piece.sha256,
       ok: !failure,
-      ...(failure ? { code: failure.code, message: failure.message } : {}),
+      ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
     // The message id makes a retried confirmation (after a crash or a lost ack) count once.
