@@ -4,7 +4,7 @@ import { AuthorizationError, connect, credsAuthenticator, type NatsConnection } 
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { streamExists } from "../streams/provision.js";
 import { readCredentials } from "./credentials.js";
-import { DfsError, ErrorCodes } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
 
 export interface NatsOptions {
   /** NATS URL(s). */
@@ -50,7 +50,8 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
  */
 export async function requireStore(nc: NatsConnection, cat: Catalogue, streams: readonly string[] = [cat.eventsStream, cat.confirmStream]): Promise<void> {
   for (const stream of streams) {
-    if (await streamExists(nc, stream)) continue;
+    // A role without the right to look (FORBIDDEN) learns it here, coded.
+    if (await streamExists(nc, stream).catch((err) => Promise.reject(asDfsError(err)))) continue;
     throw new DfsError(
       ErrorCodes.NOT_FOUND,
       `no store with prefix "${cat.prefix}" on this server (no stream ${stream}): check --prefix, or create it with \`dfs provision\` (admin credentials)`,

@@ -56,17 +56,24 @@ test("missing fields, bad paths and negative sizes get stable codes", async ({ s
 
 test("garbage to workers, heartbeats, confirmations and event subjects does not stop anyone", async ({ store }) => {
   const client = await store.client();
-  const js = jetstream(client.nc);
   const read = await client.nc.request(cat.workerRpc("w1", "read"), new Uint8Array([1, 2, 3]), { timeout: 5_000 });
   assert.is(read.headers?.get("Dfs-Error"), "BAD_REQUEST");
   const missing = await client.nc.request(cat.workerRpc("w1", "read"), encode({ sha256: hash, offset: 0, length: 10 }), { timeout: 5_000 });
   assert.is(missing.headers?.get("Dfs-Error"), "NOT_FOUND");
-  client.nc.publish(cat.heartbeat("w1"), new Uint8Array([0xc1]));
-  client.nc.publish(cat.heartbeat("bogus"), encode({ workerId: 12 }));
-  await js.publish(cat.confirm("w1"), new Uint8Array([0xc1, 0x00]));
-  await js.publish(cat.confirm("w2"), encode({ workerId: "w2", fileId: "nope", version: 1, piece: 0, sha256: hash, ok: true }));
-  await js.publish(cat.fileEvents("junk"), encode({ type: "NotAnEvent", at: 1 }));
-  await js.publish(cat.assignEvents("w1"), new Uint8Array([0xff]));
+  // Each kind of garbage from the one role allowed on that subject: workers send heartbeats
+  // and confirmations; only a (buggy) master could append junk to the log.
+  const w1 = await store.connect("worker", "w1");
+  const bogus = await store.connect("worker", "bogus");
+  const master = jetstream(await store.connect("master"));
+  w1.publish(cat.heartbeat("w1"), new Uint8Array([0xc1]));
+  bogus.publish(cat.heartbeat("bogus"), encode({ workerId: 12 }));
+  await jetstream(w1).publish(cat.confirm("w1"), new Uint8Array([0xc1, 0x00]));
+  await jetstream(await store.connect("worker", "w2")).publish(
+    cat.confirm("w2"),
+    encode({ workerId: "w2", fileId: "nope", version: 1, piece: 0, sha256: hash, ok: true }),
+  );
+  await master.publish(cat.fileEvents("junk"), encode({ type: "NotAnEvent", at: 1 }));
+  await master.publish(cat.assignEvents("w1"), new Uint8Array([0xff]));
   // Everyone still serves, and the master folded past the junk.
   const local = join(store.dir, "after-garbage");
   await writeFile(local, "still working\n");
@@ -80,10 +87,12 @@ test("garbage to workers, heartbeats, confirmations and event subjects does not 
 
 test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still completes", async ({ store }) => {
   const client = await store.client();
-  const spy = await store.client();
+  // Only a worker may send pulls; a master's rights overhear the create (outside the masters'
+  // queue group) to learn the upload id.
+  const spy = await store.connect("worker", "w1");
+  const listener = await store.connect("master");
   const answers: (string | undefined)[] = [];
-  // Overhear the create request (not in the masters' queue group) to learn the upload id.
-  const overheard = spy.nc.subscribe(cat.masterRpc("create"), {
+  const overheard = listener.subscribe(cat.masterRpc("create"), {
     callback: (_err, msg) => {
       const { uploadId } = decode(msg.data) as { uploadId: string };
       const garbage = [
@@ -94,7 +103,7 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
       ] as const;
       // All at once, while the upload has barely begun.
       for (const [subject, payload] of garbage) {
-        void spy.nc.request(subject, payload, { timeout: 5_000 }).then((reply) => answers.push(reply.headers?.get("Dfs-Error")));
+        void spy.request(subject, payload, { timeout: 5_000 }).then((reply) => answers.push(reply.headers?.get("Dfs-Error")));
       }
     },
   });

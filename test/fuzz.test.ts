@@ -134,6 +134,7 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
     { uploadId: "fuzz-up", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
   ],
   abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
+  wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
   locate: [{ path: "/fuzz/empty", version: 1, fromPiece: 0, limit: 10 }],
   list: [{ prefix: "/fuzz", after: "/fuzz/a", limit: 10 }],
   stat: [{ path: "/fuzz/empty" }],
@@ -206,11 +207,13 @@ test(`seeded garbage to every RPC and the confirmations stops nobody (DFS_FUZZ_S
     const { subject, template, judge } = fuzz.pick(subjects);
     return ask(nc, subject, fuzz.payload(template), judge);
   });
-  const js = jetstream(nc);
+  // Confirmations can only come from workers, each on its own subject (the server sees to that).
+  const workers = await Promise.all(["w1", "w2"].map(async (id) => ({ id, js: jetstream(await store.connect("worker", id)) })));
   const confirmation = { workerId: "w1", fileId: "fuzzfile", version: 1, piece: 0, sha256: sha, ok: false, code: "INTERNAL", message: "fuzz" };
   for (let i = 0; i < CONFIRMATIONS; i++) {
     const payload = fuzz.payload(confirmation);
-    await js.publish(store.cat.confirm(fuzz.pick(["w1", "w2", "nobody"])), payload);
+    const { id, js } = fuzz.pick(workers);
+    await js.publish(store.cat.confirm(id), payload);
   }
   process.stdout.write(`  fuzz rpc replies: ${JSON.stringify(rpcs)}\n`);
   assertAllUp(store);
@@ -219,11 +222,13 @@ test(`seeded garbage to every RPC and the confirmations stops nobody (DFS_FUZZ_S
 
 test("garbage to a live upload's pull subject, then the upload completes", async ({ store }) => {
   const client = await store.client();
-  const spy = await store.client();
+  // Only a worker may send pulls; a master's rights overhear the create (outside the masters'
+  // queue group) to learn the upload id.
+  const spy = await store.connect("worker", "w1");
+  const listener = await store.connect("master");
   const fuzz = new Fuzzer(mulberry32(SEED + 1), client.nc.info?.max_payload ?? 1024 * 1024);
   let uploadId: string | undefined;
-  // Overhear the create request (not in the masters' queue group) to learn the upload id.
-  const overheard = spy.nc.subscribe(store.cat.masterRpc("create"), {
+  const overheard = listener.subscribe(store.cat.masterRpc("create"), {
     callback: (_err, msg) => {
       uploadId = (decode(msg.data) as { uploadId?: string }).uploadId;
     },
@@ -241,7 +246,7 @@ test("garbage to a live upload's pull subject, then the upload completes", async
     const id = await waitFor("the upload id", () => uploadId, 5_000);
     const pulls = await inLanes(PULL_REQUESTS, async () => {
       const subject = fuzz.random() < 0.9 ? store.cat.pull(id, fuzz.int(20)) : `${store.cat.pull(id, 0)}x`;
-      return ask(spy.nc, subject, fuzz.payload({ offset: 0, length: 100 }), judgeBytes);
+      return ask(spy, subject, fuzz.payload({ offset: 0, length: 100 }), judgeBytes);
     });
     process.stdout.write(`  fuzz pull replies: ${JSON.stringify(pulls)}\n`);
     assert.ok(pulls["coded error"] > 0 && pulls.success > 0, "garbage refused, good pulls served");
