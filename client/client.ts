@@ -7,13 +7,14 @@ import { dirname, join } from "node:path";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
 import { provisionEvents } from "../streams/provision.js";
-import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
+import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
-import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
+import { decodeEvent } from "../src/codec.js";
+import { readLog, type LogReader } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListPage, Location, LocationPage, UploadPlan } from "../src/queries.js";
-import { replayLog, type ReplayResult } from "../src/replay.js";
+import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 
@@ -187,9 +188,10 @@ export class DfsClient {
     return replayLog(this.nc, this.cat, untilSeq);
   }
 
-  async tail(opts: { follow?: boolean; fromSeq?: number }, onEvent: (e: LoggedEvent) => void): Promise<LogReader> {
+  /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */
+  async tail(opts: { follow?: boolean; fromSeq?: number }, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
     await provisionEvents(this.nc, this.cat);
-    return readLog(this.nc, this.cat, opts, onEvent);
+    return auditLog(this.nc, this.cat, opts, onEntry);
   }
 
   async put(localPath: string, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
@@ -295,7 +297,8 @@ export class DfsClient {
       // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
       let storedReplicaBytes = 0;
       const outcome = new Promise<number>((resolve, reject) => {
-        void this.tail({ follow: true, fromSeq: created.seq + 1 }, ({ seq, event }) => {
+        void readLog(this.nc, this.cat, { follow: true, fromSeq: created.seq + 1 }, ({ seq, data }) => {
+          const { event } = decodeEvent(data);
           if (!event || !("fileId" in event) || event.fileId !== created.fileId) return;
           if ("version" in event && event.version !== undefined && event.version !== created.version) return;
           lastActivity = Date.now();

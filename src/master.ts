@@ -9,6 +9,7 @@ import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
 import type { DfsEvent } from "./events.js";
+import { foldLogged, type LoggedMessage } from "./fold.js";
 import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
 import {
   AbortRequest,
@@ -24,7 +25,7 @@ import {
 } from "./protocol.js";
 import { listPage, locatePage, stat, uploadPlan } from "./queries.js";
 import { serve } from "./rpc.js";
-import { evolve, initialState, projection, stateDigest, versionOf, type State } from "./state.js";
+import { initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
 export interface MasterOptions {
   prefix?: string;
@@ -74,18 +75,14 @@ export class Master {
   private async run(): Promise<void> {
     await provisionMaster(this.nc, this.cat, { replicas: this.opts.streamReplicas });
     // Replay everything, then keep tailing: events appended by another master arrive here too.
-    this.tail = await readLog(this.nc, this.cat, { follow: true }, (entry) => {
-      if (entry.seq <= this.state.lastSeq) return; // already folded: our own append
-      if (entry.seq !== this.state.lastSeq + 1) {
+    this.tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
+      if (message.seq <= this.state.lastSeq) return; // already folded: our own append
+      if (message.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
-        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${entry.seq}`, this.opts.onFatal);
+        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
         return;
       }
-      if (entry.event) evolve(this.state, entry.event, entry.seq);
-      else {
-        this.state.lastSeq = entry.seq;
-        this.log(`skipped seq ${entry.seq} on ${entry.subject}: ${entry.error}`);
-      }
+      this.fold(message);
     });
     await this.waitForSeq(this.tail.startLastSeq);
     const now = Date.now();
@@ -98,6 +95,12 @@ export class Master {
     const fatal = (what: string) => (err: unknown) => this.stopped || reportFatal(what, err, this.opts.onFatal);
     this.tail.done.catch(fatal("the master stopped following the log"));
     this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
+  }
+
+  /** Fold a message of the log, as every reader of the log does; a rejected one gets one line. */
+  private fold(message: LoggedMessage): void {
+    const { rejected } = foldLogged(this.state, this.cat, message);
+    if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
   }
 
   /** Wait until the tail has folded the log up to `seq`. */
@@ -131,8 +134,9 @@ export class Master {
       const base = this.state.lastSeq;
       try {
         for (const [i, event] of events.entries()) {
-          const seq = await appendEvent(this.js, this.cat, event, base + i);
-          if (this.state.lastSeq === seq - 1) evolve(this.state, event, seq);
+          // Folded from the bytes as logged, so this table is the one every reader of the log gets.
+          const logged = await appendEvent(this.js, this.cat, event, base + i);
+          if (this.state.lastSeq === logged.seq - 1) this.fold(logged);
           appended.push(event);
         }
         return appended;
