@@ -396,12 +396,15 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean; check?: boolean }) => {
       await withClient(globals(), async (client) => {
         const live = opts.check ? await client.masterState() : undefined;
-        const { state, skipped } = await client.replay(live?.lastSeq);
+        const { state } = await client.replay(live?.lastSeq);
         const digest = stateDigest(state);
         if (opts.json) process.stdout.write(JSON.stringify(projection(state), null, 2) + "\n");
         else {
           const files = [...state.paths.values()].map((id) => state.files.get(id)!);
-          process.stdout.write(`replayed ${state.lastSeq} events (${skipped} skipped): ${files.length} files, ${state.workers.size} workers\n`);
+          const { rejected } = state;
+          process.stdout.write(`replayed ${state.lastSeq} events (${rejected.count} rejected): ${files.length} files, ${state.workers.size} workers\n`);
+          if (rejected.count > rejected.recent.length) process.stdout.write(`  the latest ${rejected.recent.length} rejected:\n`);
+          for (const r of rejected.recent) process.stdout.write(`  rejected seq ${r.seq}: ${r.reason}\n`);
           for (const f of files.sort((a, b) => (a.path < b.path ? -1 : 1))) {
             const versions = [...f.versions.values()].map((v) => `v${v.version}:${v.status}`).join(" ");
             process.stdout.write(`  ${f.path}  ${versions}\n`);

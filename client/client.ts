@@ -6,14 +6,14 @@ import { open, rename, rm, stat as statFile, type FileHandle } from "node:fs/pro
 import { dirname, join } from "node:path";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
-import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/decide.js";
+import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { connectNats, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
-import { readLog, type LogReader, type LoggedEvent } from "../src/log.js";
+import { type LogReader } from "../src/log.js";
 import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
-import { replayLog, type ReplayResult } from "../src/replay.js";
+import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 
@@ -193,9 +193,10 @@ export class DfsClient {
     return replayLog(this.nc, this.cat, untilSeq);
   }
 
-  async tail(opts: { follow?: boolean; fromSeq?: number }, onEvent: (e: LoggedEvent) => void): Promise<LogReader> {
+  /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */
+  async tail(opts: { follow?: boolean; fromSeq?: number }, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
     await requireStore(this.nc, this.cat, [this.cat.eventsStream]);
-    return readLog(this.nc, this.cat, opts, onEvent);
+    return auditLog(this.nc, this.cat, opts, onEntry);
   }
 
   async put(localPath: string, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {

@@ -1,6 +1,6 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
-import type { LoggedEvent } from "../src/log.js";
 import type { FileInfo, ListEntry } from "../src/queries.js";
+import type { AuditEntry } from "../src/replay.js";
 import type { WorkerReport } from "./client.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -62,11 +62,35 @@ export function formatWorkers(workers: WorkerReport[]): string {
 
 const SHOWN_FIRST = ["path", "fileId", "version", "workerId", "piece", "size"];
 
-/** One line per event: sequence, time, type, then its fields (long lists summarised). */
-export function formatEvent(entry: LoggedEvent): string {
+function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+/**
+ * One line per event: sequence, time, type, then its fields (long lists summarised). An event
+ * the fold rejected is shown as it was logged, as far as it decodes, then why it was rejected.
+ */
+export function formatEvent(entry: AuditEntry): string {
   const head = `${String(entry.seq).padStart(6)}  ${time(entry.time.getTime())}`;
-  if (!entry.event) return `${head}  (not an event on ${entry.subject}: ${entry.error})`;
-  const { type, at: _at, ...fields } = entry.event as unknown as Record<string, unknown> & { type: string; at: number };
+  const logged = entry.event ?? entry.value;
+  if (!isMap(logged)) return `${head}  (not an event on ${entry.subject})  rejected: ${entry.rejected}`;
+  const { type, at: _at, ...fields } = logged;
+  const line = `${head}  ${shortText(type, 40).padEnd(15)} ${formatFields(fields)}`;
+  return entry.rejected === undefined ? line : `${line}  rejected: ${entry.rejected}`;
+}
+
+/** A value as short text on one line: a forged field may be anything. */
+function shortText(value: unknown, max: number): string {
+  const text = typeof value === "string" && !/[\u0000-\u001f\u007f-\u009f]/.test(value) ? value : (JSON.stringify(value, plainJson) ?? String(value));
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** JSON for anything CBOR decodes to (big integers included). */
+function plainJson(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? String(value) : value;
+}
+
+function formatFields(fields: Record<string, unknown>): string {
   const keys = Object.keys(fields).sort((a, b) => {
     const ia = SHOWN_FIRST.indexOf(a);
     const ib = SHOWN_FIRST.indexOf(b);
@@ -76,12 +100,14 @@ export function formatEvent(entry: LoggedEvent): string {
     const v = fields[k];
     if (Array.isArray(v)) return `${k}=[${v.length}]`;
     if (typeof v === "string" && /^[0-9a-f]{64}$/.test(v)) return `${k}=${v.slice(0, 12)}…`;
-    return `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`;
+    return `${k}=${shortText(v, 200)}`;
   });
-  return `${head}  ${type.padEnd(15)} ${parts.join(" ")}`;
+  return parts.join(" ");
 }
 
-/** The logged event as one JSON object. */
-export function eventJson(entry: LoggedEvent): string {
-  return JSON.stringify({ seq: entry.seq, subject: entry.subject, time: entry.time.toISOString(), event: entry.event ?? null, ...(entry.error ? { error: entry.error } : {}) });
+/** The logged event as one JSON object: the event as decoded, and `rejected` with the reason when the fold rejected it. */
+export function eventJson(entry: AuditEntry): string {
+  const event = entry.event ?? (isMap(entry.value) ? entry.value : null);
+  const json = { seq: entry.seq, subject: entry.subject, time: entry.time.toISOString(), event, ...(entry.rejected === undefined ? {} : { rejected: entry.rejected }) };
+  return JSON.stringify(json, plainJson);
 }

@@ -1,7 +1,7 @@
-// CBOR on the wire and in the log. Events are plain maps; decoding checks the shape enough
-// that a foreign message on an event subject is reported, not folded.
+// CBOR on the wire and in the log. Events are plain maps, checked against their schema when
+// decoded, so a foreign or forged message on an event subject is reported, never folded.
 import { Encoder } from "cbor-x";
-import { EVENT_TYPES, type DfsEvent } from "./events.js";
+import { parseEvent, type DfsEvent } from "./events.js";
 
 // Plain maps in, plain objects out: no records extension, so other languages can read the log.
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -14,20 +14,17 @@ export function decode(bytes: Uint8Array): unknown {
   return cbor.decode(bytes);
 }
 
-export class UndecodableEvent extends Error {}
+/** What a logged message holds: the CBOR value (if any), and the event or why it is not one. */
+export type DecodedEvent = { value: unknown; event: DfsEvent; rejected?: undefined } | { value: unknown; event?: undefined; rejected: string };
 
-export function decodeEvent(bytes: Uint8Array): DfsEvent {
+/** Decode and check an event against its schema. Never throws: a failure is a reason. */
+export function decodeEvent(bytes: Uint8Array): DecodedEvent {
   let value: unknown;
   try {
     value = cbor.decode(bytes);
-  } catch (err) {
-    throw new UndecodableEvent("event is not CBOR", { cause: err });
+  } catch {
+    return { value: undefined, rejected: "event is not CBOR" };
   }
-  if (typeof value !== "object" || value === null) throw new UndecodableEvent("event is not a map");
-  const { type, at } = value as { type?: unknown; at?: unknown };
-  if (typeof type !== "string" || !(EVENT_TYPES as readonly string[]).includes(type)) {
-    throw new UndecodableEvent(`unknown event type ${JSON.stringify(type)}`);
-  }
-  if (typeof at !== "number") throw new UndecodableEvent(`${type} has no "at"`);
-  return value as DfsEvent;
+  const parsed = parseEvent(value);
+  return "event" in parsed ? { value, event: parsed.event } : { value, rejected: parsed.rejected };
 }

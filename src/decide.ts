@@ -4,7 +4,14 @@
 // yields only what the log does not already say.
 import { DfsError, ErrorCodes } from "./errors.js";
 import {
+  MAX_CODE_LENGTH,
+  MAX_PIECES,
+  MAX_PIECE_SIZE,
+  MAX_REASON_LENGTH,
+  MAX_REPLICAS,
+  MIN_PIECE_SIZE,
   PIECES_PER_EVENT,
+  piecesOf,
   type AssignedPiece,
   type DfsEvent,
   type FileCommitted,
@@ -13,12 +20,7 @@ import {
   type PlannedPiece,
 } from "./events.js";
 import { normalisePath } from "./paths.js";
-import { latestCommitted, piecesOf, type State, type VersionState } from "./state.js";
-
-export const MIN_PIECE_SIZE = 4 * 1024;
-export const MAX_PIECE_SIZE = 256 * 1024 * 1024;
-export const MAX_PIECES = 10_000;
-export const MAX_REPLICAS = 16;
+import { latestCommitted, type State, type VersionState } from "./state.js";
 
 export interface CreateVersion {
   readonly type: "CreateVersion";
@@ -88,6 +90,11 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 function bad(message: string): never {
   throw new DfsError(ErrorCodes.BAD_REQUEST, message);
+}
+
+/** Text cut to what an event may carry, so a long message never makes an event the fold rejects. */
+function clip(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -231,8 +238,8 @@ function confirmPiece(state: State, cmd: ConfirmPiece): DfsEvent[] {
         fileId: v.fileId,
         path: v.path,
         version: v.version,
-        code: cmd.code ?? ErrorCodes.INTERNAL,
-        reason: `worker ${cmd.workerId}, piece ${cmd.piece}: ${cmd.message ?? "store failed"}`,
+        code: clip(cmd.code ?? ErrorCodes.INTERNAL, MAX_CODE_LENGTH),
+        reason: clip(`worker ${cmd.workerId}, piece ${cmd.piece}: ${cmd.message ?? "store failed"}`, MAX_REASON_LENGTH),
       },
     ];
   }
@@ -252,7 +259,8 @@ function abandonUpload(state: State, cmd: AbandonUpload): DfsEvent[] {
   if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${cmd.uploadId}`);
   const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
   if (v.status !== "pending") return [];
-  return [{ type: "UploadAbandoned", at: cmd.at, fileId: v.fileId, path: v.path, version: v.version, code: cmd.code, reason: cmd.reason }];
+  const code = clip(cmd.code, MAX_CODE_LENGTH);
+  return [{ type: "UploadAbandoned", at: cmd.at, fileId: v.fileId, path: v.path, version: v.version, code, reason: clip(cmd.reason, MAX_REASON_LENGTH) }];
 }
 
 function deleteFile(state: State, cmd: DeleteFile): DfsEvent[] {

@@ -1,149 +1,158 @@
 // The event catalogue. Events are facts: past-tense names, one shape each, never reshaped
 // (a new need gets a new event type). Every event is a CBOR map with `type` and `at`
-// (ms since epoch). The README lists them with their fields.
+// (ms since epoch). The schemas below are the catalogue: the README lists them with their
+// fields, and every event read from the log is checked against them before it is folded.
+import { z } from "zod";
+import { normalisePath } from "./paths.js";
 
-export type Role = "major" | "minor";
+/** Most entries one PiecesPlanned, PeersAssigned or PiecesDropped event carries, so an event stays far below max_payload. */
+export const PIECES_PER_EVENT = 2000;
+export const MIN_PIECE_SIZE = 4 * 1024;
+export const MAX_PIECE_SIZE = 256 * 1024 * 1024;
+export const MAX_PIECES = 10_000;
+export const MAX_REPLICAS = 16;
+/** Longest error code and reason an event carries; longer ones are cut by the decider. */
+export const MAX_CODE_LENGTH = 64;
+export const MAX_REASON_LENGTH = 2000;
 
-export interface PlannedPiece {
-  readonly index: number;
-  readonly size: number;
-  readonly sha256: string;
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const version = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
+/** Worker, file and upload ids each become one subject token. */
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, _ or -");
+const path = z.string().refine((p) => {
+  try {
+    return normalisePath(p) === p;
+  } catch {
+    return false;
+  }
+}, "must be a canonical path");
+const code = z.string().max(MAX_CODE_LENGTH);
+const reason = z.string().max(MAX_REASON_LENGTH);
+const at = count;
+
+export function piecesOf(size: number, pieceSize: number): number {
+  return size === 0 ? 0 : Math.ceil(size / pieceSize);
 }
 
-export interface AssignedPiece {
-  readonly piece: number;
-  readonly size: number;
-  readonly sha256: string;
-  readonly role: Role;
+export const Role = z.enum(["major", "minor"]);
+export type Role = z.infer<typeof Role>;
+
+export const PlannedPiece = z.object({ index: count, size: count, sha256 });
+export type PlannedPiece = z.infer<typeof PlannedPiece>;
+
+export const AssignedPiece = z.object({
+  piece: count,
+  size: count,
+  sha256,
+  role: Role,
   /** Minors only: the piece's major, to pull the bytes from once it holds them (pipelined replication). */
-  readonly pullFrom?: string;
-}
+  pullFrom: id.optional(),
+});
+export type AssignedPiece = z.infer<typeof AssignedPiece>;
 
 /** A live worker announced itself with a heartbeat. */
-export interface WorkerJoined {
-  readonly type: "WorkerJoined";
-  readonly at: number;
-  readonly workerId: string;
-}
+export const WorkerJoined = z.object({ type: z.literal("WorkerJoined"), at, workerId: id });
+export type WorkerJoined = z.infer<typeof WorkerJoined>;
 
 /** A worker stopped sending heartbeats; it gets no new pieces until it joins again. */
-export interface WorkerLost {
-  readonly type: "WorkerLost";
-  readonly at: number;
-  readonly workerId: string;
-  readonly reason: string;
-}
+export const WorkerLost = z.object({ type: z.literal("WorkerLost"), at, workerId: id, reason });
+export type WorkerLost = z.infer<typeof WorkerLost>;
 
 /** A new version of a path was opened for upload. `sha256` is what the client declared. */
-export interface FileCreated {
-  readonly type: "FileCreated";
-  readonly at: number;
-  readonly fileId: string;
-  readonly path: string;
-  readonly version: number;
-  readonly size: number;
-  readonly sha256: string;
-  readonly pieceSize: number;
-  readonly replicas: number;
-  readonly uploadId: string;
-}
+export const FileCreated = z
+  .object({
+    type: z.literal("FileCreated"),
+    at,
+    fileId: id,
+    path,
+    version,
+    size: count,
+    sha256,
+    pieceSize: z.number().int().min(MIN_PIECE_SIZE).max(MAX_PIECE_SIZE),
+    replicas: z.number().int().min(1).max(MAX_REPLICAS),
+    uploadId: id,
+  })
+  .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] });
+export type FileCreated = z.infer<typeof FileCreated>;
 
 /** Pieces `pieces[i].index` of a version, with their size and declared SHA-256. */
-export interface PiecesPlanned {
-  readonly type: "PiecesPlanned";
-  readonly at: number;
-  readonly fileId: string;
-  readonly version: number;
-  readonly pieces: readonly PlannedPiece[];
-}
+export const PiecesPlanned = z.object({
+  type: z.literal("PiecesPlanned"),
+  at,
+  fileId: id,
+  version,
+  pieces: z.array(PlannedPiece).min(1).max(PIECES_PER_EVENT),
+});
+export type PiecesPlanned = z.infer<typeof PiecesPlanned>;
 
 /** Pieces of a version a worker must store; published on that worker's assignment subject. */
-export interface PeersAssigned {
-  readonly type: "PeersAssigned";
-  readonly at: number;
-  readonly fileId: string;
-  readonly version: number;
-  readonly uploadId: string;
-  readonly workerId: string;
-  readonly pieces: readonly AssignedPiece[];
-}
+export const PeersAssigned = z.object({
+  type: z.literal("PeersAssigned"),
+  at,
+  fileId: id,
+  version,
+  uploadId: id,
+  workerId: id,
+  pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
+});
+export type PeersAssigned = z.infer<typeof PeersAssigned>;
 
 /** A worker confirmed it holds a piece's bytes, checked against their SHA-256. */
-export interface PieceStored {
-  readonly type: "PieceStored";
-  readonly at: number;
-  readonly fileId: string;
-  readonly version: number;
-  readonly piece: number;
-  readonly workerId: string;
-  readonly sha256: string;
-}
+export const PieceStored = z.object({ type: z.literal("PieceStored"), at, fileId: id, version, piece: count, workerId: id, sha256 });
+export type PieceStored = z.infer<typeof PieceStored>;
 
 /** Every piece of a version holds its replicas: the version is visible from now on. */
-export interface FileCommitted {
-  readonly type: "FileCommitted";
-  readonly at: number;
-  readonly fileId: string;
-  readonly path: string;
-  readonly version: number;
-  readonly size: number;
-  readonly sha256: string;
-}
+export const FileCommitted = z.object({ type: z.literal("FileCommitted"), at, fileId: id, path, version, size: count, sha256 });
+export type FileCommitted = z.infer<typeof FileCommitted>;
 
 /** A version was given up before it committed; it is never visible. */
-export interface UploadAbandoned {
-  readonly type: "UploadAbandoned";
-  readonly at: number;
-  readonly fileId: string;
-  readonly path: string;
-  readonly version: number;
-  readonly code: string;
-  readonly reason: string;
-}
+export const UploadAbandoned = z.object({ type: z.literal("UploadAbandoned"), at, fileId: id, path, version, code, reason });
+export type UploadAbandoned = z.infer<typeof UploadAbandoned>;
 
 /** A whole file (every version), or with `version` only that one, was deleted. */
-export interface FileDeleted {
-  readonly type: "FileDeleted";
-  readonly at: number;
-  readonly fileId: string;
-  readonly path: string;
-  readonly version?: number;
-}
+export const FileDeleted = z.object({ type: z.literal("FileDeleted"), at, fileId: id, path, version: version.optional() });
+export type FileDeleted = z.infer<typeof FileDeleted>;
 
 /** A worker may forget these pieces: no live version needs them there any more. */
-export interface PiecesDropped {
-  readonly type: "PiecesDropped";
-  readonly at: number;
-  readonly workerId: string;
-  readonly sha256s: readonly string[];
+export const PiecesDropped = z.object({
+  type: z.literal("PiecesDropped"),
+  at,
+  workerId: id,
+  sha256s: z.array(sha256).min(1).max(PIECES_PER_EVENT),
+});
+export type PiecesDropped = z.infer<typeof PiecesDropped>;
+
+/** Every event type's schema, by its `type`. */
+export const EVENT_SCHEMAS = {
+  WorkerJoined,
+  WorkerLost,
+  FileCreated,
+  PiecesPlanned,
+  PeersAssigned,
+  PieceStored,
+  FileCommitted,
+  UploadAbandoned,
+  FileDeleted,
+  PiecesDropped,
+} as const;
+
+export type EventType = keyof typeof EVENT_SCHEMAS;
+export type DfsEvent = z.infer<(typeof EVENT_SCHEMAS)[EventType]>;
+
+export const EVENT_TYPES = Object.keys(EVENT_SCHEMAS) as readonly EventType[];
+
+function isEventType(type: unknown): type is EventType {
+  return typeof type === "string" && Object.hasOwn(EVENT_SCHEMAS, type);
 }
 
-export type DfsEvent =
-  | WorkerJoined
-  | WorkerLost
-  | FileCreated
-  | PiecesPlanned
-  | PeersAssigned
-  | PieceStored
-  | FileCommitted
-  | UploadAbandoned
-  | FileDeleted
-  | PiecesDropped;
-
-export type EventType = DfsEvent["type"];
-
-export const EVENT_TYPES: readonly EventType[] = [
-  "WorkerJoined",
-  "WorkerLost",
-  "FileCreated",
-  "PiecesPlanned",
-  "PeersAssigned",
-  "PieceStored",
-  "FileCommitted",
-  "UploadAbandoned",
-  "FileDeleted",
-  "PiecesDropped",
-];
-
-/** Most entries one PiecesPlanned or PeersAssigned event carries, so an event stays far below max_payload. */
-export const PIECES_PER_EVENT = 2000;
+/** A value checked against its event type's schema: the event, or why it is not one. Never throws. */
+export function parseEvent(value: unknown): { event: DfsEvent } | { rejected: string } {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { rejected: "event is not a map" };
+  const type = (value as { type?: unknown }).type;
+  if (!isEventType(type)) return { rejected: `unknown event type ${JSON.stringify(type)?.slice(0, 80)}` };
+  const result = EVENT_SCHEMAS[type].safeParse(value);
+  if (result.success) return { event: result.data };
+  const issue = result.error.issues[0];
+  return { rejected: `${type}${issue?.path.length ? `.${issue.path.join(".")}` : ""}: ${issue?.message ?? "invalid"}` };
+}

@@ -10,8 +10,9 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
-import { decodeEvent, encode, UndecodableEvent } from "./codec.js";
+import { encode } from "./codec.js";
 import type { DfsEvent } from "./events.js";
+import { subjectFor, type LoggedMessage } from "./fold.js";
 
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -22,24 +23,13 @@ export class AppendConflict extends Error {
   }
 }
 
-export function subjectFor(cat: Catalogue, event: DfsEvent): string {
-  switch (event.type) {
-    case "WorkerJoined":
-    case "WorkerLost":
-      return cat.workerEvents(event.workerId);
-    case "PeersAssigned":
-    case "PiecesDropped":
-      return cat.assignEvents(event.workerId);
-    default:
-      return cat.fileEvents(event.fileId);
-  }
-}
-
-/** Append one event, only if the stream's last sequence is `expectedLastSeq`. */
-export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: DfsEvent, expectedLastSeq: number): Promise<number> {
+/** Append one event, only if the stream's last sequence is `expectedLastSeq`: the message as logged. */
+export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: DfsEvent, expectedLastSeq: number): Promise<LoggedMessage> {
+  const subject = subjectFor(cat, event);
+  const data = encode(event);
   try {
-    const ack = await js.publish(subjectFor(cat, event), encode(event), { expect: { lastSequence: expectedLastSeq } });
-    return ack.seq;
+    const ack = await js.publish(subject, data, { expect: { lastSequence: expectedLastSeq } });
+    return { seq: ack.seq, subject, data };
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
       const match = /wrong last sequence: (\d+)/.exec(err.message);
@@ -49,13 +39,9 @@ export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: Df
   }
 }
 
-export interface LoggedEvent {
-  seq: number;
-  subject: string;
-  /** Undefined when the message on an event subject is not a dfs event. */
-  event?: DfsEvent;
-  error?: string;
-  time: Date;
+/** A message of the events stream with the time the server stored it. */
+export interface TimedMessage extends LoggedMessage {
+  readonly time: Date;
 }
 
 export interface ReadLogOptions {
@@ -81,15 +67,15 @@ export async function lastSequence(nc: NatsConnection, cat: Catalogue): Promise<
 }
 
 /**
- * Deliver events in log order through an ordered consumer (the fastest way to read a stream
- * from one process). Messages that are not events are delivered with `error` set, so readers
- * can skip them the same way every time.
+ * Deliver the stream's messages in log order through an ordered consumer (the fastest way to
+ * read a stream from one process), undecoded: readers fold them with `foldLogged`, or decode
+ * them with `decodeEvent`.
  */
 export async function readLog(
   nc: NatsConnection,
   cat: Catalogue,
   opts: ReadLogOptions,
-  onEvent: (entry: LoggedEvent) => void,
+  onMessage: (message: TimedMessage) => void,
 ): Promise<LogReader> {
   const js = jetstream(nc);
   const startLastSeq = await lastSequence(nc, cat);
@@ -110,15 +96,7 @@ export async function readLog(
   const done = (async () => {
     for await (const m of messages!) {
       if (stopped) break;
-      let event: DfsEvent | undefined;
-      let error: string | undefined;
-      try {
-        event = decodeEvent(m.data);
-      } catch (err) {
-        if (!(err instanceof UndecodableEvent)) throw err;
-        error = err.message;
-      }
-      onEvent({ seq: m.seq, subject: m.subject, event, error, time: new Date(Math.floor(m.info.timestampNanos / 1e6)) });
+      onMessage({ seq: m.seq, subject: m.subject, data: m.data, time: new Date(Math.floor(m.info.timestampNanos / 1e6)) });
       // A filtered reader may never see the stream's last sequence: pending 0 means caught up.
       if (!opts.follow && (m.seq >= startLastSeq || m.info.pending === 0)) break;
     }

@@ -10,6 +10,7 @@ import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
 import type { DfsEvent } from "./events.js";
+import { foldLogged, type LoggedMessage } from "./fold.js";
 import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
 import {
   AbortRequest,
@@ -27,7 +28,7 @@ import {
 } from "./protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
 import { serve } from "./rpc.js";
-import { evolve, initialState, projection, stateDigest, versionOf, type State } from "./state.js";
+import { initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
 export interface MasterOptions {
   prefix?: string;
@@ -79,18 +80,14 @@ export class Master {
     await requireStore(this.nc, this.cat);
     await provisionMaster(this.nc, this.cat);
     // Replay everything, then keep tailing: events appended by another master arrive here too.
-    this.tail = await readLog(this.nc, this.cat, { follow: true }, (entry) => {
-      if (entry.seq <= this.state.lastSeq) return; // already folded: our own append
-      if (entry.seq !== this.state.lastSeq + 1) {
+    this.tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
+      if (message.seq <= this.state.lastSeq) return; // already folded: our own append
+      if (message.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
-        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${entry.seq}`, this.opts.onFatal);
+        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
         return;
       }
-      if (entry.event) this.fold(entry.event, entry.seq);
-      else {
-        this.state.lastSeq = entry.seq;
-        this.log(`skipped seq ${entry.seq} on ${entry.subject}: ${entry.error}`);
-      }
+      this.fold(message);
     });
     await this.waitForSeq(this.tail.startLastSeq);
     const now = Date.now();
@@ -105,9 +102,11 @@ export class Master {
     this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
   }
 
-  private fold(event: DfsEvent, seq: number): void {
-    evolve(this.state, event, seq);
-    if ("fileId" in event) this.uploadWatch.changed(event.fileId);
+  /** Fold a message of the log, as every reader of the log does; a rejected one gets one line. */
+  private fold(message: LoggedMessage): void {
+    const { event, rejected } = foldLogged(this.state, this.cat, message);
+    if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
+    else if (event && "fileId" in event) this.uploadWatch.changed(event.fileId);
   }
 
   /** Wait until the tail has folded the log up to `seq`. */
@@ -141,8 +140,9 @@ export class Master {
       const base = this.state.lastSeq;
       try {
         for (const [i, event] of events.entries()) {
-          const seq = await appendEvent(this.js, this.cat, event, base + i);
-          if (this.state.lastSeq === seq - 1) this.fold(event, seq);
+          // Folded from the bytes as logged, so this table is the one every reader of the log gets.
+          const logged = await appendEvent(this.js, this.cat, event, base + i);
+          if (this.state.lastSeq === logged.seq - 1) this.fold(logged);
           appended.push(event);
         }
         return appended;

@@ -1,16 +1,20 @@
 // The domain: events, the pure decider and projection, and the master shell around them.
-export { decide, MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE } from "./decide.js";
+export { decide } from "./decide.js";
 export type { Command } from "./decide.js";
-export { EVENT_TYPES, PIECES_PER_EVENT } from "./events.js";
+export { EVENT_SCHEMAS, EVENT_TYPES, MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE, PIECES_PER_EVENT, parseEvent } from "./events.js";
 export type { DfsEvent, EventType } from "./events.js";
-export { evolve, foldEvents, initialState, projection, stateDigest } from "./state.js";
-export type { State } from "./state.js";
+export { contradiction, evolve, foldEvents, initialState, projection, stateDigest } from "./state.js";
+export type { Rejection, State } from "./state.js";
+export { foldLogged } from "./fold.js";
+export type { LoggedMessage } from "./fold.js";
 export { list, listPage, locate, locatePage, stat, uploadPlan } from "./queries.js";
 export { MAX_PATH_BYTES, MAX_SEGMENT_BYTES, normalisePath, normalisePrefix } from "./paths.js";
 export { DfsError, ErrorCodes } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { decode, decodeEvent, encode } from "./codec.js";
+export type { DecodedEvent } from "./codec.js";
 export { readLog, appendEvent, AppendConflict } from "./log.js";
-export { replayLog } from "./replay.js";
+export { auditLog, replayLog } from "./replay.js";
+export type { AuditEntry } from "./replay.js";
 export { Master } from "./master.js";
 export type { MasterOptions } from "./master.js";

@@ -1,7 +1,7 @@
 // The wire contract: what every RPC, confirmation and heartbeat carries. Requests are
 // validated here, so a garbage message becomes a BAD_REQUEST reply, never a crash.
 import { z } from "zod";
-import { MAX_PIECES } from "./decide.js";
+import { MAX_PIECES } from "./events.js";
 import { DfsError, ErrorCodes, MAX_MESSAGE_LENGTH } from "./errors.js";
 import { MAX_PATH_BYTES } from "./paths.js";
 

@@ -1,28 +1,44 @@
-// Rebuild the master's table from the log alone: what `dfs replay` prints and what a check
-// against the live master or a snapshot compares with.
+// Rebuild the master's table from the log alone: what `dfs replay` prints, what a check
+// against the live master or a snapshot compares with, and what `dfs tail` judges events by.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
-import { readLog } from "./log.js";
-import { evolve, initialState, type State } from "./state.js";
+import type { DecodedEvent } from "./codec.js";
+import { foldLogged } from "./fold.js";
+import { readLog, type LogReader, type TimedMessage } from "./log.js";
+import { initialState, type State } from "./state.js";
 
 export interface ReplayResult {
+  /** The table, with the events it rejected counted in `state.rejected` as the master counts them. */
   state: State;
-  /** Messages on event subjects that were not dfs events, skipped as the master skips them. */
-  skipped: number;
 }
 
 /** Fold the log from its first event up to `untilSeq` (default: its end as of now). */
 export async function replayLog(nc: NatsConnection, cat: Catalogue, untilSeq?: number): Promise<ReplayResult> {
   const state = initialState();
-  let skipped = 0;
-  const reader = await readLog(nc, cat, {}, (entry) => {
-    if (untilSeq !== undefined && entry.seq > untilSeq) return;
-    if (entry.event) evolve(state, entry.event, entry.seq);
-    else {
-      state.lastSeq = entry.seq;
-      skipped += 1;
-    }
+  const reader = await readLog(nc, cat, {}, (message) => {
+    if (untilSeq === undefined || message.seq <= untilSeq) foldLogged(state, cat, message);
   });
   await reader.done;
-  return { state, skipped };
+  return { state };
+}
+
+/** A message of the log as an auditor sees it: decoded, and whether the fold rejected it. */
+export type AuditEntry = TimedMessage & DecodedEvent;
+
+/**
+ * Read the log as an auditor: fold it from its first event (whether an event contradicts the
+ * table depends on everything before it) and hand over each message from `fromSeq` on.
+ */
+export async function auditLog(
+  nc: NatsConnection,
+  cat: Catalogue,
+  opts: { fromSeq?: number; follow?: boolean },
+  onEntry: (entry: AuditEntry) => void,
+): Promise<LogReader> {
+  const state = initialState();
+  const fromSeq = opts.fromSeq ?? 1;
+  return readLog(nc, cat, { follow: opts.follow }, (message) => {
+    const outcome = foldLogged(state, cat, message);
+    if (message.seq >= fromSeq) onEntry({ ...message, ...outcome });
+  });
 }

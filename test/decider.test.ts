@@ -4,18 +4,13 @@
 import { createHash } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { decide, type Command, type ConfirmPiece, type CreateVersion } from "../src/decide.js";
+import { DfsError, ErrorCodes, type ErrorCode } from "../src/errors.js";
 import {
-  decide,
   MAX_PIECE_SIZE,
   MAX_PIECES,
   MAX_REPLICAS,
   MIN_PIECE_SIZE,
-  type Command,
-  type ConfirmPiece,
-  type CreateVersion,
-} from "../src/decide.js";
-import { DfsError, ErrorCodes, type ErrorCode } from "../src/errors.js";
-import {
   PIECES_PER_EVENT,
   type DfsEvent,
   type EventType,
@@ -1250,23 +1245,6 @@ Fold("state - initialState is empty and fresh each time", () => {
   evolve(a, joined("w")[0]!);
   assert.is(b.workers.size, 0, "states share nothing");
   assert.is(stateDigest(initialState()), stateDigest(b));
-});
-
-Fold("state - events about unknown files or versions are ignored by the fold", () => {
-  const state = given(joined("a"));
-  const before = stateDigest(state);
-  const strays: DfsEvent[] = [
-    { type: "PiecesPlanned", at: T0, fileId: "ghost", version: 1, pieces: [{ index: 0, size: 1, sha256: sha(1) }] },
-    { type: "PeersAssigned", at: T0, fileId: "ghost", version: 1, uploadId: "u", workerId: "a", pieces: [] },
-    { type: "PieceStored", at: T0, fileId: "ghost", version: 1, piece: 0, workerId: "a", sha256: sha(1) },
-    { type: "FileCommitted", at: T0, fileId: "ghost", path: "/g", version: 1, size: 1, sha256: sha(1) },
-    { type: "UploadAbandoned", at: T0, fileId: "ghost", path: "/g", version: 1, code: "X", reason: "x" },
-    { type: "FileDeleted", at: T0, fileId: "ghost", path: "/g" },
-    { type: "PiecesDropped", at: T0, workerId: "a", sha256s: [sha(1)] },
-    { type: "WorkerLost", at: T0, workerId: "never-joined", reason: "x" },
-  ];
-  foldEvents(strays, state);
-  assert.is(stateDigest(state), before);
 });
 
 Fold.run();

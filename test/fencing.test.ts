@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
 import { encode } from "../src/codec.js";
-import { MAX_PIECES } from "../src/decide.js";
+import { MAX_PIECES } from "../src/events.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
 import { TestStore, waitFor } from "./harness.js";

@@ -44,6 +44,15 @@ function sha256Of(frames: readonly Uint8Array[]): string {
   return hash.digest("hex");
 }
 
+/** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
+function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped } | { rejected: string } {
+  const { event, rejected } = decodeEvent(data);
+  if (!event) return { rejected };
+  if (event.type !== "PeersAssigned" && event.type !== "PiecesDropped") return { rejected: `${event.type} is not an assignment` };
+  if (event.workerId !== workerId) return { rejected: `${event.type} is for worker ${event.workerId}` };
+  return { assignment: event };
+}
+
 /** Runs tasks with at most `limit` at a time. */
 class Limiter {
   private running = 0;
@@ -176,14 +185,14 @@ export class Worker {
   }
 
   private async handleAssignment(m: JsMsg): Promise<void> {
-    let event;
-    try {
-      event = decodeEvent(m.data);
-    } catch (err) {
-      this.log(`ignored seq ${m.seq} on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+    const read = assignmentFor(this.id, m.data);
+    if ("rejected" in read) {
+      // Terminated, not nak'ed: a malformed message would fail the same way on every redelivery.
+      this.log(`rejected seq ${m.seq} on ${m.subject}: ${read.rejected}`);
       m.term();
       return;
     }
+    const event = read.assignment;
     const keepAlive = setInterval(() => m.working(), 20_000);
     try {
       if (event.type === "PeersAssigned") await this.storePieces(event);

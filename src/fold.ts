@@ -1,0 +1,54 @@
+// The one way a logged message enters a table: raw bytes → decoded → checked against its
+// schema, its subject and the state → applied or rejected. The master (replay and tail),
+// `dfs replay`, `dfs tail` and any other reader fold through here, so they all reach the same
+// table, rejections included. Pure: no connection, no clock.
+import type { Catalogue } from "../streams/catalogue.js";
+import { decodeEvent, type DecodedEvent } from "./codec.js";
+import type { DfsEvent } from "./events.js";
+import { evolve, recordRejection, type State } from "./state.js";
+
+/** A message of the events stream as read or appended. */
+export interface LoggedMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+}
+
+/** The subject an event belongs on: its file's, its worker's, or its worker's assignments. */
+export function subjectFor(cat: Catalogue, event: DfsEvent): string {
+  switch (event.type) {
+    case "WorkerJoined":
+    case "WorkerLost":
+      return cat.workerEvents(event.workerId);
+    case "PeersAssigned":
+    case "PiecesDropped":
+      return cat.assignEvents(event.workerId);
+    default:
+      return cat.fileEvents(event.fileId);
+  }
+}
+
+function reject(state: State, seq: number, reason: string): string {
+  state.lastSeq = seq;
+  recordRejection(state, reason);
+  return reason;
+}
+
+/**
+ * Fold one logged message into the state (in place) at its sequence: the single entry point
+ * for every reader of the log. The outcome is the decoded message with, when it was not
+ * applied, the reason. Never throws.
+ */
+export function foldLogged(state: State, cat: Catalogue, message: LoggedMessage): DecodedEvent {
+  const decoded = decodeEvent(message.data);
+  if (!decoded.event) {
+    reject(state, message.seq, decoded.rejected);
+    return decoded;
+  }
+  const expected = subjectFor(cat, decoded.event);
+  const rejected =
+    message.subject === expected
+      ? evolve(state, decoded.event, message.seq)
+      : reject(state, message.seq, `${decoded.event.type} belongs on ${expected}, not ${message.subject}`);
+  return rejected === undefined ? decoded : { value: decoded.value, rejected };
+}

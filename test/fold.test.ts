@@ -1,0 +1,486 @@
+// The fold is total: every message of the log is applied or rejected, never thrown on.
+// given(events) / when(a logged message) / then(applied, or rejected with a reason and the
+// table unchanged). No server: messages are CBOR bytes folded by `foldLogged`, as every
+// reader of the log folds them.
+import { createHash } from "node:crypto";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { catalogue } from "../streams/catalogue.js";
+import { encode, type DecodedEvent } from "../src/codec.js";
+import { decide, type Command, type CreateVersion } from "../src/decide.js";
+import {
+  MAX_CODE_LENGTH,
+  MAX_PIECES,
+  MAX_REASON_LENGTH,
+  MAX_REPLICAS,
+  MIN_PIECE_SIZE,
+  PIECES_PER_EVENT,
+  parseEvent,
+  type DfsEvent,
+  type EventType,
+} from "../src/events.js";
+import { foldLogged, subjectFor } from "../src/fold.js";
+import { evolve, initialState, projection, RECENT_REJECTIONS_KEPT, stateDigest, type State } from "../src/state.js";
+
+const cat = catalogue("dfs");
+const T0 = 1_700_000_000_000;
+const sha = (seed: string | number): string => createHash("sha256").update(String(seed)).digest("hex");
+
+// ---------------------------------------------------------------------------------------------
+// given / when / then
+
+/** A log being written: commands are decided against the fold so far, and appended as bytes. */
+class Log {
+  readonly state: State = initialState();
+  readonly messages: { seq: number; subject: string; data: Uint8Array }[] = [];
+  append(value: unknown, subject?: string): DecodedEvent {
+    const parsed = parseEvent(value);
+    const message = {
+      seq: this.messages.length + 1,
+      subject: subject ?? ("event" in parsed ? subjectFor(cat, parsed.event) : cat.fileEvents("junk")),
+      data: encode(value),
+    };
+    this.messages.push(message);
+    return foldLogged(this.state, cat, message);
+  }
+  run(cmd: Command): DfsEvent[] {
+    const events = decide(this.state, cmd);
+    for (const e of events) assert.is(this.append(e).rejected, undefined, `${e.type} decided for ${cmd.type} is folded`);
+    return events;
+  }
+}
+
+/** The table without the fold's bookkeeping (sequence and rejections). */
+function table(state: State): unknown {
+  const { lastSeq: _seq, rejected: _rejected, ...rest } = projection(state);
+  return JSON.parse(JSON.stringify(rest));
+}
+
+/** when(message) then rejected, for a reason matching `reason`, with the table unchanged. */
+function thenRejected(log: Log, value: unknown, reason: RegExp, label: string, subject?: string): void {
+  const before = table(log.state);
+  const count = log.state.rejected.count;
+  const outcome = log.append(value, subject);
+  assert.ok(outcome.rejected !== undefined, `${label}: expected a rejection, the event was applied`);
+  assert.match(outcome.rejected!, reason, label);
+  assert.equal(table(log.state), before, `${label}: table unchanged`);
+  assert.is(log.state.rejected.count, count + 1, `${label}: counted`);
+  assert.equal(log.state.rejected.recent.at(-1), { seq: log.messages.length, reason: outcome.rejected }, `${label}: recorded`);
+  assert.is(log.state.lastSeq, log.messages.length, `${label}: the fold moved past it`);
+}
+
+function create(o: { path: string; uploadId: string; newFileId?: string; pieces?: number; replicas?: number }): CreateVersion {
+  const count = o.pieces ?? 2;
+  return {
+    type: "CreateVersion",
+    at: T0,
+    uploadId: o.uploadId,
+    newFileId: o.newFileId ?? `file-${o.uploadId}`,
+    path: o.path,
+    size: count * MIN_PIECE_SIZE,
+    sha256: sha(`whole ${o.uploadId}`),
+    pieceSize: MIN_PIECE_SIZE,
+    replicas: o.replicas ?? 2,
+    pieces: Array.from({ length: count }, (_, index) => ({ index, size: MIN_PIECE_SIZE, sha256: sha(`${o.uploadId}/${index}`) })),
+  };
+}
+
+function confirmAll(log: Log, events: readonly DfsEvent[]): void {
+  for (const a of events) {
+    if (a.type !== "PeersAssigned") continue;
+    for (const p of a.pieces) {
+      log.run({ type: "ConfirmPiece", at: T0, workerId: a.workerId, fileId: a.fileId, version: a.version, piece: p.piece, sha256: p.sha256, ok: true });
+    }
+  }
+}
+
+/**
+ * Workers a, b, c (c lost); /f (file F): v1 committed, v2 pending with piece 0 stored once;
+ * /g (file G) deleted, its pieces owed as drops; /p (file P) only pending.
+ */
+function busyLog(): Log {
+  const log = new Log();
+  for (const id of ["a", "b", "c"]) log.run({ type: "NoteHeartbeat", at: T0, workerId: id });
+  confirmAll(log, log.run(create({ path: "/f", uploadId: "U1", newFileId: "F" })));
+  const v2 = log.run(create({ path: "/f", uploadId: "U2" }));
+  const holder = v2.find((e) => e.type === "PeersAssigned" && e.pieces.some((p) => p.piece === 0));
+  assert.ok(holder?.type === "PeersAssigned");
+  log.run({ type: "ConfirmPiece", at: T0, workerId: holder.workerId, fileId: "F", version: 2, piece: 0, sha256: holder.pieces.find((p) => p.piece === 0)!.sha256, ok: true });
+  confirmAll(log, log.run(create({ path: "/g", uploadId: "U3", newFileId: "G", replicas: 1 })));
+  log.run({ type: "DeleteFile", at: T0, path: "/g" });
+  log.run(create({ path: "/p", uploadId: "U4", newFileId: "P" }));
+  log.run({ type: "NoteHeartbeat", at: T0, workerId: "c" });
+  log.run({ type: "NoteSilence", at: T0, workerId: "c", silentMs: 9_000 });
+  assert.is(log.state.rejected.count, 0);
+  return log;
+}
+
+const piece0 = (fileId: string, version: number) => busyLog().state.files.get(fileId)!.versions.get(version)!.pieces[0]!;
+
+/** One well-formed event of each type (not necessarily one the table accepts). */
+function samples(): Record<EventType, Record<string, unknown>> {
+  return {
+    WorkerJoined: { type: "WorkerJoined", at: T0, workerId: "d" },
+    WorkerLost: { type: "WorkerLost", at: T0, workerId: "a", reason: "silent" },
+    FileCreated: { type: "FileCreated", at: T0, fileId: "N", path: "/n", version: 1, size: 10, sha256: sha(1), pieceSize: MIN_PIECE_SIZE, replicas: 2, uploadId: "U9" },
+    PiecesPlanned: { type: "PiecesPlanned", at: T0, fileId: "F", version: 2, pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha(2) }] },
+    PeersAssigned: {
+      type: "PeersAssigned",
+      at: T0,
+      fileId: "F",
+      version: 2,
+      uploadId: "U2",
+      workerId: "a",
+      pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }],
+    },
+    PieceStored: { type: "PieceStored", at: T0, fileId: "F", version: 2, piece: 0, workerId: "a", sha256: sha(4) },
+    FileCommitted: { type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(5) },
+    UploadAbandoned: { type: "UploadAbandoned", at: T0, fileId: "F", path: "/f", version: 2, code: "X", reason: "why" },
+    FileDeleted: { type: "FileDeleted", at: T0, fileId: "F", path: "/f", version: 1 },
+    PiecesDropped: { type: "PiecesDropped", at: T0, workerId: "a", sha256s: [sha(6)] },
+  };
+}
+
+// =============================================================================================
+// schemas: a message that is not a well-formed event is rejected before the table is read
+
+const Schemas = suite("fold: schemas");
+
+Schemas("fold - bytes that are not CBOR, not a map, or of no known type are rejected", () => {
+  const log = busyLog();
+  const raw = (data: Uint8Array) => foldLogged(log.state, cat, { seq: log.state.lastSeq + 1, subject: cat.fileEvents("x"), data });
+  const before = table(log.state);
+  assert.is(raw(new Uint8Array([0xff, 0xfe])).rejected, "event is not CBOR");
+  assert.is(raw(new Uint8Array([])).rejected, "event is not CBOR");
+  assert.is(raw(encode("hello")).rejected, "event is not a map");
+  assert.is(raw(encode([1, 2])).rejected, "event is not a map");
+  assert.is(raw(encode(null)).rejected, "event is not a map");
+  assert.match(raw(encode({ type: "NotAnEvent", at: 1 })).rejected!, /unknown event type "NotAnEvent"/);
+  assert.match(raw(encode({ at: 1 })).rejected!, /unknown event type/);
+  assert.match(raw(encode({ type: "toString", at: 1 })).rejected!, /unknown event type/, "no inherited names");
+  assert.equal(table(log.state), before);
+  assert.is(log.state.rejected.count, 8);
+});
+
+Schemas("fold - the attacker's PiecesPlanned with pieces: 5 is rejected, and the fold goes on", () => {
+  const log = busyLog();
+  thenRejected(log, { type: "PiecesPlanned", at: 1, fileId: "F", version: 2, pieces: 5 }, /^PiecesPlanned\.pieces: /, "pieces: 5");
+  // The next real event is folded as if nothing happened.
+  assert.is(log.run({ type: "NoteHeartbeat", at: T0, workerId: "d" }).length, 1);
+  assert.ok(log.state.workers.get("d")?.live);
+});
+
+Schemas("fold - every field of every event type: missing or of the wrong type is rejected", () => {
+  const optional = new Set(["FileDeleted.version", "PeersAssigned.pullFrom"]);
+  for (const [type, sample] of Object.entries(samples())) {
+    for (const field of Object.keys(sample)) {
+      const log = busyLog();
+      const { [field]: _dropped, ...missing } = sample;
+      if (!optional.has(`${type}.${field}`)) thenRejected(log, missing, field === "type" ? /unknown event type/ : new RegExp(`^${type}\\.${field}: `), `${type} without ${field}`);
+      const wrong = typeof sample[field] === "string" ? 7 : typeof sample[field] === "number" ? "7" : { not: "a list" };
+      thenRejected(log, { ...sample, [field]: wrong }, field === "type" ? /unknown event type/ : new RegExp(`^${type}\\.${field}: `), `${type}.${field} = ${JSON.stringify(wrong)}`);
+      thenRejected(log, { ...sample, [field]: null }, field === "type" ? /unknown event type/ : new RegExp(`^${type}\\.${field}: `), `${type}.${field} = null`);
+    }
+  }
+});
+
+Schemas("fold - values out of range are rejected", () => {
+  const s = samples();
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...s.WorkerJoined, at: -1 }, /WorkerJoined\.at/],
+    [{ ...s.WorkerJoined, at: 1.5 }, /WorkerJoined\.at/],
+    [{ ...s.WorkerJoined, workerId: "has.dot" }, /WorkerJoined\.workerId/],
+    [{ ...s.WorkerJoined, workerId: "" }, /WorkerJoined\.workerId/],
+    [{ ...s.WorkerJoined, workerId: "x".repeat(65) }, /WorkerJoined\.workerId/],
+    [{ ...s.WorkerLost, reason: "r".repeat(MAX_REASON_LENGTH + 1) }, /WorkerLost\.reason/],
+    [{ ...s.FileCreated, version: 0 }, /FileCreated\.version/],
+    [{ ...s.FileCreated, size: -1 }, /FileCreated\.size/],
+    [{ ...s.FileCreated, size: 2 ** 60 }, /FileCreated\.size/],
+    [{ ...s.FileCreated, size: (MAX_PIECES + 1) * MIN_PIECE_SIZE }, /FileCreated\.size: .*at most/],
+    [{ ...s.FileCreated, pieceSize: MIN_PIECE_SIZE - 1 }, /FileCreated\.pieceSize/],
+    [{ ...s.FileCreated, replicas: 0 }, /FileCreated\.replicas/],
+    [{ ...s.FileCreated, replicas: MAX_REPLICAS + 1 }, /FileCreated\.replicas/],
+    [{ ...s.FileCreated, sha256: sha(1).toUpperCase() }, /FileCreated\.sha256/],
+    [{ ...s.FileCreated, sha256: "ab" }, /FileCreated\.sha256/],
+    [{ ...s.FileCreated, path: "n" }, /FileCreated\.path: must be a canonical path/],
+    [{ ...s.FileCreated, path: "/a//b" }, /FileCreated\.path/],
+    [{ ...s.FileCreated, path: "/a/../b" }, /FileCreated\.path/],
+    [{ ...s.FileCreated, path: "/a/" }, /FileCreated\.path/],
+    [{ ...s.FileCreated, path: "/a\nb" }, /FileCreated\.path/],
+    [{ ...s.FileCreated, path: "/cafe\u0301" }, /FileCreated\.path/],
+    [{ ...s.FileCreated, uploadId: "up load" }, /FileCreated\.uploadId/],
+    [{ ...s.PiecesPlanned, pieces: [] }, /PiecesPlanned\.pieces/],
+    [{ ...s.PiecesPlanned, pieces: Array.from({ length: PIECES_PER_EVENT + 1 }, (_, index) => ({ index, size: 1, sha256: sha(index) })) }, /PiecesPlanned\.pieces/],
+    [{ ...s.PiecesPlanned, pieces: [{ index: -1, size: 1, sha256: sha(1) }] }, /PiecesPlanned\.pieces\.0\.index/],
+    [{ ...s.PiecesPlanned, pieces: [5] }, /PiecesPlanned\.pieces\.0/],
+    [{ ...s.PeersAssigned, pieces: [{ piece: 0, size: 1, sha256: sha(1), role: "boss" }] }, /PeersAssigned\.pieces\.0\.role/],
+    [{ ...s.PeersAssigned, pieces: [{ piece: 0, size: 1, sha256: sha(1), role: "minor", pullFrom: "a.b" }] }, /PeersAssigned\.pieces\.0\.pullFrom/],
+    [{ ...s.PieceStored, piece: 0.5 }, /PieceStored\.piece/],
+    [{ ...s.UploadAbandoned, code: "C".repeat(MAX_CODE_LENGTH + 1) }, /UploadAbandoned\.code/],
+    [{ ...s.FileDeleted, version: 0 }, /FileDeleted\.version/],
+    [{ ...s.PiecesDropped, sha256s: [] }, /PiecesDropped\.sha256s/],
+    [{ ...s.PiecesDropped, sha256s: ["zz"] }, /PiecesDropped\.sha256s\.0/],
+  ];
+  for (const [value, reason] of cases) thenRejected(busyLog(), value, reason, JSON.stringify(value).slice(0, 120));
+});
+
+Schemas("fold - an event on a subject other than its own is rejected", () => {
+  const log = busyLog();
+  thenRejected(log, samples().WorkerJoined, /WorkerJoined belongs on dfs\.evt\.worker\.d, not dfs\.evt\.file\.d/, "worker event on a file subject", cat.fileEvents("d"));
+  const assigned = { ...samples().PeersAssigned, pieces: [] as unknown[] };
+  const v2 = log.state.files.get("F")!.versions.get(2)!;
+  const free = v2.pieces.findIndex((p) => !p.peers.some((x) => x.workerId === "a"));
+  assigned.pieces = [{ piece: free, size: v2.pieces[free]!.size, sha256: v2.pieces[free]!.sha256, role: "minor", pullFrom: "b" }];
+  thenRejected(log, assigned, /belongs on dfs\.evt\.assign\.a/, "an assignment hidden from its worker", cat.fileEvents("F"));
+});
+
+Schemas.run();
+
+// =============================================================================================
+// the table: a well-formed event that contradicts it is rejected
+
+const Table = suite("fold: contradictions");
+
+Table("fold - WorkerJoined of a live worker, WorkerLost of an unknown or lost one", () => {
+  const log = busyLog();
+  thenRejected(log, { type: "WorkerJoined", at: T0, workerId: "a" }, /worker a is already live/, "joined twice");
+  thenRejected(log, { type: "WorkerLost", at: T0, workerId: "ghost", reason: "x" }, /no worker ghost/, "unknown worker");
+  thenRejected(log, { type: "WorkerLost", at: T0, workerId: "c", reason: "x" }, /worker c is already lost/, "lost twice");
+});
+
+Table("fold - FileCreated with a used upload id, a taken file id, a taken path or a wrong version", () => {
+  const log = busyLog();
+  const fc = samples().FileCreated;
+  thenRejected(log, { ...fc, uploadId: "U1" }, /upload id U1 is already used/, "used upload id");
+  thenRejected(log, { ...fc, fileId: "F", path: "/other", version: 3 }, /file F is \/f, not \/other/, "file id of another path");
+  thenRejected(log, { ...fc, path: "/f" }, /path \/f belongs to file F/, "a second file id for a live path");
+  thenRejected(log, { ...fc, version: 2 }, /first version of file N is 1, not 2/, "new file at version 2");
+  thenRejected(log, { ...fc, fileId: "F", path: "/f", version: 2 }, /next version of file F is 3, not 2/, "a version number used twice");
+  thenRejected(log, { ...fc, fileId: "F", path: "/f", version: 9 }, /next version of file F is 3, not 9/, "a version number skipped");
+  thenRejected(log, { ...fc, fileId: "G", path: "/g", version: 2 }, /file G is deleted/, "a deleted file's id");
+  assert.is(log.append({ ...fc, fileId: "F", path: "/f", version: 3 }).rejected, undefined, "the next version is accepted");
+});
+
+Table("fold - PiecesPlanned of an unknown or not pending version, out of range, twice, or of the wrong size", () => {
+  const log = busyLog();
+  const plan = (fileId: string, version: number, pieces: unknown[]) => ({ type: "PiecesPlanned", at: T0, fileId, version, pieces });
+  const p = { index: 0, size: MIN_PIECE_SIZE, sha256: sha(1) };
+  thenRejected(log, plan("ghost", 1, [p]), /no file ghost/, "unknown file");
+  thenRejected(log, plan("F", 7, [p]), /file F has no version 7/, "unknown version");
+  thenRejected(log, plan("F", 1, [p]), /version 1 of file F is committed, not pending/, "committed version");
+  thenRejected(log, plan("G", 1, [p]), /version 1 of file G is deleted, not pending/, "deleted version");
+  thenRejected(log, plan("F", 2, [p]), /piece 0 is already planned/, "planned twice");
+  // A version created but not planned yet.
+  assert.is(log.append({ ...samples().FileCreated, fileId: "N", path: "/n", size: 2 * MIN_PIECE_SIZE + 1 }).rejected, undefined);
+  thenRejected(log, plan("N", 1, [{ ...p, index: 3 }]), /piece 3 is out of range: version 1 of file N has 3 pieces/, "out of range");
+  thenRejected(log, plan("N", 1, [{ ...p, index: 2 }]), /piece 2 has 1 bytes, not 4096/, "wrong size of the last piece");
+  thenRejected(log, plan("N", 1, [{ ...p, size: 1 }]), /piece 0 has 4096 bytes, not 1/, "wrong size");
+  thenRejected(log, plan("N", 1, [p, p]), /piece 0 is already planned/, "twice in one event");
+  assert.is(log.append(plan("N", 1, [p, { ...p, index: 2, size: 1 }])).rejected, undefined, "a partial plan is accepted");
+});
+
+Table("fold - PeersAssigned that does not fit the plan, the upload, the worker or the roles", () => {
+  const log = busyLog();
+  const v2 = log.state.files.get("F")!.versions.get(2)!;
+  const p0 = v2.pieces[0]!;
+  const major = p0.peers.find((p) => p.role === "major")!.workerId;
+  const peerIds = p0.peers.map((p) => p.workerId);
+  const assign = (workerId: string, pieces: unknown[], extra: object = {}) => ({ type: "PeersAssigned", at: T0, fileId: "F", version: 2, uploadId: "U2", workerId, pieces, ...extra });
+  const entry = (extra: object = {}) => ({ piece: 0, size: p0.size, sha256: p0.sha256, role: "minor", pullFrom: major, ...extra });
+  thenRejected(log, assign("a", [entry()], { version: 1, uploadId: "U1" }), /version 1 of file F is committed, not pending/, "committed version");
+  thenRejected(log, assign("a", [entry()], { fileId: "ghost" }), /no file ghost/, "unknown file");
+  thenRejected(log, assign("a", [entry()], { uploadId: "U1" }), /is upload U2, not U1/, "another upload's id");
+  thenRejected(log, assign("c", [entry()]), /worker c is not live/, "a lost worker");
+  thenRejected(log, assign("zed", [entry()]), /worker zed is not live/, "an unknown worker");
+  thenRejected(log, assign(peerIds[0]!, [entry({ piece: 9 })]), /piece 9 is not planned/, "unplanned piece");
+  thenRejected(log, assign(peerIds[0]!, [entry({ sha256: sha("other") })]), /not as assigned/, "another sha256");
+  thenRejected(log, assign(peerIds[0]!, [entry({ size: 1 })]), /not as assigned/, "another size");
+  thenRejected(log, assign(peerIds[0]!, [entry()]), new RegExp(`worker ${peerIds[0]} is already a peer of piece 0`), "a peer twice");
+  // Piece 0 of v2 has its two peers already: any third is one too many.
+  const outsider = ["a", "b"].find((w) => !peerIds.includes(w));
+  if (outsider) thenRejected(log, assign(outsider, [entry()]), /already has its 2 peers/, "a third peer");
+  // Roles, on a new file N, planned and not yet placed.
+  assert.is(log.append({ ...samples().FileCreated, fileId: "N", path: "/n", size: MIN_PIECE_SIZE, replicas: 3 }).rejected, undefined);
+  assert.is(log.append({ type: "PiecesPlanned", at: T0, fileId: "N", version: 1, pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha(1) }] }).rejected, undefined);
+  const onN = (workerId: string, extra: object) => ({ type: "PeersAssigned", at: T0, fileId: "N", version: 1, uploadId: "U9", workerId, pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(1), ...extra }] });
+  thenRejected(log, onN("a", { role: "major", pullFrom: "b" }), /the major of piece 0 pulls from the uploader, not from b/, "a major with a source");
+  thenRejected(log, onN("a", { role: "minor" }), /a minor of piece 0 must pull from another worker/, "a minor with no source");
+  thenRejected(log, onN("a", { role: "minor", pullFrom: "a" }), /must pull from another worker/, "a minor pulling from itself");
+  thenRejected(log, onN("a", { role: "minor", pullFrom: "zed" }), /no worker zed to pull piece 0 from/, "a minor pulling from nobody");
+  thenRejected(log, { ...onN("a", { role: "major" }), pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(1), role: "major" }, { piece: 0, size: MIN_PIECE_SIZE, sha256: sha(1), role: "major" }] }, /already a peer of piece 0/, "one piece twice in an event");
+  assert.is(log.append(onN("b", { role: "minor", pullFrom: "a" })).rejected, undefined, "a minor before its major is accepted");
+  assert.is(log.append(onN("a", { role: "major" })).rejected, undefined, "the major");
+  log.run({ type: "NoteHeartbeat", at: T0, workerId: "c" });
+  thenRejected(log, onN("c", { role: "major" }), /piece 0 already has a major, a/, "a second major");
+  thenRejected(log, onN("c", { role: "minor", pullFrom: "b" }), /the major of piece 0 is a, not b/, "a minor pulling from a minor");
+});
+
+Table("fold - PieceStored by a worker not a peer, with the wrong sha256, twice, or of no pending version", () => {
+  const log = busyLog();
+  const v2 = log.state.files.get("F")!.versions.get(2)!;
+  const p0 = v2.pieces[0]!;
+  const stored = p0.stored[0]!;
+  const notStored = p0.peers.map((p) => p.workerId).find((w) => w !== stored)!;
+  const stranger = ["a", "b", "c"].find((w) => !p0.peers.some((p) => p.workerId === w))!;
+  const ps = (extra: object) => ({ type: "PieceStored", at: T0, fileId: "F", version: 2, piece: 0, workerId: notStored, sha256: p0.sha256, ...extra });
+  thenRejected(log, ps({ workerId: stranger }), new RegExp(`worker ${stranger} is not a peer of piece 0`), "not a peer");
+  thenRejected(log, ps({ sha256: sha("forged") }), /piece 0 has sha256 [0-9a-f]{12}…, not/, "wrong sha256");
+  thenRejected(log, ps({ workerId: stored }), new RegExp(`worker ${stored} already stored piece 0`), "stored twice");
+  thenRejected(log, ps({ piece: 5 }), /piece 5 of version 2 of file F is not planned/, "unplanned piece");
+  thenRejected(log, ps({ version: 1 }), /version 1 of file F is committed, not pending/, "committed version");
+  thenRejected(log, ps({ fileId: "ghost" }), /no file ghost/, "unknown file");
+  assert.is(log.append(ps({})).rejected, undefined, "the real confirmation is accepted");
+});
+
+Table("fold - FileCommitted of an incomplete, committed or unknown version, or with other facts than FileCreated", () => {
+  const log = busyLog();
+  const v2 = log.state.files.get("F")!.versions.get(2)!;
+  const fc = { type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: v2.size, sha256: v2.sha256 };
+  thenRejected(log, fc, /not every piece of version 2 of file F holds its 2 replicas/, "a forged commit of a pending version");
+  thenRejected(log, { ...fc, fileId: "P", version: 1 }, /version 1 of file P is \/p, not \/f/, "another file's facts");
+  const v1 = log.state.files.get("F")!.versions.get(1)!;
+  thenRejected(log, { ...fc, version: 1, size: v1.size, sha256: v1.sha256 }, /version 1 of file F is committed, not pending/, "committed twice");
+  thenRejected(log, { ...fc, version: 3 }, /file F has no version 3/, "unknown version");
+  // Complete v2, then a commit that names another path, size or sha256 is still refused.
+  for (const piece of v2.pieces) {
+    for (const peer of piece.peers) {
+      if (!piece.stored.includes(peer.workerId)) log.append({ type: "PieceStored", at: T0, fileId: "F", version: 2, piece: piece.index, workerId: peer.workerId, sha256: piece.sha256 });
+    }
+  }
+  assert.is(log.state.rejected.count, 4);
+  thenRejected(log, { ...fc, path: "/elsewhere" }, /version 2 of file F is \/f, not \/elsewhere/, "another path");
+  thenRejected(log, { ...fc, size: 1 }, /has 8192 bytes, not 1/, "another size");
+  thenRejected(log, { ...fc, sha256: sha("x") }, /has sha256 .*, not/, "another sha256");
+  assert.is(log.append(fc).rejected, undefined, "the real commit is accepted");
+});
+
+Table("fold - UploadAbandoned of a version not pending, or with another path", () => {
+  const log = busyLog();
+  const ua = { type: "UploadAbandoned", at: T0, fileId: "F", path: "/f", version: 2, code: "X", reason: "r" };
+  thenRejected(log, { ...ua, version: 1 }, /version 1 of file F is committed, not pending/, "a committed version");
+  thenRejected(log, { ...ua, fileId: "ghost" }, /no file ghost/, "unknown file");
+  thenRejected(log, { ...ua, path: "/g" }, /version 2 of file F is \/f, not \/g/, "another path");
+  assert.is(log.append(ua).rejected, undefined);
+  thenRejected(log, ua, /version 2 of file F is abandoned, not pending/, "abandoned twice");
+});
+
+Table("fold - FileDeleted with a wrong path, of a deleted or never committed file, or of a version not committed", () => {
+  const log = busyLog();
+  const fd = { type: "FileDeleted", at: T0, fileId: "F", path: "/f" };
+  thenRejected(log, { ...fd, path: "/not-f" }, /file F is \/f, not \/not-f/, "a forged delete with a wrong path");
+  thenRejected(log, { ...fd, fileId: "ghost" }, /no file ghost/, "unknown file");
+  thenRejected(log, { ...fd, fileId: "G", path: "/g" }, /file G is already deleted/, "deleted twice");
+  thenRejected(log, { ...fd, fileId: "P", path: "/p" }, /file P has no committed version/, "a file never committed");
+  thenRejected(log, { ...fd, version: 2 }, /version 2 of file F is pending, not committed/, "a pending version");
+  thenRejected(log, { ...fd, version: 5 }, /file F has no version 5/, "unknown version");
+  assert.is(log.append({ ...fd, version: 1 }).rejected, undefined, "the committed version goes");
+  thenRejected(log, { ...fd, version: 1 }, /version 1 of file F is deleted, not committed/, "that version twice");
+});
+
+Table("fold - PiecesDropped of pieces not owed by that worker", () => {
+  const log = busyLog();
+  const [workerId, owed] = [...log.state.dropsOwed.entries()][0]!;
+  const one = [...owed][0]!;
+  const other = ["a", "b", "c"].find((w) => !log.state.dropsOwed.has(w))!;
+  const pd = (w: string, sha256s: string[]) => ({ type: "PiecesDropped", at: T0, workerId: w, sha256s });
+  thenRejected(log, pd(workerId, [sha("never placed")]), new RegExp(`worker ${workerId} does not owe a drop of`), "a piece not owed");
+  thenRejected(log, pd(other, [one]), new RegExp(`worker ${other} does not owe a drop of`), "owed by another worker");
+  thenRejected(log, pd("zed", [one]), /worker zed does not owe/, "unknown worker");
+  thenRejected(log, pd(workerId, [one, one]), /does not owe a drop of/, "the same piece twice");
+  // A live piece of /f is needed: no drop is owed for it.
+  thenRejected(log, pd("a", [log.state.files.get("F")!.versions.get(1)!.pieces[0]!.sha256]), /does not owe a drop/, "a piece a live version needs");
+  assert.is(log.append(pd(workerId, [one])).rejected, undefined, "an owed drop is accepted");
+});
+
+Table.run();
+
+// =============================================================================================
+// one fold for everyone
+
+const Everyone = suite("fold: the same for every reader");
+
+Everyone("fold - everything the decider emits is accepted, including creates retried after part of them landed", () => {
+  const log = busyLog();
+  const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
+  const original = decide(log.state, cmd);
+  // FileCreated, PiecesPlanned and one PeersAssigned landed; then the decision lost a race.
+  for (const e of original.slice(0, 3)) assert.is(log.append(e).rejected, undefined);
+  const retried = log.run(cmd);
+  assert.ok(retried.length > 0 && retried.every((e) => e.type === "PeersAssigned"));
+  assert.equal(log.run({ ...cmd, at: T0 + 1 }), [], "nothing is missing any more");
+  confirmAll(log, [original[2]!, ...retried]);
+  assert.is(log.state.files.get("file-R")!.versions.get(1)!.status, "committed");
+  const empty = create({ path: "/empty", uploadId: "E", pieces: 0, replicas: 1 });
+  const [created] = decide(log.state, empty);
+  log.append(created);
+  log.run(empty); // the commit of an empty file, decided again
+  log.run({ type: "AbandonUpload", at: T0, uploadId: "U4", code: "UPLOAD_ABANDONED", reason: "x".repeat(5_000) });
+  log.run({ type: "Reconcile", at: T0 });
+  assert.is(log.state.rejected.count, 0);
+  assert.is(log.state.files.get("file-E")!.versions.get(1)!.status, "committed");
+});
+
+Everyone("fold - a replay of the bytes reaches the same digest, rejections included", () => {
+  const log = busyLog();
+  log.append({ type: "PiecesPlanned", at: 1, fileId: "F", version: 2, pieces: 5 });
+  log.append({ type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(5) });
+  log.run({ type: "NoteHeartbeat", at: T0, workerId: "d" });
+  const replayed = initialState();
+  for (const m of log.messages) foldLogged(replayed, cat, m);
+  assert.is(stateDigest(replayed), stateDigest(log.state));
+  assert.is(replayed.rejected.count, 2);
+  assert.equal(replayed.rejected.recent.map((r) => r.seq), [log.messages.length - 2, log.messages.length - 1]);
+  // The rejections are part of the digest: a table that skipped them silently differs.
+  const silent = initialState();
+  for (const m of log.messages) {
+    const before = stateDigest(silent);
+    foldLogged(silent, cat, m);
+    if (silent.rejected.count > 0) {
+      assert.is.not(stateDigest(silent), before);
+      break;
+    }
+  }
+});
+
+Everyone("fold - the recent rejections are bounded, the count is not", () => {
+  const log = new Log();
+  for (let i = 0; i < RECENT_REJECTIONS_KEPT + 5; i++) log.append({ type: "WorkerLost", at: T0, workerId: "ghost", reason: "x" });
+  assert.is(log.state.rejected.count, RECENT_REJECTIONS_KEPT + 5);
+  assert.is(log.state.rejected.recent.length, RECENT_REJECTIONS_KEPT);
+  assert.is(log.state.rejected.recent[0]!.seq, 6, "the oldest go first");
+  assert.is(log.state.rejected.recent.at(-1)!.seq, RECENT_REJECTIONS_KEPT + 5);
+});
+
+Everyone("fold - evolve never throws on well-formed events naming anything", () => {
+  // A small vocabulary, so random events often hit real files, versions, pieces and workers.
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const pick = <T>(items: readonly T[]): T => items[rand(items.length)]!;
+  const ids = ["a", "b", "F", "P", "U2", "N"];
+  const shas = [sha(1), sha(2), piece0("F", 2).sha256];
+  const log = busyLog();
+  const types = Object.keys(samples()) as EventType[];
+  for (let i = 0; i < 5_000; i++) {
+    const value: Record<string, unknown> = { ...samples()[pick(types)] };
+    for (const key of Object.keys(value)) {
+      if (key === "type" || key === "at") continue;
+      if (key.endsWith("Id")) value[key] = pick(ids);
+      else if (key === "version") value[key] = 1 + rand(3);
+      else if (key === "piece") value[key] = rand(3);
+      else if (key === "path") value[key] = pick(["/f", "/g", "/p", "/n"]);
+      else if (key === "sha256") value[key] = pick(shas);
+      else if (key === "size") value[key] = pick([0, MIN_PIECE_SIZE, 2 * MIN_PIECE_SIZE]);
+      else if (key === "pieces" && value.type === "PiecesPlanned") value[key] = [{ index: rand(3), size: MIN_PIECE_SIZE, sha256: pick(shas) }];
+      else if (key === "pieces") value[key] = [{ piece: rand(3), size: MIN_PIECE_SIZE, sha256: pick(shas), role: pick(["major", "minor"]), ...(rand(2) ? { pullFrom: pick(ids) } : {}) }];
+      else if (key === "sha256s") value[key] = [pick(shas)];
+    }
+    const parsed = parseEvent(value);
+    if ("event" in parsed) evolve(log.state, parsed.event, log.state.lastSeq + 1);
+  }
+  assert.ok(log.state.rejected.count > 0 && log.state.rejected.count < 5_000, `${log.state.rejected.count} rejected`);
+});
+
+Everyone.run();
