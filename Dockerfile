@@ -31,9 +31,10 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /app ./
-# Workers keep their LevelDB in /data (a volume); owned by `node` so that a fresh named
-# volume, which Docker seeds from the image, is writable without root.
-RUN mkdir -p /data && chown node:node /data
+# Workers keep their LevelDB in /data and credentials live in /creds (volumes); owned by
+# `node` so that a fresh named volume, which Docker seeds from the image, is writable
+# without root.
+RUN mkdir -p /data /creds && chown node:node /data /creds
 USER node
 ENTRYPOINT ["node", "bin/dfs.js"]
 CMD ["--help"]

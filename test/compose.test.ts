@@ -347,6 +347,30 @@ Compose("every dfs service is built from the project's Dockerfile and talks to t
   }
 });
 
+Compose("authentication on: the server loads the generated config, every role runs with its own credentials", () => {
+  const [natsName, nats] = natsService();
+  const config = flag(argv(nats.command), "-c", "--config");
+  assert.ok(config?.startsWith("/creds/"), `${natsName} must load the auth config that \`dfs creds init\` writes: ${argv(nats.command).join(" ")}`);
+  const credsVolume = (name: string, service: Obj) => {
+    const mount = mounts(service).find((m) => m.target === "/creds");
+    assert.ok(mount && mount.type === "volume" && mount.source === "creds", `${name} must mount the creds volume at /creds`);
+  };
+  credsVolume(natsName, nats);
+  const init = role("creds");
+  assert.is(init.length, 1, "one one-shot service runs `dfs creds init`");
+  assert.is(argv(init[0]![1].command)[1], "init");
+  credsVolume(init[0]![0], init[0]![1]);
+  const provision = role("provision");
+  assert.is(provision.length, 1, "one one-shot service runs `dfs provision`");
+  assert.is(flag(argv(provision[0]![1].command), "--creds"), "/creds/admin.creds", "streams are made by the admin");
+  for (const [name, service] of [...role("master"), ...role("worker")]) {
+    const args = argv(service.command);
+    const expected = args[0] === "master" ? "/creds/master.creds" : `/creds/worker-${flag(args, "--id")}.creds`;
+    assert.is(flag(args, "--creds"), expected, `${name} must run with its own role's credentials`);
+    credsVolume(name, service);
+  }
+});
+
 Compose.run();
 
 // ---------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
   // pending upload's real assignment settles once its uploader is gone.)
   silent.unsubscribe();
   await call(client.nc, cat.masterRpc("abort"), { uploadId, reason: "test over" });
-  const jsm = await jetstreamManager(client.nc);
+  const jsm = await jetstreamManager(await store.connect("admin"));
   await new Promise((r) => setTimeout(r, 3_000)); // longer than a nak's redelivery delay
   const consumer = await waitFor(
     "w1's consumer to settle",

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -32,31 +33,46 @@ async function childrenOf(pid: number): Promise<number[]> {
   return out;
 }
 
-test("dfs up runs a store under --dir until SIGINT, then stops every child", async () => {
+test("dfs up --tls runs a store with authentication and TLS until SIGINT, then stops every child", async () => {
   const dir = await tempDir("up");
   const port = await freePort();
-  const up = spawn(process.execPath, [CLI, "up", "--port", String(port), "--dir", join(dir, "store"), "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+  // As in the quick start: `dfs up` in a folder, then commands in that folder find their
+  // credentials and the CA in ./.dfs by themselves.
+  const store = join(dir, ".dfs");
+  const up = spawn(process.execPath, [CLI, "up", "--port", String(port), "--dir", store, "--workers", "2", "--tls"], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   up.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
   up.stderr!.resume();
   const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
   try {
     await waitFor("dfs up to say it is up", () => stdout.includes("dfs is up"), 30_000);
-    assert.match(stdout, new RegExp(`dfs is up: nats://127\\.0\\.0\\.1:${port} \\(1 master, 2 workers`));
+    assert.match(stdout, new RegExp(`dfs is up: tls://127\\.0\\.0\\.1:${port} \\(1 master, 2 workers`));
     const children = await childrenOf(up.pid!);
     assert.is(children.length, 4, "nats-server, a master and two workers");
-    const flags = ["--nats", `nats://127.0.0.1:${port}`];
+    const flags = ["--nats", `tls://127.0.0.1:${port}`];
     await writeFile(join(dir, "hello.txt"), "hello from dfs up\n");
-    const put = await runCli([...flags, "put", join(dir, "hello.txt"), "/hello.txt", "--replicas", "2"]);
+    const put = await runCli([...flags, "put", join(dir, "hello.txt"), "/hello.txt", "--replicas", "2"], { cwd: dir });
     assert.is(put.code, 0, put.stderr);
-    const get = await runCli([...flags, "get", "/hello.txt", "-"]);
+    const get = await runCli([...flags, "get", "/hello.txt", "-"], { cwd: dir });
     assert.is(get.stdout, "hello from dfs up\n");
+    const tail = await runCli([...flags, "tail"], { cwd: dir });
+    assert.match(tail.stdout, /FileCommitted\s+path=\/hello\.txt/, "tail runs as the auditor");
+    // Elsewhere, without the CA or without credentials, the server is closed.
+    const noCa = await runCli([...flags, "--creds-dir", join(store, "creds"), "ls"], { cwd: tmpdir() });
+    assert.is(noCa.code, 1);
+    assert.match(noCa.stderr, /^dfs: UNAVAILABLE: .*certificate/i);
+    const noCreds = await runCli([...flags, "--tls-ca", join(store, "tls", "ca.pem"), "--creds-dir", join(dir, "none"), "ls"], { cwd: tmpdir() });
+    assert.match(noCreds.stderr, /^dfs: UNAUTHORIZED: /);
     up.kill("SIGINT");
     assert.is(await exited, 0, "dfs up exits 0 on SIGINT");
     assert.match(stdout, /dfs is down/);
     await waitFor("every child to be gone", () => children.every((pid) => !alive(pid)), 10_000);
-    assert.equal((await readdir(join(dir, "store"))).sort(), ["nats", "workers"], "everything stays under --dir");
-    assert.equal((await readdir(join(dir, "store", "workers"))).sort(), ["w1", "w2"]);
+    assert.equal((await readdir(store)).sort(), ["creds", "nats", "nats.conf", "tls", "workers"], "everything stays under --dir");
+    assert.equal((await readdir(join(store, "workers"))).sort(), ["w1", "w2"]);
+    assert.equal(
+      (await readdir(join(store, "creds"))).sort(),
+      ["admin.creds", "auditor.creds", "client.creds", "keys", "master.creds", "server.conf", "worker-w1.creds", "worker-w2.creds"],
+    );
   } finally {
     if (up.exitCode === null) up.kill("SIGKILL");
     await rm(dir, { recursive: true, force: true });
