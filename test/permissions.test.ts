@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import * as assert from "uvu/assert";
 import { encode } from "../src/codec.js";
 import { permissionsFor, ROLES } from "../streams/permissions.js";
-import { catalogue } from "../streams/catalogue.js";
+import { MASTER_OPS, WORKER_OPS, catalogue } from "../streams/catalogue.js";
 import { errorCode, storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const test = storeSuite("permissions", { workers: ["w1", "w2"] });
@@ -46,6 +46,45 @@ test("permissions - come from the catalogue, one set per role", () => {
     assert.not.ok(p.subscribe.some((s) => s === ">" || s.startsWith("_INBOX.")), `${role} may read any inbox`);
   }
   assert.throws(() => permissionsFor(cat, "worker"), /name its id/);
+});
+
+/** Whether a NATS subject matches a permission pattern (`*` one token, `>` the rest). */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+test("permissions - every subject of the catalogue has exactly the publishers and subscribers it should", () => {
+  const cat = catalogue("dfs");
+  const who = (kind: "publish" | "subscribe", subject: string) =>
+    [
+      ...(["master", "client", "auditor", "admin"] as const).map((role) => ({ name: role, p: permissionsFor(cat, role) })),
+      ...["w1", "w2"].map((id) => ({ name: `worker ${id}`, p: permissionsFor(cat, "worker", id) })),
+    ]
+      .filter(({ p }) => p[kind].some((pattern) => matches(pattern, subject)))
+      .map(({ name }) => name)
+      .sort();
+  const expect = (subject: string, publishers: string[], subscribers: string[]) => {
+    assert.equal(who("publish", subject), [...publishers].sort(), `publishers of ${subject}`);
+    assert.equal(who("subscribe", subject), [...subscribers].sort(), `subscribers of ${subject}`);
+  };
+  expect(cat.fileEvents("f1"), ["master"], []);
+  expect(cat.assignEvents("w1"), ["master"], []);
+  expect(cat.workerEvents("w1"), ["master"], []);
+  expect(cat.confirm("w1"), ["worker w1"], []);
+  expect(cat.heartbeat("w1"), ["worker w1"], ["master"]);
+  expect(cat.pull("upload1", 3), ["worker w1", "worker w2"], ["client"]);
+  for (const op of MASTER_OPS) expect(cat.masterRpc(op), op === "state" ? ["admin", "auditor", "client"] : ["client"], ["master"]);
+  for (const op of WORKER_OPS) expect(cat.workerRpc("w1", op), op === "read" ? ["client", "worker w1", "worker w2"] : ["client"], ["worker w1"]);
+  // The streams themselves: only the admin may change, purge or delete them.
+  for (const api of ["STREAM.DELETE", "STREAM.UPDATE", "STREAM.PURGE", "STREAM.MSG.DELETE"]) {
+    expect(`$JS.API.${api}.${cat.eventsStream}`, ["admin"], []);
+  }
 });
 
 test("a connection without credentials is refused", async ({ store }) => {

@@ -9,7 +9,8 @@ import { catalogue } from "../streams/catalogue.js";
 import { provisionMaster, provisionStreams, provisionWorker } from "../streams/provision.js";
 import { requireStore } from "../src/connection.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
-import { tempDir } from "./harness.js";
+import { join } from "node:path";
+import { runCli, tempDir } from "./harness.js";
 
 interface Ctx {
   server: RunningNatsServer;
@@ -81,7 +82,8 @@ test("the events stream keeps everything and refuses delete and purge", async ({
   assert.is((await jsm.streams.info(cat.confirmStream)).config.retention, "workqueue");
 });
 
-test("a store that is not there is NOT_FOUND, naming its prefix, and nothing is created", async ({ nc }) => {
+test("a store that is not there is NOT_FOUND, naming its prefix, and nothing is created", async (ctx) => {
+  const { nc } = ctx;
   const cat = catalogue("typo");
   const err = await requireStore(nc, cat).then(
     () => undefined,
@@ -89,6 +91,12 @@ test("a store that is not there is NOT_FOUND, naming its prefix, and nothing is 
   );
   assert.is(err?.code, "NOT_FOUND");
   assert.match(err!.message, /prefix "typo"/);
+  // The CLI's readers likewise: a clear NOT_FOUND (exit 3), and still nothing created.
+  for (const command of ["tail", "replay"]) {
+    const run = await runCli(["--nats", ctx.server.url, "--creds-dir", join(ctx.dir, "none"), "--prefix", "typo", command]);
+    assert.is(run.code, 3, run.stderr);
+    assert.match(run.stderr, /^dfs: NOT_FOUND: no store with prefix "typo"/);
+  }
   const jsm = await jetstreamManager(nc);
   for await (const s of jsm.streams.list()) assert.not.ok(s.config.name.startsWith("TYPO_"), `${s.config.name} was created`);
 });
