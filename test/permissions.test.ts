@@ -1,7 +1,7 @@
 // The server enforces the roles: each test tries, with a real role's credentials against a
 // real nats-server started with the generated config, something that role must not do.
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -9,7 +9,9 @@ import * as assert from "uvu/assert";
 import { encode } from "../src/codec.js";
 import { permissionsFor, ROLES } from "../streams/permissions.js";
 import { MASTER_OPS, WORKER_OPS, catalogue } from "../streams/catalogue.js";
-import { errorCode, storeSuite, waitFor, type TestStore } from "./harness.js";
+import { startNatsServer } from "../client/nats-server.js";
+import { connectNats } from "../src/connection.js";
+import { errorCode, runCli, storeSuite, tempDir, waitFor, type TestStore } from "./harness.js";
 
 const test = storeSuite("permissions", { workers: ["w1", "w2"] });
 
@@ -97,7 +99,7 @@ test("a connection without credentials is refused", async ({ store }) => {
   );
   assert.ok(err, "an anonymous connection was accepted");
   assert.match(err!.message, /authorization/i);
-  const cli = await (await import("./harness.js")).runCli(["--nats", store.url, "--creds-dir", join(store.dir, "none"), "ls"]);
+  const cli = await runCli(["--nats", store.url, "--creds-dir", join(store.dir, "none"), "ls"]);
   assert.is(cli.code, 1);
   assert.match(cli.stderr, /^dfs: UNAUTHORIZED: .*without credentials/);
 });
@@ -187,6 +189,38 @@ test("roles used for the wrong job get a coded FORBIDDEN, not a hang", async ({ 
   const clientReadsLog = await store.client();
   assert.is(await errorCode(() => clientReadsLog.replay()), "FORBIDDEN");
   await waitFor("the store still works", async () => (await store.client()).stat("/secret.bin"));
+});
+
+test("dfs creds and dfs provision set up a server that dfs does not start, and sign workers later", async () => {
+  const dir = await tempDir("creds");
+  try {
+    const creds = join(dir, "creds");
+    const init = await runCli(["creds", "init", creds, "--workers", "a1"]);
+    assert.is(init.code, 0, init.stderr);
+    assert.match(init.stderr, /nats-server -js -c .*server\.conf/);
+    const again = await runCli(["creds", "init", creds, "--workers", "a1"]);
+    assert.is(again.stdout, "", "a second init keeps what is there");
+    const server = await startNatsServer({ storeDir: join(dir, "nats"), config: join(creds, "server.conf") });
+    try {
+      const flags = ["--nats", server.url];
+      const provision = await runCli([...flags, "--creds", join(creds, "admin.creds"), "provision"]);
+      assert.is(provision.code, 0, provision.stderr);
+      const asClient = await runCli([...flags, "--creds", join(creds, "client.creds"), "provision"]);
+      assert.match(asClient.stderr, /^dfs: FORBIDDEN: /, "only the admin provisions");
+      const add = await runCli(["creds", "add", "worker", "late", creds]);
+      assert.is(add.code, 0, add.stderr);
+      const nc = await connectNats({ servers: server.url, creds: add.stdout.trim(), name: "late" });
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.add("DFS_EVENTS", { durable_name: "worker-late", filter_subject: "dfs.evt.assign.late", ack_policy: "explicit" as never });
+      await nc.close();
+      assert.match((await runCli(["creds", "add", "worker", creds])).stderr, /^dfs: BAD_REQUEST: /);
+      assert.match((await runCli(["creds", "add", "worker", "x", join(dir, "nowhere")])).stderr, /^dfs: NOT_FOUND: no signing keys/);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
