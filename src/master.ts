@@ -6,6 +6,7 @@ import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionMaster } from "../streams/provision.js";
 import { requireStore } from "./connection.js";
+import { Watchers } from "./watchers.js";
 import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
@@ -40,6 +41,7 @@ export interface MasterOptions {
 }
 
 const MAX_DECISION_ATTEMPTS = 100;
+const FOLDED = "folded";
 const CATCH_UP_TIMEOUT_MS = 15_000;
 
 export class Master {
@@ -61,6 +63,8 @@ export class Master {
   private livenessTimer?: NodeJS.Timeout;
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
+  /** Callers waiting for the fold to reach a sequence, woken at every fold. */
+  private readonly foldWatch = new Watchers();
   private stopped = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
@@ -107,14 +111,16 @@ export class Master {
     const { event, rejected } = foldLogged(this.state, this.cat, message);
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event && "fileId" in event) this.uploadWatch.changed(event.fileId);
+    this.foldWatch.changed(FOLDED);
   }
 
   /** Wait until the tail has folded the log up to `seq`. */
   private async waitForSeq(seq: number, timeoutMs = CATCH_UP_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.state.lastSeq < seq) {
-      if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `master could not catch up to sequence ${seq} (at ${this.state.lastSeq})`);
-      await new Promise((r) => setTimeout(r, 2));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new DfsError(ErrorCodes.TIMEOUT, `master could not catch up to sequence ${seq} (at ${this.state.lastSeq})`);
+      await this.foldWatch.next(FOLDED, left);
     }
   }
 
@@ -316,39 +322,11 @@ export class Master {
   async stop(): Promise<void> {
     this.stopped = true;
     this.uploadWatch.wakeAll();
+    this.foldWatch.wakeAll();
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     for (const sub of this.subs) sub.unsubscribe();
     await this.confirms?.close();
     this.tail?.stop();
     await this.queue;
-  }
-}
-
-/** Callers waiting for news about a key, each until the news comes or its time is up. */
-class Watchers {
-  private waiting = new Map<string, Set<() => void>>();
-
-  next(key: string, timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      let set = this.waiting.get(key);
-      if (!set) this.waiting.set(key, (set = new Set()));
-      const waiters = set;
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.waiting.get(key) === waiters) this.waiting.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      waiters.add(done);
-    });
-  }
-
-  changed(key: string): void {
-    for (const done of [...(this.waiting.get(key) ?? [])]) done();
-  }
-
-  wakeAll(): void {
-    for (const key of [...this.waiting.keys()]) this.changed(key);
   }
 }

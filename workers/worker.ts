@@ -10,6 +10,7 @@ import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore } from "../src/connection.js";
+import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
 import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
@@ -89,7 +90,7 @@ export class Worker {
   /** Pieces assigned here and not yet settled (stored or failed), by SHA-256. */
   private working = new Map<string, number>();
   /** Reads waiting for a piece to be stored here (minors waiting for their major). */
-  private storedWaiters = new Map<string, Set<() => void>>();
+  private readonly storedWatch = new Watchers();
   private stopping = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
@@ -223,7 +224,7 @@ export class Worker {
             if (left > 0) this.working.set(piece.sha256, left);
             else this.working.delete(piece.sha256);
             // Minors waiting on us learn the result now, stored or not (then they try the uploader).
-            this.settleWaiters(piece.sha256);
+            this.storedWatch.changed(piece.sha256);
           }
           await this.confirm(event, piece, outcome);
         });
@@ -256,30 +257,14 @@ export class Worker {
    * it (stored or failed), or after `waitMs`, whichever comes first.
    */
   private whenStored(sha256: string, waitMs: number): Promise<void> {
-    const settled = new Promise<void>((resolve) => {
-      let waiting = this.storedWaiters.get(sha256);
-      if (!waiting) this.storedWaiters.set(sha256, (waiting = new Set()));
-      const waiters = waiting;
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.storedWaiters.get(sha256) === waiters) this.storedWaiters.delete(sha256);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      waiters.add(done);
-    });
+    const settled = this.storedWatch.next(sha256, waitMs);
     // Registered first, checked second: a store that lands in between still wakes us. Nothing
     // to wait for when the piece is here, or when this worker is not working on it.
     this.store
       .has(sha256)
-      .then((here) => (here || !this.working.has(sha256)) && this.settleWaiters(sha256))
-      .catch(() => this.settleWaiters(sha256)); // a closed store: the read will say what is missing
+      .then((here) => (here || !this.working.has(sha256)) && this.storedWatch.changed(sha256))
+      .catch(() => this.storedWatch.changed(sha256)); // a closed store: the read will say what is missing
     return settled;
-  }
-
-  private settleWaiters(sha256: string): void {
-    for (const done of [...(this.storedWaiters.get(sha256) ?? [])]) done();
   }
 
   /**
@@ -380,7 +365,7 @@ export class Worker {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const sha256 of [...this.storedWaiters.keys()]) this.settleWaiters(sha256);
+    this.storedWatch.wakeAll();
     for (const sub of this.subs) sub.unsubscribe();
     await this.assignments?.close();
     // Work not finished in the grace period is not acknowledged, so it is redelivered later.
