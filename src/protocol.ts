@@ -40,6 +40,7 @@ export const StatRequest = z.object({ path: remotePath });
 export const DeleteRequest = z.object({ path: remotePath, version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });
 
+/** A worker stored (or failed to store) a piece of an upload it was assigned. */
 export const Confirmation = z.object({
   workerId: token,
   fileId: token,
@@ -51,6 +52,31 @@ export const Confirmation = z.object({
   message: message.optional(),
 });
 export type Confirmation = z.infer<typeof Confirmation>;
+
+/** A worker found its own copy of a piece bad (on a read, a check or a scrub) and dropped it. */
+export const CorruptReport = z.object({ kind: z.literal("corrupt"), workerId: token, sha256, reason: message });
+export type CorruptReport = z.infer<typeof CorruptReport>;
+
+/** Everything a worker says on its confirmation subject. */
+export const WorkerReport = z.union([Confirmation.strict(), CorruptReport]);
+export type WorkerReport = z.infer<typeof WorkerReport>;
+
+/** Ask a worker to hash its copy of a piece again (someone read bad bytes from it). */
+export const VerifyRequest = z.object({ sha256 });
+export interface VerifyReply {
+  /** Whether the worker held the piece when asked. */
+  held: boolean;
+  /** Whether its bytes hash right; a bad copy is dropped and reported at once. */
+  ok: boolean;
+}
+
+/** The pieces a worker holds, a page at a time, in SHA-256 order. */
+export const InventoryRequest = z.object({ after: sha256.optional(), limit: z.number().int().positive().max(10_000).optional() });
+export interface InventoryPage {
+  sha256s: string[];
+  /** Pass as `after` for the next page; absent on the last one. */
+  next?: string;
+}
 
 /** A worker's heartbeat, and its answer to `health`. */
 export const Heartbeat = z.object({ workerId: token, pieces: count, bytes: count, freeBytes: count.optional(), at: count });

@@ -19,7 +19,7 @@ export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", 
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
-export const WORKER_OPS = ["read", "health"] as const;
+export const WORKER_OPS = ["read", "health", "verify", "inventory"] as const;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -47,6 +47,9 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
         publish: [
           cat.allEvents(),
           ...logReader(cat),
+          // What a worker holds, when it joins; whether a copy a reader doubts is good.
+          cat.workerRpc("*", "inventory"),
+          cat.workerRpc("*", "verify"),
           api.streamInfo(confirms),
           api.consumerCreate(confirms, consumer),
           api.consumerInfo(confirms, consumer),
@@ -83,7 +86,13 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     }
     case "client":
       return {
-        publish: [...MASTER_OPS.map((op) => cat.masterRpc(op)), cat.workerRpc("*", "read"), cat.workerRpc("*", "health")],
+        publish: [
+          ...MASTER_OPS.map((op) => cat.masterRpc(op)),
+          cat.workerRpc("*", "read"),
+          cat.workerRpc("*", "health"),
+          // A reader that got bad bytes asks that worker to check its copy.
+          cat.workerRpc("*", "verify"),
+        ],
         subscribe: [cat.pullAll("*"), `${cat.inbox(userName("client", id))}.>`],
         respond: true,
       };

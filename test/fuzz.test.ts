@@ -144,6 +144,8 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
 const workerTemplates: Record<(typeof WORKER_OPS)[number], Record<string, unknown>> = {
   read: { sha256: sha, offset: 0, length: 10, waitMs: 10 },
   health: {},
+  verify: { sha256: sha },
+  inventory: { after: sha, limit: 10 },
 };
 
 type Verdict = "success" | "coded error" | "no answer";

@@ -1,6 +1,7 @@
 // A worker's piece store: one LevelDB, pieces keyed by their SHA-256 (the same bytes are kept
 // once). A piece is kept as chunks no bigger than a NATS frame, so a read of one frame touches
 // one value, and written in one batch with its metadata, so a piece is all there or absent.
+import { createHash } from "node:crypto";
 import { Level } from "level";
 
 interface PieceMeta {
@@ -86,6 +87,30 @@ export class PieceStore {
     const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts as Uint8Array[]);
     const from = offset - first * meta.chunkSize;
     return whole.subarray(from, from + (end - offset));
+  }
+
+  /**
+   * Whether the stored bytes of a piece still hash to its SHA-256 (undefined: not here).
+   * Reads one chunk at a time, so memory stays at one chunk whatever the piece size.
+   */
+  async verify(sha256: string): Promise<boolean | undefined> {
+    const meta = await this.meta(sha256);
+    if (!meta) return undefined;
+    const hash = createHash("sha256");
+    const count = Math.max(1, Math.ceil(meta.size / meta.chunkSize));
+    for (let i = 0; i < count; i++) {
+      const chunk = (await this.db.get(chunkKey(sha256, i), BYTES)) as Uint8Array | undefined;
+      if (!chunk) return false;
+      hash.update(chunk);
+    }
+    return hash.digest("hex") === sha256;
+  }
+
+  /** SHA-256s of the pieces held, in order, after `after`, at most `limit`. */
+  async list(after: string | undefined, limit: number): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of this.db.keys({ gt: after === undefined ? "m!" : metaKey(after), lt: "m~", limit })) out.push(key.slice(2));
+    return out;
   }
 
   async drop(sha256: string): Promise<boolean> {

@@ -13,7 +13,18 @@ import { requireStore } from "../src/connection.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
-import { ReadRequest, frameSizeFor, parse, type Confirmation, type WorkerStatus } from "../src/protocol.js";
+import {
+  InventoryRequest,
+  ReadRequest,
+  VerifyRequest,
+  frameSizeFor,
+  parse,
+  type Confirmation,
+  type CorruptReport,
+  type InventoryPage,
+  type VerifyReply,
+  type WorkerStatus,
+} from "../src/protocol.js";
 import { callBytes, serve, serveBytes } from "../src/rpc.js";
 import { PieceStore } from "./store.js";
 
@@ -32,6 +43,7 @@ export interface WorkerOptions {
 }
 
 const PULL_ATTEMPTS = 4;
+const INVENTORY_PAGE = 2_000;
 const PULL_TIMEOUT_MS = 5_000;
 const DEAD_UPLOADS_KEPT = 1_000;
 const STOP_GRACE_MS = 2_000;
@@ -154,7 +166,44 @@ export class Worker {
         { onInternalError },
       ),
       serve(this.nc, this.cat.workerRpc(this.id, "health"), () => this.status(), { onInternalError }),
+      serve(
+        this.nc,
+        this.cat.workerRpc(this.id, "verify"),
+        async (request): Promise<VerifyReply> => {
+          const { sha256 } = parse(VerifyRequest, request, "verify request");
+          const held = await this.store.has(sha256);
+          return { held, ok: held && (await this.inOrder(sha256, () => this.checkOwnCopy(sha256, "a reader got bytes that do not match"))) };
+        },
+        { onInternalError },
+      ),
+      serve(
+        this.nc,
+        this.cat.workerRpc(this.id, "inventory"),
+        async (request): Promise<InventoryPage> => {
+          const req = parse(InventoryRequest, request, "inventory request");
+          const limit = req.limit ?? INVENTORY_PAGE;
+          const sha256s = await this.store.list(req.after, limit);
+          return sha256s.length === limit ? { sha256s, next: sha256s[sha256s.length - 1]! } : { sha256s };
+        },
+        { onInternalError },
+      ),
     );
+  }
+
+  /**
+   * Whether this worker holds good bytes of a piece: hashed again, never taken on trust. A bad
+   * copy is dropped at once (so it is never served again) and reported to the master.
+   */
+  private async checkOwnCopy(sha256: string, why: string): Promise<boolean> {
+    const good = await this.store.verify(sha256);
+    if (good !== false) return good === true;
+    await this.store.drop(sha256);
+    this.log(`piece ${sha256} failed its SHA-256 (${why}): dropped`);
+    const report: CorruptReport = { kind: "corrupt", workerId: this.id, sha256, reason: why };
+    await this.js
+      .publish(this.cat.confirm(this.id), encode(report), { retries: 5 })
+      .catch((err) => this.log(`could not report the bad copy of ${sha256}: ${err instanceof Error ? err.message : String(err)}`));
+    return false;
   }
 
   private inOrder<T>(sha256: string, task: () => Promise<T>): Promise<T> {
@@ -272,7 +321,8 @@ export class Worker {
    * uploader if that fails); an error here is the upload's, reported in the confirmation.
    */
   private async storePiece(event: PeersAssigned, piece: AssignedPiece, major?: string): Promise<DfsError | undefined> {
-    if (await this.store.has(piece.sha256)) return undefined;
+    // The same bytes already here (from any file) count only if they still hash right.
+    if (await this.checkOwnCopy(piece.sha256, "a stored copy was checked before it was counted again")) return undefined;
     if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
     let frames: Uint8Array[] | undefined;
     if (major) {
