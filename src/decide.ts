@@ -19,6 +19,7 @@ import {
   type PiecesPlanned,
   type PlannedPiece,
 } from "./events.js";
+import { reconcile, reconcileInventory } from "./heal.js";
 import { normalisePath } from "./paths.js";
 import { latestCommitted, type State, type VersionState } from "./state.js";
 
@@ -78,13 +79,54 @@ export interface NoteSilence {
   readonly silentMs: number;
 }
 
-/** Settle what earlier decisions left owed: drops of pieces no live version needs. */
+/**
+ * Settle what the table owes: drops of pieces no live version needs, uploads whose peers
+ * were lost, committed pieces with too few or too many copies (see heal.ts).
+ */
 export interface Reconcile {
   readonly type: "Reconcile";
   readonly at: number;
 }
 
-export type Command = CreateVersion | ConfirmPiece | AbandonUpload | DeleteFile | NoteHeartbeat | NoteSilence | Reconcile;
+/** A worker says how a copy order went. */
+export interface ConfirmCopy {
+  readonly type: "ConfirmCopy";
+  readonly at: number;
+  readonly workerId: string;
+  readonly sha256: string;
+  readonly ok: boolean;
+  readonly code?: string;
+  readonly message?: string;
+}
+
+/** A worker found its own copies bad (and dropped them). */
+export interface ReportLost {
+  readonly type: "ReportLost";
+  readonly at: number;
+  readonly workerId: string;
+  readonly sha256s: readonly string[];
+  readonly reason: string;
+}
+
+/** What a worker's store holds, as it answered `inventory`. */
+export interface ReconcileInventory {
+  readonly type: "ReconcileInventory";
+  readonly at: number;
+  readonly workerId: string;
+  readonly held: ReadonlySet<string>;
+}
+
+export type Command =
+  | CreateVersion
+  | ConfirmPiece
+  | AbandonUpload
+  | DeleteFile
+  | NoteHeartbeat
+  | NoteSilence
+  | Reconcile
+  | ConfirmCopy
+  | ReportLost
+  | ReconcileInventory;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -274,12 +316,25 @@ function deleteFile(state: State, cmd: DeleteFile): DfsEvent[] {
   return [{ type: "FileDeleted", at: cmd.at, fileId: file.fileId, path, version: cmd.version }];
 }
 
-function reconcile(state: State, cmd: Reconcile): DfsEvent[] {
-  return [...state.dropsOwed.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .flatMap(([workerId, owed]) =>
-      chunks([...owed].sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at: cmd.at, workerId, sha256s })),
-    );
+function confirmCopy(state: State, cmd: ConfirmCopy): DfsEvent[] {
+  const c = state.content.get(cmd.sha256);
+  // Late news about bytes nothing needs any more changes nothing (their drop is owed).
+  if (!c || !state.workers.has(cmd.workerId)) return [];
+  if (cmd.ok) return c.holders.has(cmd.workerId) ? [] : [{ type: "ReplicaStored", at: cmd.at, workerId: cmd.workerId, sha256: cmd.sha256 }];
+  if (!c.copying.has(cmd.workerId)) return [];
+  const code = clip(cmd.code ?? ErrorCodes.INTERNAL, MAX_CODE_LENGTH);
+  return [{ type: "CopyFailed", at: cmd.at, workerId: cmd.workerId, sha256: cmd.sha256, code, reason: clip(cmd.message ?? "copy failed", MAX_REASON_LENGTH) }];
+}
+
+function reportLost(state: State, cmd: ReportLost): DfsEvent[] {
+  const counted = [...new Set(cmd.sha256s)].filter((sha) => state.content.get(sha)?.holders.has(cmd.workerId)).sort();
+  return chunks(counted, PIECES_PER_EVENT).map((sha256s) => ({
+    type: "ReplicasLost" as const,
+    at: cmd.at,
+    workerId: cmd.workerId,
+    sha256s,
+    reason: clip(cmd.reason, MAX_REASON_LENGTH),
+  }));
 }
 
 export function decide(state: State, cmd: Command): DfsEvent[] {
@@ -299,6 +354,12 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
         ? [{ type: "WorkerLost", at: cmd.at, workerId: cmd.workerId, reason: `no heartbeat for ${cmd.silentMs} ms` }]
         : [];
     case "Reconcile":
-      return reconcile(state, cmd);
+      return reconcile(state, cmd.at);
+    case "ConfirmCopy":
+      return confirmCopy(state, cmd);
+    case "ReportLost":
+      return reportLost(state, cmd);
+    case "ReconcileInventory":
+      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at) : [];
   }
 }

@@ -114,7 +114,7 @@ export type UploadAbandoned = z.infer<typeof UploadAbandoned>;
 export const FileDeleted = z.object({ type: z.literal("FileDeleted"), at, fileId: id, path, version: version.optional() });
 export type FileDeleted = z.infer<typeof FileDeleted>;
 
-/** A worker may forget these pieces: no live version needs them there any more. */
+/** A worker may forget these pieces: no live version needs them there any more, or there are copies enough elsewhere. */
 export const PiecesDropped = z.object({
   type: z.literal("PiecesDropped"),
   at,
@@ -122,6 +122,43 @@ export const PiecesDropped = z.object({
   sha256s: z.array(sha256).min(1).max(PIECES_PER_EVENT),
 });
 export type PiecesDropped = z.infer<typeof PiecesDropped>;
+
+/** Most sources an order names, tried in order. */
+export const MAX_SOURCES = MAX_REPLICAS;
+
+export const CopyOrder = z.object({ sha256, size: count, sources: z.array(id).min(1).max(MAX_SOURCES) });
+export type CopyOrder = z.infer<typeof CopyOrder>;
+
+/**
+ * A worker must make copies of these bytes, pulling them from the sources (workers holding
+ * checked copies), in order: re-replication after a loss, and repair. Published on that
+ * worker's assignment subject.
+ */
+export const CopiesOrdered = z.object({
+  type: z.literal("CopiesOrdered"),
+  at,
+  workerId: id,
+  pieces: z.array(CopyOrder).min(1).max(PIECES_PER_EVENT),
+});
+export type CopiesOrdered = z.infer<typeof CopiesOrdered>;
+
+/** A worker holds a copy of these bytes, checked against their SHA-256: an order done, or found in its store. */
+export const ReplicaStored = z.object({ type: z.literal("ReplicaStored"), at, workerId: id, sha256 });
+export type ReplicaStored = z.infer<typeof ReplicaStored>;
+
+/** A copy order could not be done (no source answered with the right bytes, or the store failed). */
+export const CopyFailed = z.object({ type: z.literal("CopyFailed"), at, workerId: id, sha256, code, reason });
+export type CopyFailed = z.infer<typeof CopyFailed>;
+
+/** Copies a worker no longer has: found bad (and dropped by the worker), or missing from its store. */
+export const ReplicasLost = z.object({
+  type: z.literal("ReplicasLost"),
+  at,
+  workerId: id,
+  sha256s: z.array(sha256).min(1).max(PIECES_PER_EVENT),
+  reason,
+});
+export type ReplicasLost = z.infer<typeof ReplicasLost>;
 
 /** Every event type's schema, by its `type`. */
 export const EVENT_SCHEMAS = {
@@ -135,6 +172,10 @@ export const EVENT_SCHEMAS = {
   UploadAbandoned,
   FileDeleted,
   PiecesDropped,
+  CopiesOrdered,
+  ReplicaStored,
+  CopyFailed,
+  ReplicasLost,
 } as const;
 
 export type EventType = keyof typeof EVENT_SCHEMAS;

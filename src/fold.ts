@@ -5,7 +5,8 @@
 import type { Catalogue } from "../streams/catalogue.js";
 import { decodeEvent, type DecodedEvent } from "./codec.js";
 import type { DfsEvent } from "./events.js";
-import { evolve, recordRejection, type State } from "./state.js";
+import { contradiction } from "./checks.js";
+import { apply, initialState, recordRejection, type State } from "./state.js";
 
 /** A message of the events stream as read or appended. */
 export interface LoggedMessage {
@@ -19,13 +20,35 @@ export function subjectFor(cat: Catalogue, event: DfsEvent): string {
   switch (event.type) {
     case "WorkerJoined":
     case "WorkerLost":
+    case "ReplicaStored":
+    case "CopyFailed":
+    case "ReplicasLost":
       return cat.workerEvents(event.workerId);
     case "PeersAssigned":
     case "PiecesDropped":
+    case "CopiesOrdered":
       return cat.assignEvents(event.workerId);
     default:
       return cat.fileEvents(event.fileId);
   }
+}
+
+/**
+ * Fold one schema-valid event into the state (in place), at stream sequence `seq` when given:
+ * applied if it does not contradict the table, else counted as rejected. Returns the reason
+ * for a rejection. Never throws.
+ */
+export function evolve(state: State, event: DfsEvent, seq?: number): string | undefined {
+  if (seq !== undefined) state.lastSeq = seq;
+  const reason = contradiction(state, event);
+  if (reason === undefined) apply(state, event);
+  else recordRejection(state, reason);
+  return reason;
+}
+
+export function foldEvents(events: Iterable<DfsEvent>, state: State = initialState()): State {
+  for (const e of events) evolve(state, e);
+  return state;
 }
 
 function reject(state: State, seq: number, reason: string): string {

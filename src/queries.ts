@@ -159,7 +159,9 @@ export function locatePage(
       Math.max(0, Math.min(limit, v.pieces.length - fromPiece)),
       (i) => {
         const p = v.pieces[fromPiece + i]!;
-        return { index: p.index, size: p.size, sha256: p.sha256, workers: [...p.stored].sort((a, b) => rank(p, a) - rank(p, b)) };
+        // Every checked copy of these bytes serves, whichever file put them there.
+        const holders = [...(state.content.get(p.sha256)?.holders ?? [])];
+        return { index: p.index, size: p.size, sha256: p.sha256, workers: holders.sort((a, b) => rank(p, a) - rank(p, b) || (a < b ? -1 : 1)) };
       },
       maxBytes,
     ),

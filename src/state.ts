@@ -4,6 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
+import { contentFor, forgiveDrop, oweDrop, recheck, replace, retire, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -77,8 +78,16 @@ export interface State {
   /** Path of every file not deleted → its fileId. */
   paths: Map<string, string>;
   uploads: Map<string, { fileId: string; version: number }>;
-  /** workerId → sha256 → how many live piece assignments need those bytes there. */
-  pieceRefs: Map<string, Map<string, number>>;
+  /** Upload ids of the pending versions (their peers may need replacing when a worker is lost). */
+  pendingUploads: Set<string>;
+  /** Piece bytes that live versions refer to, by SHA-256: who holds them, who is making copies. */
+  content: Map<string, ContentState>;
+  /** workerId → the bytes it is expected to keep (an index of `content`). */
+  placedOn: Map<string, Set<string>>;
+  /** Committed bytes with too few or too many readable copies (an index of `content`). */
+  unhealthy: Set<string>;
+  /** workerId → bytes it was ordered to copy and has not confirmed (an index of `content`). */
+  copyingTo: Map<string, Set<string>>;
   /** workerId → pieces no longer needed there and not yet dropped. */
   dropsOwed: Map<string, Set<string>>;
 }
@@ -91,7 +100,11 @@ export function initialState(): State {
     files: new Map(),
     paths: new Map(),
     uploads: new Map(),
-    pieceRefs: new Map(),
+    pendingUploads: new Set(),
+    content: new Map(),
+    placedOn: new Map(),
+    unhealthy: new Set(),
+    copyingTo: new Map(),
     dropsOwed: new Map(),
   };
 }
@@ -113,184 +126,6 @@ export function isVersionComplete(v: VersionState): boolean {
   return v.status === "pending" && v.completePieces === piecesOf(v.size, v.pieceSize) && v.pieces.length === piecesOf(v.size, v.pieceSize);
 }
 
-function addRef(state: State, workerId: string, sha256: string, bytes: number): void {
-  let refs = state.pieceRefs.get(workerId);
-  if (!refs) state.pieceRefs.set(workerId, (refs = new Map()));
-  refs.set(sha256, (refs.get(sha256) ?? 0) + 1);
-  state.dropsOwed.get(workerId)?.delete(sha256);
-  const worker = state.workers.get(workerId);
-  if (worker) worker.assignedBytes += bytes;
-}
-
-function releaseVersion(state: State, v: VersionState): void {
-  for (const piece of v.pieces) {
-    if (!piece) continue;
-    for (const peer of piece.peers) {
-      const refs = state.pieceRefs.get(peer.workerId);
-      const count = (refs?.get(piece.sha256) ?? 0) - 1;
-      const worker = state.workers.get(peer.workerId);
-      if (worker) worker.assignedBytes -= piece.size;
-      if (!refs) continue;
-      if (count > 0) {
-        refs.set(piece.sha256, count);
-        continue;
-      }
-      refs.delete(piece.sha256);
-      let owed = state.dropsOwed.get(peer.workerId);
-      if (!owed) state.dropsOwed.set(peer.workerId, (owed = new Set()));
-      owed.add(piece.sha256);
-    }
-  }
-}
-
-function shortSha(sha256: string): string {
-  return `${sha256.slice(0, 12)}…`;
-}
-
-/** The version, if it is in `status`; else why not. */
-function versionIn(state: State, fileId: string, version: number, status: VersionStatus): VersionState | string {
-  const file = state.files.get(fileId);
-  if (!file) return `no file ${fileId}`;
-  const v = file.versions.get(version);
-  if (!v) return `file ${fileId} has no version ${version}`;
-  return v.status === status ? v : `version ${version} of file ${fileId} is ${v.status}, not ${status}`;
-}
-
-function expectedPieceSize(v: VersionState, index: number): number {
-  const count = piecesOf(v.size, v.pieceSize);
-  return index < count - 1 ? v.pieceSize : v.size - v.pieceSize * (count - 1);
-}
-
-function createdContradiction(state: State, event: Extract<DfsEvent, { type: "FileCreated" }>): string | undefined {
-  if (state.uploads.has(event.uploadId)) return `upload id ${event.uploadId} is already used`;
-  const file = state.files.get(event.fileId);
-  if (!file) {
-    const owner = state.paths.get(event.path);
-    if (owner !== undefined) return `path ${event.path} belongs to file ${owner}`;
-    return event.version === 1 ? undefined : `the first version of file ${event.fileId} is 1, not ${event.version}`;
-  }
-  if (file.deleted) return `file ${event.fileId} is deleted`;
-  if (file.path !== event.path) return `file ${event.fileId} is ${file.path}, not ${event.path}`;
-  const next = file.lastVersion + 1;
-  return event.version === next ? undefined : `the next version of file ${event.fileId} is ${next}, not ${event.version}`;
-}
-
-function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
-  const v = versionIn(state, event.fileId, event.version, "pending");
-  if (typeof v === "string") return v;
-  const count = piecesOf(v.size, v.pieceSize);
-  const seen = new Set<number>();
-  for (const p of event.pieces) {
-    if (p.index >= count) return `piece ${p.index} is out of range: version ${v.version} of file ${v.fileId} has ${count} pieces`;
-    if (v.pieces[p.index] || seen.has(p.index)) return `piece ${p.index} is already planned`;
-    const size = expectedPieceSize(v, p.index);
-    if (p.size !== size) return `piece ${p.index} has ${size} bytes, not ${p.size}`;
-    seen.add(p.index);
-  }
-  return undefined;
-}
-
-function assignedContradiction(state: State, event: Extract<DfsEvent, { type: "PeersAssigned" }>): string | undefined {
-  const v = versionIn(state, event.fileId, event.version, "pending");
-  if (typeof v === "string") return v;
-  if (event.uploadId !== v.uploadId) return `version ${v.version} of file ${v.fileId} is upload ${v.uploadId}, not ${event.uploadId}`;
-  if (!state.workers.get(event.workerId)?.live) return `worker ${event.workerId} is not live`;
-  const seen = new Set<number>();
-  for (const a of event.pieces) {
-    const piece = v.pieces[a.piece];
-    if (!piece) return `piece ${a.piece} is not planned`;
-    if (a.size !== piece.size || a.sha256 !== piece.sha256) return `piece ${a.piece} is ${piece.size} bytes with sha256 ${shortSha(piece.sha256)}, not as assigned`;
-    if (seen.has(a.piece) || piece.peers.some((p) => p.workerId === event.workerId)) return `worker ${event.workerId} is already a peer of piece ${a.piece}`;
-    if (piece.peers.length >= v.replicas) return `piece ${a.piece} already has its ${v.replicas} peers`;
-    const major = piece.peers.find((p) => p.role === "major");
-    if (a.role === "major") {
-      if (major) return `piece ${a.piece} already has a major, ${major.workerId}`;
-      if (a.pullFrom !== undefined) return `the major of piece ${a.piece} pulls from the uploader, not from ${a.pullFrom}`;
-    } else {
-      if (a.pullFrom === undefined || a.pullFrom === event.workerId) return `a minor of piece ${a.piece} must pull from another worker`;
-      if (!state.workers.has(a.pullFrom)) return `no worker ${a.pullFrom} to pull piece ${a.piece} from`;
-      if (major && a.pullFrom !== major.workerId) return `the major of piece ${a.piece} is ${major.workerId}, not ${a.pullFrom}`;
-    }
-    seen.add(a.piece);
-  }
-  return undefined;
-}
-
-function storedContradiction(state: State, event: Extract<DfsEvent, { type: "PieceStored" }>): string | undefined {
-  const v = versionIn(state, event.fileId, event.version, "pending");
-  if (typeof v === "string") return v;
-  const piece = v.pieces[event.piece];
-  if (!piece) return `piece ${event.piece} of version ${v.version} of file ${v.fileId} is not planned`;
-  if (!piece.peers.some((p) => p.workerId === event.workerId)) return `worker ${event.workerId} is not a peer of piece ${event.piece}`;
-  if (event.sha256 !== piece.sha256) return `piece ${event.piece} has sha256 ${shortSha(piece.sha256)}, not ${shortSha(event.sha256)}`;
-  if (piece.stored.includes(event.workerId)) return `worker ${event.workerId} already stored piece ${event.piece}`;
-  return undefined;
-}
-
-/** Whether a commit, abandon or delete names the version as FileCreated made it. */
-function sameAsCreated(v: VersionState, fields: { path: string; size?: number; sha256?: string }): string | undefined {
-  if (fields.path !== v.path) return `version ${v.version} of file ${v.fileId} is ${v.path}, not ${fields.path}`;
-  if (fields.size !== undefined && fields.size !== v.size) return `version ${v.version} of file ${v.fileId} has ${v.size} bytes, not ${fields.size}`;
-  if (fields.sha256 !== undefined && fields.sha256 !== v.sha256) return `version ${v.version} of file ${v.fileId} has sha256 ${shortSha(v.sha256)}, not ${shortSha(fields.sha256)}`;
-  return undefined;
-}
-
-function deletedContradiction(state: State, event: Extract<DfsEvent, { type: "FileDeleted" }>): string | undefined {
-  const file = state.files.get(event.fileId);
-  if (!file) return `no file ${event.fileId}`;
-  if (file.path !== event.path) return `file ${file.fileId} is ${file.path}, not ${event.path}`;
-  if (file.deleted) return `file ${file.fileId} is already deleted`;
-  if (event.version === undefined) return latestCommitted(file) ? undefined : `file ${file.fileId} has no committed version`;
-  const v = versionIn(state, event.fileId, event.version, "committed");
-  return typeof v === "string" ? v : undefined;
-}
-
-/**
- * Why `event` contradicts the table, or undefined when it may be folded: every field that
- * names something must name what the log made of it (the decider never emits anything else).
- */
-export function contradiction(state: State, event: DfsEvent): string | undefined {
-  switch (event.type) {
-    case "WorkerJoined":
-      return state.workers.get(event.workerId)?.live ? `worker ${event.workerId} is already live` : undefined;
-    case "WorkerLost": {
-      const worker = state.workers.get(event.workerId);
-      if (!worker) return `no worker ${event.workerId}`;
-      return worker.live ? undefined : `worker ${event.workerId} is already lost`;
-    }
-    case "FileCreated":
-      return createdContradiction(state, event);
-    case "PiecesPlanned":
-      return plannedContradiction(state, event);
-    case "PeersAssigned":
-      return assignedContradiction(state, event);
-    case "PieceStored":
-      return storedContradiction(state, event);
-    case "FileCommitted": {
-      const v = versionIn(state, event.fileId, event.version, "pending");
-      if (typeof v === "string") return v;
-      const differs = sameAsCreated(v, event);
-      if (differs) return differs;
-      return isVersionComplete(v) ? undefined : `not every piece of version ${v.version} of file ${v.fileId} holds its ${v.replicas} replicas`;
-    }
-    case "UploadAbandoned": {
-      const v = versionIn(state, event.fileId, event.version, "pending");
-      return typeof v === "string" ? v : sameAsCreated(v, event);
-    }
-    case "FileDeleted":
-      return deletedContradiction(state, event);
-    case "PiecesDropped": {
-      const owed = state.dropsOwed.get(event.workerId);
-      const seen = new Set<string>();
-      for (const sha of event.sha256s) {
-        if (!owed?.has(sha) || seen.has(sha)) return `worker ${event.workerId} does not owe a drop of ${shortSha(sha)}`;
-        seen.add(sha);
-      }
-      return undefined;
-    }
-  }
-}
-
 /** Count a rejected event and keep it among the recent ones, at the state's sequence. */
 export function recordRejection(state: State, reason: string): void {
   const { rejected } = state;
@@ -299,8 +134,8 @@ export function recordRejection(state: State, reason: string): void {
   if (rejected.recent.length > RECENT_REJECTIONS_KEPT) rejected.recent.shift();
 }
 
-/** Apply an event that does not contradict the state. */
-function apply(state: State, event: DfsEvent): void {
+/** Apply an event that does not contradict the state (see `evolve` in fold.ts, which checks first). */
+export function apply(state: State, event: DfsEvent): void {
   switch (event.type) {
     case "WorkerJoined": {
       const worker = state.workers.get(event.workerId);
@@ -310,10 +145,12 @@ function apply(state: State, event: DfsEvent): void {
       } else {
         state.workers.set(event.workerId, { workerId: event.workerId, live: true, joinedAt: event.at, assignedBytes: 0 });
       }
+      livenessChanged(state, event.workerId);
       return;
     }
     case "WorkerLost":
       state.workers.get(event.workerId)!.live = false;
+      livenessChanged(state, event.workerId);
       return;
     case "FileCreated": {
       let file = state.files.get(event.fileId);
@@ -338,11 +175,15 @@ function apply(state: State, event: DfsEvent): void {
         completePieces: 0,
       });
       state.uploads.set(event.uploadId, { fileId: event.fileId, version: event.version });
+      state.pendingUploads.add(event.uploadId);
       return;
     }
     case "PiecesPlanned": {
       const v = versionOf(state, event.fileId, event.version)!;
-      for (const p of event.pieces) v.pieces[p.index] = { index: p.index, size: p.size, sha256: p.sha256, peers: [], stored: [] };
+      for (const p of event.pieces) {
+        v.pieces[p.index] = { index: p.index, size: p.size, sha256: p.sha256, peers: [], stored: [] };
+        contentFor(state, p.sha256, p.size).refs += 1;
+      }
       return;
     }
     case "PeersAssigned": {
@@ -350,7 +191,10 @@ function apply(state: State, event: DfsEvent): void {
       for (const a of event.pieces) {
         const piece = v.pieces[a.piece]!;
         piece.peers.push({ workerId: event.workerId, role: a.role });
-        addRef(state, event.workerId, piece.sha256, piece.size);
+        const c = state.content.get(piece.sha256)!;
+        c.assigned.set(event.workerId, (c.assigned.get(event.workerId) ?? 0) + 1);
+        forgiveDrop(state, event.workerId, c.sha256);
+        replace(state, c, event.workerId);
       }
       return;
     }
@@ -359,19 +203,30 @@ function apply(state: State, event: DfsEvent): void {
       const piece = v.pieces[event.piece]!;
       piece.stored.push(event.workerId);
       if (piece.stored.length === v.replicas) v.completePieces += 1;
+      const c = state.content.get(piece.sha256)!;
+      c.holders.add(event.workerId);
+      replace(state, c, event.workerId);
+      recheck(state, c);
       return;
     }
     case "FileCommitted": {
       const v = versionOf(state, event.fileId, event.version)!;
       v.status = "committed";
       v.committedAt = event.at;
+      state.pendingUploads.delete(v.uploadId);
+      for (const piece of v.pieces) {
+        const c = state.content.get(piece.sha256)!;
+        c.wanted.set(v.replicas, (c.wanted.get(v.replicas) ?? 0) + 1);
+        settleAssignments(state, c, piece);
+        recheck(state, c);
+      }
       return;
     }
     case "UploadAbandoned": {
       const v = versionOf(state, event.fileId, event.version)!;
+      releaseVersion(state, v);
       v.status = "abandoned";
       v.reason = `${event.code}: ${event.reason}`;
-      releaseVersion(state, v);
       return;
     }
     case "FileDeleted": {
@@ -379,8 +234,8 @@ function apply(state: State, event: DfsEvent): void {
       const doomed = event.version === undefined ? [...file.versions.values()] : [file.versions.get(event.version)!];
       for (const v of doomed) {
         if (v.status === "deleted" || v.status === "abandoned") continue;
-        v.status = "deleted";
         releaseVersion(state, v);
+        v.status = "deleted";
       }
       if (event.version === undefined) {
         file.deleted = true;
@@ -388,31 +243,102 @@ function apply(state: State, event: DfsEvent): void {
       }
       return;
     }
-    case "PiecesDropped": {
-      const owed = state.dropsOwed.get(event.workerId)!;
-      for (const sha of event.sha256s) owed.delete(sha);
-      if (owed.size === 0) state.dropsOwed.delete(event.workerId);
+    case "PiecesDropped":
+      for (const sha256 of event.sha256s) {
+        forgiveDrop(state, event.workerId, sha256);
+        const c = state.content.get(sha256);
+        if (!c) continue;
+        c.holders.delete(event.workerId);
+        replace(state, c, event.workerId);
+        recheck(state, c);
+      }
       return;
+    case "CopiesOrdered":
+      for (const order of event.pieces) {
+        const c = state.content.get(order.sha256)!;
+        c.copying.add(event.workerId);
+        indexCopy(state, event.workerId, c.sha256, true);
+        forgiveDrop(state, event.workerId, c.sha256);
+        replace(state, c, event.workerId);
+        recheck(state, c);
+      }
+      return;
+    case "ReplicaStored": {
+      const c = state.content.get(event.sha256)!;
+      c.holders.add(event.workerId);
+      if (c.copying.delete(event.workerId)) indexCopy(state, event.workerId, c.sha256, false);
+      c.failedAt.delete(event.workerId);
+      forgiveDrop(state, event.workerId, c.sha256);
+      replace(state, c, event.workerId);
+      recheck(state, c);
+      return;
+    }
+    case "CopyFailed": {
+      const c = state.content.get(event.sha256)!;
+      c.copying.delete(event.workerId);
+      indexCopy(state, event.workerId, c.sha256, false);
+      c.failedAt.set(event.workerId, event.at);
+      replace(state, c, event.workerId);
+      recheck(state, c);
+      return;
+    }
+    case "ReplicasLost":
+      for (const sha256 of event.sha256s) {
+        const c = state.content.get(sha256)!;
+        c.holders.delete(event.workerId);
+        replace(state, c, event.workerId);
+        recheck(state, c);
+      }
+      return;
+  }
+}
+
+function indexCopy(state: State, workerId: string, sha256: string, copying: boolean): void {
+  let set = state.copyingTo.get(workerId);
+  if (copying) {
+    if (!set) state.copyingTo.set(workerId, (set = new Set()));
+    set.add(sha256);
+  } else if (set?.delete(sha256) && set.size === 0) state.copyingTo.delete(workerId);
+}
+
+/** A worker's liveness changed: the health of every piece it is expected to keep may have too. */
+function livenessChanged(state: State, workerId: string): void {
+  for (const sha256 of state.placedOn.get(workerId) ?? []) recheck(state, state.content.get(sha256)!);
+}
+
+/**
+ * A version left pending: its upload's assignments are settled. A peer that did not store
+ * the piece may still do so from its queue, so unless it is expected to keep the bytes
+ * anyway, it owes a drop.
+ */
+function settleAssignments(state: State, c: ContentState, piece: PieceState): void {
+  for (const peer of piece.peers) {
+    const left = (c.assigned.get(peer.workerId) ?? 0) - 1;
+    if (left > 0) c.assigned.set(peer.workerId, left);
+    else c.assigned.delete(peer.workerId);
+    replace(state, c, peer.workerId);
+    if (state.content.get(c.sha256) === c && !c.holders.has(peer.workerId) && !c.copying.has(peer.workerId) && !c.assigned.has(peer.workerId)) {
+      oweDrop(state, peer.workerId, c.sha256);
     }
   }
 }
 
-/**
- * Fold one schema-valid event into the state (in place), at stream sequence `seq` when given:
- * applied if it does not contradict the table, else counted as rejected. Returns the reason
- * for a rejection. Never throws.
- */
-export function evolve(state: State, event: DfsEvent, seq?: number): string | undefined {
-  if (seq !== undefined) state.lastSeq = seq;
-  const reason = contradiction(state, event);
-  if (reason === undefined) apply(state, event);
-  else recordRejection(state, reason);
-  return reason;
-}
-
-export function foldEvents(events: Iterable<DfsEvent>, state: State = initialState()): State {
-  for (const e of events) evolve(state, e);
-  return state;
+/** A version is gone (abandoned or deleted): its pieces no longer hold their bytes alive. */
+function releaseVersion(state: State, v: VersionState): void {
+  for (const piece of v.pieces) {
+    if (!piece) continue;
+    const c = state.content.get(piece.sha256)!;
+    if (v.status === "pending") settleAssignments(state, c, piece);
+    if (v.status === "committed") {
+      const left = (c.wanted.get(v.replicas) ?? 0) - 1;
+      if (left > 0) c.wanted.set(v.replicas, left);
+      else c.wanted.delete(v.replicas);
+    }
+    c.refs -= 1;
+    if (c.refs === 0) retire(state, c);
+    else recheck(state, c);
+  }
+  state.pendingUploads.delete(v.uploadId);
 }
 
 /** A plain, key-sorted picture of the state: what `dfs replay --json` prints and digests compare. */
@@ -434,7 +360,16 @@ export function projection(state: State) {
           pieces: v.pieces.map((p) => ({ index: p.index, size: p.size, sha256: p.sha256, peers: p.peers, stored: p.stored })),
         })),
     })),
-    pieceRefs: sorted(state.pieceRefs).map(([workerId, refs]) => ({ workerId, refs: sorted(refs) })),
+    content: sorted(state.content).map(([, c]) => ({
+      sha256: c.sha256,
+      size: c.size,
+      refs: c.refs,
+      wanted: [...c.wanted].sort(([a], [b]) => a - b),
+      holders: [...c.holders].sort(),
+      assigned: sorted(c.assigned),
+      copying: [...c.copying].sort(),
+      failedAt: sorted(c.failedAt),
+    })),
     dropsOwed: sorted(state.dropsOwed).map(([workerId, owed]) => ({ workerId, sha256s: [...owed].sort() })),
   };
 }

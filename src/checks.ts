@@ -1,0 +1,205 @@
+// Whether an event may be folded: every field that names something must name what the log
+// made of it. The decider never emits anything else, so an event that fails here is malformed
+// or forged, and the fold counts it as rejected instead of applying it.
+import { isPlaced, liveHolders, wantedReplicas } from "./content.js";
+import { piecesOf, type DfsEvent } from "./events.js";
+import { isVersionComplete, latestCommitted, type State, type VersionState, type VersionStatus } from "./state.js";
+
+function shortSha(sha256: string): string {
+  return `${sha256.slice(0, 12)}…`;
+}
+
+/** The version, if it is in `status`; else why not. */
+function versionIn(state: State, fileId: string, version: number, status: VersionStatus): VersionState | string {
+  const file = state.files.get(fileId);
+  if (!file) return `no file ${fileId}`;
+  const v = file.versions.get(version);
+  if (!v) return `file ${fileId} has no version ${version}`;
+  return v.status === status ? v : `version ${version} of file ${fileId} is ${v.status}, not ${status}`;
+}
+
+function expectedPieceSize(v: VersionState, index: number): number {
+  const count = piecesOf(v.size, v.pieceSize);
+  return index < count - 1 ? v.pieceSize : v.size - v.pieceSize * (count - 1);
+}
+
+function createdContradiction(state: State, event: Extract<DfsEvent, { type: "FileCreated" }>): string | undefined {
+  if (state.uploads.has(event.uploadId)) return `upload id ${event.uploadId} is already used`;
+  const file = state.files.get(event.fileId);
+  if (!file) {
+    const owner = state.paths.get(event.path);
+    if (owner !== undefined) return `path ${event.path} belongs to file ${owner}`;
+    return event.version === 1 ? undefined : `the first version of file ${event.fileId} is 1, not ${event.version}`;
+  }
+  if (file.deleted) return `file ${event.fileId} is deleted`;
+  if (file.path !== event.path) return `file ${event.fileId} is ${file.path}, not ${event.path}`;
+  const next = file.lastVersion + 1;
+  return event.version === next ? undefined : `the next version of file ${event.fileId} is ${next}, not ${event.version}`;
+}
+
+function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
+  const v = versionIn(state, event.fileId, event.version, "pending");
+  if (typeof v === "string") return v;
+  const count = piecesOf(v.size, v.pieceSize);
+  const seen = new Set<number>();
+  for (const p of event.pieces) {
+    if (p.index >= count) return `piece ${p.index} is out of range: version ${v.version} of file ${v.fileId} has ${count} pieces`;
+    if (v.pieces[p.index] || seen.has(p.index)) return `piece ${p.index} is already planned`;
+    const size = expectedPieceSize(v, p.index);
+    if (p.size !== size) return `piece ${p.index} has ${size} bytes, not ${p.size}`;
+    seen.add(p.index);
+  }
+  return undefined;
+}
+
+function assignedContradiction(state: State, event: Extract<DfsEvent, { type: "PeersAssigned" }>): string | undefined {
+  const v = versionIn(state, event.fileId, event.version, "pending");
+  if (typeof v === "string") return v;
+  if (event.uploadId !== v.uploadId) return `version ${v.version} of file ${v.fileId} is upload ${v.uploadId}, not ${event.uploadId}`;
+  if (!state.workers.get(event.workerId)?.live) return `worker ${event.workerId} is not live`;
+  const seen = new Set<number>();
+  for (const a of event.pieces) {
+    const piece = v.pieces[a.piece];
+    if (!piece) return `piece ${a.piece} is not planned`;
+    if (a.size !== piece.size || a.sha256 !== piece.sha256) return `piece ${a.piece} is ${piece.size} bytes with sha256 ${shortSha(piece.sha256)}, not as assigned`;
+    if (seen.has(a.piece) || piece.peers.some((p) => p.workerId === event.workerId)) return `worker ${event.workerId} is already a peer of piece ${a.piece}`;
+    // A lost peer that stored nothing no longer counts: its share may be placed again.
+    const active = piece.peers.filter((p) => piece.stored.includes(p.workerId) || state.workers.get(p.workerId)?.live);
+    if (active.length >= v.replicas) return `piece ${a.piece} already has its ${v.replicas} peers`;
+    const major = active.find((p) => p.role === "major");
+    if (a.role === "major") {
+      if (major) return `piece ${a.piece} already has a major, ${major.workerId}`;
+      if (a.pullFrom !== undefined) return `the major of piece ${a.piece} pulls from the uploader, not from ${a.pullFrom}`;
+    } else {
+      if (a.pullFrom === undefined || a.pullFrom === event.workerId) return `a minor of piece ${a.piece} must pull from another worker`;
+      if (!state.workers.has(a.pullFrom)) return `no worker ${a.pullFrom} to pull piece ${a.piece} from`;
+      if (major && a.pullFrom !== major.workerId) return `the major of piece ${a.piece} is ${major.workerId}, not ${a.pullFrom}`;
+    }
+    seen.add(a.piece);
+  }
+  return undefined;
+}
+
+function storedContradiction(state: State, event: Extract<DfsEvent, { type: "PieceStored" }>): string | undefined {
+  const v = versionIn(state, event.fileId, event.version, "pending");
+  if (typeof v === "string") return v;
+  const piece = v.pieces[event.piece];
+  if (!piece) return `piece ${event.piece} of version ${v.version} of file ${v.fileId} is not planned`;
+  if (!piece.peers.some((p) => p.workerId === event.workerId)) return `worker ${event.workerId} is not a peer of piece ${event.piece}`;
+  if (event.sha256 !== piece.sha256) return `piece ${event.piece} has sha256 ${shortSha(piece.sha256)}, not ${shortSha(event.sha256)}`;
+  if (piece.stored.includes(event.workerId)) return `worker ${event.workerId} already stored piece ${event.piece}`;
+  return undefined;
+}
+
+/** Whether a commit, abandon or delete names the version as FileCreated made it. */
+function sameAsCreated(v: VersionState, fields: { path: string; size?: number; sha256?: string }): string | undefined {
+  if (fields.path !== v.path) return `version ${v.version} of file ${v.fileId} is ${v.path}, not ${fields.path}`;
+  if (fields.size !== undefined && fields.size !== v.size) return `version ${v.version} of file ${v.fileId} has ${v.size} bytes, not ${fields.size}`;
+  if (fields.sha256 !== undefined && fields.sha256 !== v.sha256) return `version ${v.version} of file ${v.fileId} has sha256 ${shortSha(v.sha256)}, not ${shortSha(fields.sha256)}`;
+  return undefined;
+}
+
+function deletedContradiction(state: State, event: Extract<DfsEvent, { type: "FileDeleted" }>): string | undefined {
+  const file = state.files.get(event.fileId);
+  if (!file) return `no file ${event.fileId}`;
+  if (file.path !== event.path) return `file ${file.fileId} is ${file.path}, not ${event.path}`;
+  if (file.deleted) return `file ${file.fileId} is already deleted`;
+  if (event.version === undefined) return latestCommitted(file) ? undefined : `file ${file.fileId} has no committed version`;
+  const v = versionIn(state, event.fileId, event.version, "committed");
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Why a copy order cannot be: the target must be live and not already keep the bytes, the sources must hold checked copies. */
+function orderedContradiction(state: State, event: Extract<DfsEvent, { type: "CopiesOrdered" }>): string | undefined {
+  if (!state.workers.get(event.workerId)?.live) return `worker ${event.workerId} is not live`;
+  const seen = new Set<string>();
+  for (const order of event.pieces) {
+    const c = state.content.get(order.sha256);
+    if (!c || wantedReplicas(c) === 0) return `no committed version needs ${shortSha(order.sha256)}`;
+    if (order.size !== c.size) return `${shortSha(c.sha256)} has ${c.size} bytes, not ${order.size}`;
+    if (seen.has(c.sha256) || isPlaced(c, event.workerId)) return `worker ${event.workerId} already keeps ${shortSha(c.sha256)}`;
+    if (new Set(order.sources).size !== order.sources.length) return `the sources of ${shortSha(c.sha256)} repeat`;
+    for (const source of order.sources) {
+      if (source === event.workerId || !c.holders.has(source)) return `worker ${source} holds no copy of ${shortSha(c.sha256)} to pull from`;
+    }
+    seen.add(c.sha256);
+  }
+  return undefined;
+}
+
+/**
+ * Why a worker may not drop these bytes: it may if it owes the drop, if no live version
+ * needs them, if it is not expected to keep them, or if enough other live copies remain.
+ */
+function droppedContradiction(state: State, event: Extract<DfsEvent, { type: "PiecesDropped" }>): string | undefined {
+  if (!state.workers.has(event.workerId)) return `no worker ${event.workerId}`;
+  const owed = state.dropsOwed.get(event.workerId);
+  const seen = new Set<string>();
+  for (const sha of event.sha256s) {
+    if (seen.has(sha)) return `${shortSha(sha)} is dropped twice`;
+    seen.add(sha);
+    const c = state.content.get(sha);
+    if (owed?.has(sha) || !c || !isPlaced(c, event.workerId)) continue;
+    const others = liveHolders(state, c).filter((w) => w !== event.workerId).length;
+    const spare = c.holders.has(event.workerId) && !c.assigned.has(event.workerId) && !c.copying.has(event.workerId) && wantedReplicas(c) > 0 && others >= wantedReplicas(c);
+    if (!spare) return `worker ${event.workerId} does not owe a drop of ${shortSha(sha)}, which it must keep`;
+  }
+  return undefined;
+}
+
+/**
+ * Why `event` contradicts the table, or undefined when it may be folded: every field that
+ * names something must name what the log made of it (the decider never emits anything else).
+ */
+export function contradiction(state: State, event: DfsEvent): string | undefined {
+  switch (event.type) {
+    case "WorkerJoined":
+      return state.workers.get(event.workerId)?.live ? `worker ${event.workerId} is already live` : undefined;
+    case "WorkerLost": {
+      const worker = state.workers.get(event.workerId);
+      if (!worker) return `no worker ${event.workerId}`;
+      return worker.live ? undefined : `worker ${event.workerId} is already lost`;
+    }
+    case "FileCreated":
+      return createdContradiction(state, event);
+    case "PiecesPlanned":
+      return plannedContradiction(state, event);
+    case "PeersAssigned":
+      return assignedContradiction(state, event);
+    case "PieceStored":
+      return storedContradiction(state, event);
+    case "FileCommitted": {
+      const v = versionIn(state, event.fileId, event.version, "pending");
+      if (typeof v === "string") return v;
+      const differs = sameAsCreated(v, event);
+      if (differs) return differs;
+      return isVersionComplete(v) ? undefined : `not every piece of version ${v.version} of file ${v.fileId} holds its ${v.replicas} replicas`;
+    }
+    case "UploadAbandoned": {
+      const v = versionIn(state, event.fileId, event.version, "pending");
+      return typeof v === "string" ? v : sameAsCreated(v, event);
+    }
+    case "FileDeleted":
+      return deletedContradiction(state, event);
+    case "PiecesDropped":
+      return droppedContradiction(state, event);
+    case "CopiesOrdered":
+      return orderedContradiction(state, event);
+    case "ReplicaStored": {
+      if (!state.workers.has(event.workerId)) return `no worker ${event.workerId}`;
+      const c = state.content.get(event.sha256);
+      if (!c) return `no live version needs ${shortSha(event.sha256)}`;
+      return c.holders.has(event.workerId) ? `worker ${event.workerId} already holds ${shortSha(c.sha256)}` : undefined;
+    }
+    case "CopyFailed":
+      return state.content.get(event.sha256)?.copying.has(event.workerId) ? undefined : `worker ${event.workerId} was not copying ${shortSha(event.sha256)}`;
+    case "ReplicasLost": {
+      const seen = new Set<string>();
+      for (const sha of event.sha256s) {
+        if (seen.has(sha) || !state.content.get(sha)?.holders.has(event.workerId)) return `worker ${event.workerId} holds no counted copy of ${shortSha(sha)}`;
+        seen.add(sha);
+      }
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// The table by content: for every piece hash that a live version refers to, which workers
+// hold checked copies of those bytes, which are being made, and how many the versions want.
+// Re-replication, repair, dedup and drops all work here, so bytes shared by a hundred files
+// are copied, repaired or dropped once. Pure: only `evolve` (state.ts) changes it.
+import type { State, WorkerState } from "./state.js";
+
+export interface ContentState {
+  readonly sha256: string;
+  readonly size: number;
+  /** Pieces of pending and committed versions with these bytes. */
+  refs: number;
+  /** Replicas asked for by the committed versions' pieces with these bytes: replicas → pieces. */
+  wanted: Map<number, number>;
+  /** Workers holding a copy whose bytes hashed right when they were stored (as confirmed in the log). */
+  holders: Set<string>;
+  /** Workers assigned these bytes by a pending upload, with how many such assignments. */
+  assigned: Map<string, number>;
+  /** Targets of copy orders not settled yet. */
+  copying: Set<string>;
+  /** Targets whose last copy order failed, and when (they are not asked again at once). */
+  failedAt: Map<string, number>;
+}
+
+export function newContent(sha256: string, size: number): ContentState {
+  return { sha256, size, refs: 0, wanted: new Map(), holders: new Set(), assigned: new Map(), copying: new Set(), failedAt: new Map() };
+}
+
+/** The most replicas any committed version wants of these bytes (0: none committed). */
+export function wantedReplicas(c: ContentState): number {
+  let most = 0;
+  for (const replicas of c.wanted.keys()) most = Math.max(most, replicas);
+  return most;
+}
+
+/** Whether a worker is expected to keep these bytes: it holds them, is copying them, or an upload assigned them. */
+export function isPlaced(c: ContentState, workerId: string): boolean {
+  return c.holders.has(workerId) || c.copying.has(workerId) || c.assigned.has(workerId);
+}
+
+function live(state: State, workerId: string): boolean {
+  return state.workers.get(workerId)?.live ?? false;
+}
+
+/** Holders that are live: the copies that can be read now. */
+export function liveHolders(state: State, c: ContentState): string[] {
+  return [...c.holders].filter((w) => live(state, w));
+}
+
+/** Copies being made on live workers. */
+export function liveCopies(state: State, c: ContentState): string[] {
+  return [...c.copying].filter((w) => live(state, w));
+}
+
+/**
+ * Whether committed bytes need a decision: fewer readable copies (counting those being made)
+ * than wanted, or more readable copies than wanted.
+ */
+export function needsHealing(state: State, c: ContentState): boolean {
+  const wanted = wantedReplicas(c);
+  if (wanted === 0) return false;
+  const holders = liveHolders(state, c).length;
+  return holders + liveCopies(state, c).length < wanted || holders > wanted;
+}
+
+/** Keep the index of bytes that need healing true for `c`. */
+export function recheck(state: State, c: ContentState): void {
+  if (state.content.get(c.sha256) === c && needsHealing(state, c)) state.unhealthy.add(c.sha256);
+  else state.unhealthy.delete(c.sha256);
+}
+
+/**
+ * After any change to what `workerId` is expected to keep of `c`: the per-worker index and
+ * the worker's load (bytes placed on it) follow.
+ */
+export function replace(state: State, c: ContentState, workerId: string): void {
+  let held = state.placedOn.get(workerId);
+  const was = held?.has(c.sha256) ?? false;
+  const now = state.content.get(c.sha256) === c && isPlaced(c, workerId);
+  if (now === was) return;
+  const worker: WorkerState | undefined = state.workers.get(workerId);
+  if (now) {
+    if (!held) state.placedOn.set(workerId, (held = new Set()));
+    held.add(c.sha256);
+    if (worker) worker.assignedBytes += c.size;
+  } else {
+    held!.delete(c.sha256);
+    if (held!.size === 0) state.placedOn.delete(workerId);
+    if (worker) worker.assignedBytes -= c.size;
+  }
+}
+
+/** The bytes of a piece, made known to the table when a version first plans them. */
+export function contentFor(state: State, sha256: string, size: number): ContentState {
+  let c = state.content.get(sha256);
+  if (!c) state.content.set(sha256, (c = newContent(sha256, size)));
+  return c;
+}
+
+/** Mark a drop owed: the worker may forget these bytes. */
+export function oweDrop(state: State, workerId: string, sha256: string): void {
+  let owed = state.dropsOwed.get(workerId);
+  if (!owed) state.dropsOwed.set(workerId, (owed = new Set()));
+  owed.add(sha256);
+}
+
+export function forgiveDrop(state: State, workerId: string, sha256: string): void {
+  const owed = state.dropsOwed.get(workerId);
+  if (!owed?.delete(sha256)) return;
+  if (owed.size === 0) state.dropsOwed.delete(workerId);
+}
+
+/** No live version refers to these bytes any more: every worker that may keep them owes a drop. */
+export function retire(state: State, c: ContentState): void {
+  const workers = new Set([...c.holders, ...c.copying, ...c.assigned.keys()]);
+  state.content.delete(c.sha256);
+  for (const w of c.copying) {
+    const set = state.copyingTo.get(w);
+    if (set?.delete(c.sha256) && set.size === 0) state.copyingTo.delete(w);
+  }
+  state.unhealthy.delete(c.sha256);
+  for (const w of workers) {
+    replace(state, c, w);
+    oweDrop(state, w, c.sha256);
+  }
+}

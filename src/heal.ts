@@ -1,0 +1,202 @@
+// Healing decisions: pure functions of the table, like the rest of the decider. They restore
+// every committed piece to the replicas its versions want (copying from a live holder to the
+// least-loaded live worker that lacks it), drop copies beyond that, re-place the shares of an
+// open upload whose worker was lost, and turn a worker's own account of its store into facts.
+// The shell runs them whenever the table changes in a way that may need them, and on a timer.
+import { isPlaced, liveHolders, liveCopies, wantedReplicas, type ContentState } from "./content.js";
+import {
+  MAX_SOURCES,
+  PIECES_PER_EVENT,
+  type AssignedPiece,
+  type CopyOrder,
+  type DfsEvent,
+} from "./events.js";
+import type { State, VersionState } from "./state.js";
+
+/** Copy orders in flight at once over the whole store: healing must not starve the puts. */
+export const MAX_COPIES_IN_FLIGHT = 64;
+/** A target whose copy failed is not asked again for this long. */
+export const COPY_RETRY_MS = 10_000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Bytes placed on each live worker, which this decision adds to as it goes. */
+function liveLoads(state: State): Map<string, number> {
+  return new Map([...state.workers.values()].filter((w) => w.live).map((w) => [w.workerId, w.assignedBytes]));
+}
+
+/** Drops owed: pieces no live version needs on a worker any more. */
+export function owedDrops(state: State, at: number): DfsEvent[] {
+  return [...state.dropsOwed.entries()]
+    .sort(([a], [b]) => byId(a, b))
+    .flatMap(([workerId, owed]) => chunks([...owed].sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at, workerId, sha256s })));
+}
+
+/** Copies ordered to workers that were lost since: given up, so they can be ordered elsewhere. */
+function abandonedCopies(state: State, at: number): DfsEvent[] {
+  const events: DfsEvent[] = [];
+  for (const [workerId, shas] of state.copyingTo) {
+    if (state.workers.get(workerId)?.live) continue;
+    for (const sha256 of shas) events.push({ type: "CopyFailed", at, workerId, sha256, code: "WORKER_LOST", reason: `worker ${workerId} was lost before it confirmed the copy` });
+  }
+  return events;
+}
+
+/**
+ * Open uploads whose peers were lost before storing their pieces: each such share goes to
+ * another live worker (a new major pulling from the uploader if the major was lost, else a
+ * minor pulling from the major), so the upload commits without waiting for the lost one.
+ */
+function replanUploads(state: State, at: number, loads: Map<string, number>, touched: Set<string>): DfsEvent[] {
+  const events: DfsEvent[] = [];
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    const byWorker = new Map<string, AssignedPiece[]>();
+    for (const piece of v.pieces) {
+      if (!piece) continue;
+      const active = piece.peers.filter((p) => piece.stored.includes(p.workerId) || state.workers.get(p.workerId)?.live);
+      let missing = v.replicas - active.length;
+      if (missing <= 0) continue;
+      let major = active.find((p) => p.role === "major")?.workerId;
+      const candidates = [...loads.entries()]
+        .filter(([w]) => !piece.peers.some((p) => p.workerId === w) && !byWorker.get(w)?.some((a) => a.piece === piece.index))
+        .sort(([a, la], [b, lb]) => la - lb || byId(a, b));
+      for (const [workerId] of candidates) {
+        if (missing === 0) break;
+        const entry = { piece: piece.index, size: piece.size, sha256: piece.sha256 };
+        const assigned: AssignedPiece = major === undefined ? { ...entry, role: "major" } : { ...entry, role: "minor", pullFrom: major };
+        if (major === undefined) major = workerId;
+        let list = byWorker.get(workerId);
+        if (!list) byWorker.set(workerId, (list = []));
+        list.push(assigned);
+        loads.set(workerId, loads.get(workerId)! + piece.size);
+        touched.add(piece.sha256);
+        missing -= 1;
+      }
+    }
+    for (const [workerId, pieces] of [...byWorker.entries()].sort(([a], [b]) => byId(a, b))) {
+      for (const group of chunks(pieces, PIECES_PER_EVENT)) {
+        events.push({ type: "PeersAssigned", at, fileId: v.fileId, version: v.version, uploadId: v.uploadId, workerId, pieces: group });
+      }
+    }
+  }
+  return events;
+}
+
+/** Copies in flight now, over every target. */
+function copiesInFlight(state: State): number {
+  let n = 0;
+  for (const shas of state.copyingTo.values()) n += shas.size;
+  return n;
+}
+
+/**
+ * Committed bytes with too few or too many readable copies: order copies from live holders
+ * to the least-loaded live workers that lack them (within the in-flight budget), and drop
+ * the copies beyond what the versions want from the most loaded holders.
+ */
+function healContent(state: State, at: number, loads: Map<string, number>, touched: Set<string>): DfsEvent[] {
+  let budget = MAX_COPIES_IN_FLIGHT - copiesInFlight(state);
+  const orders = new Map<string, CopyOrder[]>();
+  const drops = new Map<string, string[]>();
+  for (const sha256 of state.unhealthy) {
+    if (touched.has(sha256)) continue;
+    const c = state.content.get(sha256)!;
+    const wanted = wantedReplicas(c);
+    const holders = liveHolders(state, c);
+    const copies = liveCopies(state, c);
+    if (holders.length > wanted) {
+      if (copies.length > 0) continue; // settle the copies first, then count again
+      const spare = [...holders].sort((a, b) => (loads.get(b) ?? 0) - (loads.get(a) ?? 0) || byId(b, a)).slice(0, holders.length - wanted);
+      for (const w of spare.filter((w) => !c.assigned.has(w))) {
+        let list = drops.get(w);
+        if (!list) drops.set(w, (list = []));
+        list.push(sha256);
+      }
+      continue;
+    }
+    const need = wanted - holders.length - copies.length;
+    if (need <= 0 || holders.length === 0 || budget <= 0) continue;
+    const sources = [...holders].sort((a, b) => (loads.get(a) ?? 0) - (loads.get(b) ?? 0) || byId(a, b)).slice(0, MAX_SOURCES);
+    const targets = [...loads.entries()]
+      .filter(([w]) => !isPlaced(c, w) && !recentlyFailed(c, w, at))
+      .sort(([a, la], [b, lb]) => la - lb || byId(a, b))
+      .slice(0, Math.min(need, budget));
+    for (const [w] of targets) {
+      let list = orders.get(w);
+      if (!list) orders.set(w, (list = []));
+      list.push({ sha256, size: c.size, sources });
+      loads.set(w, loads.get(w)! + c.size);
+      budget -= 1;
+    }
+  }
+  const events: DfsEvent[] = [];
+  for (const [workerId, sha256s] of [...drops.entries()].sort(([a], [b]) => byId(a, b))) {
+    for (const group of chunks(sha256s, PIECES_PER_EVENT)) events.push({ type: "PiecesDropped", at, workerId, sha256s: group });
+  }
+  for (const [workerId, pieces] of [...orders.entries()].sort(([a], [b]) => byId(a, b))) {
+    for (const group of chunks(pieces, PIECES_PER_EVENT)) events.push({ type: "CopiesOrdered", at, workerId, pieces: group });
+  }
+  return events;
+}
+
+function recentlyFailed(c: ContentState, workerId: string, at: number): boolean {
+  const failed = c.failedAt.get(workerId);
+  return failed !== undefined && at - failed < COPY_RETRY_MS;
+}
+
+/**
+ * Everything the table owes, in an order whose events all fold: drops owed first, then copies
+ * given up with their lost targets, re-placed upload shares, and healing.
+ */
+export function reconcile(state: State, at: number): DfsEvent[] {
+  const loads = liveLoads(state);
+  const touched = new Set<string>();
+  return [...owedDrops(state, at), ...abandonedCopies(state, at), ...replanUploads(state, at, loads, touched), ...healContent(state, at, loads, touched)];
+}
+
+/** Whether anything is owed: `reconcile` would decide something (or might, once a retry delay passes). */
+export function hasWork(state: State): boolean {
+  if (state.dropsOwed.size > 0 || state.unhealthy.size > 0) return true;
+  for (const w of state.copyingTo.keys()) if (!state.workers.get(w)?.live) return true;
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const v: VersionState = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    if (v.pieces.some((p) => p && p.peers.filter((x) => p.stored.includes(x.workerId) || state.workers.get(x.workerId)?.live).length < v.replicas)) return true;
+  }
+  return false;
+}
+
+/**
+ * A worker's own account of its store (its inventory, `held`): counted copies it lacks are
+ * lost; copies it made whose confirmation never reached the log are counted; bytes it keeps
+ * that nothing expects of it are dropped.
+ */
+export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number): DfsEvent[] {
+  const lost: string[] = [];
+  for (const sha256 of state.placedOn.get(workerId) ?? []) {
+    if (state.content.get(sha256)!.holders.has(workerId) && !held.has(sha256)) lost.push(sha256);
+  }
+  const found: DfsEvent[] = [];
+  const stray: string[] = [];
+  const owed = state.dropsOwed.get(workerId);
+  for (const sha256 of held) {
+    if (owed?.has(sha256)) continue;
+    const c = state.content.get(sha256);
+    if (c && isPlaced(c, workerId)) {
+      if (!c.holders.has(workerId)) found.push({ type: "ReplicaStored", at, workerId, sha256 });
+    } else stray.push(sha256);
+  }
+  return [
+    ...chunks(lost.sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "ReplicasLost" as const, at, workerId, sha256s, reason: "missing from its store" })),
+    ...found,
+    ...chunks(stray.sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at, workerId, sha256s })),
+  ];
+}
