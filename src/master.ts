@@ -15,7 +15,6 @@ import { foldLogged, type LoggedMessage } from "./fold.js";
 import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
 import {
   AbortRequest,
-  Confirmation,
   CreateRequest,
   DeleteRequest,
   Heartbeat,
@@ -24,11 +23,14 @@ import {
   StatRequest,
   StateRequest,
   WaitRequest,
+  WorkerReport,
   parse,
+  type InventoryPage,
   replyBudgetFor,
 } from "./protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
-import { serve } from "./rpc.js";
+import { call, serve } from "./rpc.js";
+import { hasWork } from "./heal.js";
 import { initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
 export interface MasterOptions {
@@ -42,6 +44,36 @@ export interface MasterOptions {
 
 const MAX_DECISION_ATTEMPTS = 100;
 const FOLDED = "folded";
+/** Changes to the table are let settle this long before healing decides on them. */
+const RECONCILE_DELAY_MS = 25;
+/** How often the table is checked for work left (retries after a failed copy, unplaced pieces). */
+const HEAL_TICK_MS = 1_000;
+const INVENTORY_PAGE = 5_000;
+/** Facts after which the table may owe something. */
+const RECONCILE_AFTER: ReadonlySet<DfsEvent["type"]> = new Set([
+  "WorkerJoined",
+  "WorkerLost",
+  "FileCommitted",
+  "UploadAbandoned",
+  "FileDeleted",
+  "ReplicaStored",
+  "CopyFailed",
+  "ReplicasLost",
+]);
+
+/** The command a worker's report asks for. */
+function commandFor(report: WorkerReport, at: number): Command {
+  if (!("kind" in report)) return { type: "ConfirmPiece", at, ...report };
+  if (report.kind === "copy") return { type: "ConfirmCopy", at, workerId: report.workerId, sha256: report.sha256, ok: report.ok, code: report.code, message: report.message };
+  return { type: "ReportLost", at, workerId: report.workerId, sha256s: [report.sha256], reason: report.reason };
+}
+
+/** "3 CopiesOrdered, 1 PiecesDropped": what a decision did, for the log line. */
+function summarise(events: readonly DfsEvent[]): string {
+  const counts = new Map<string, number>();
+  for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+  return [...counts].map(([type, n]) => `${n} ${type}`).join(", ");
+}
 const CATCH_UP_TIMEOUT_MS = 15_000;
 
 export class Master {
@@ -60,12 +92,18 @@ export class Master {
   private confirms?: ConsumerMessages;
   private lastHeard = new Map<string, number>();
   private joining = new Set<string>();
+  /** Each worker's run, from its heartbeats. */
+  private boots = new Map<string, string>();
   private livenessTimer?: NodeJS.Timeout;
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
   /** Callers waiting for the fold to reach a sequence, woken at every fold. */
   private readonly foldWatch = new Watchers();
   private stopped = false;
+  /** Replay is done: folded events now set healing in motion. */
+  private following = false;
+  private reconcileTimer?: NodeJS.Timeout;
+  private healTimer?: NodeJS.Timeout;
 
   private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
     this.cat = catalogue(opts.prefix);
@@ -97,7 +135,11 @@ export class Master {
     const now = Date.now();
     for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
     this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
-    await this.execute({ type: "Reconcile", at: Date.now() });
+    this.following = true;
+    this.reconcileSoon();
+    this.healTimer = setInterval(() => hasWork(this.state) && this.reconcileSoon(), HEAL_TICK_MS);
+    // What the live workers really hold, once: the log may not know about a disk that changed.
+    for (const w of this.state.workers.values()) if (w.live) this.inventorySoon(w.workerId);
     this.serveRpcs();
     this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
@@ -110,8 +152,20 @@ export class Master {
   private fold(message: LoggedMessage): void {
     const { event, rejected } = foldLogged(this.state, this.cat, message);
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
-    else if (event && "fileId" in event) this.uploadWatch.changed(event.fileId);
+    else if (event) this.folded(event);
     this.foldWatch.changed(FOLDED);
+  }
+
+  /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
+  private folded(event: DfsEvent): void {
+    if ("fileId" in event) this.uploadWatch.changed(event.fileId);
+    if (!this.following) return; // replaying: the start decides once, at the end
+    if (RECONCILE_AFTER.has(event.type)) this.reconcileSoon();
+    if (event.type === "WorkerJoined") this.inventorySoon(event.workerId);
+  }
+
+  private inventorySoon(workerId: string): void {
+    this.takeInventory(workerId).catch((err) => this.log(`no inventory from worker ${workerId}: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /** Wait until the tail has folded the log up to `seq`. */
@@ -200,7 +254,6 @@ export class Master {
     rpc("abort", async (request) => {
       const req = parse(AbortRequest, request, "abort request");
       await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
-      await this.settleDrops();
       return { seq: this.state.lastSeq };
     });
     rpc("wait", async (request) => {
@@ -217,7 +270,6 @@ export class Master {
     rpc("delete", async (request) => {
       const req = parse(DeleteRequest, request, "delete request");
       await this.execute({ type: "DeleteFile", at: Date.now(), path: req.path, version: req.version });
-      await this.settleDrops();
       return { seq: this.state.lastSeq };
     });
     rpc("locate", async (request) => {
@@ -249,10 +301,6 @@ export class Master {
     });
   }
 
-  private async settleDrops(): Promise<void> {
-    if (this.state.dropsOwed.size > 0) await this.execute({ type: "Reconcile", at: Date.now() });
-  }
-
   private onHeartbeat(subject: string, data: Uint8Array): void {
     let hb: Heartbeat;
     try {
@@ -264,6 +312,10 @@ export class Master {
       return;
     }
     this.lastHeard.set(hb.workerId, Date.now());
+    const boot = this.boots.get(hb.workerId);
+    if (hb.boot !== undefined) this.boots.set(hb.workerId, hb.boot);
+    // Restarted faster than it could be missed: what its store holds is asked again all the same.
+    if (boot !== undefined && hb.boot !== undefined && boot !== hb.boot && this.state.workers.get(hb.workerId)?.live) this.inventorySoon(hb.workerId);
     if (this.state.workers.get(hb.workerId)?.live || this.joining.has(hb.workerId)) return;
     this.joining.add(hb.workerId);
     this.execute({ type: "NoteHeartbeat", at: Date.now(), workerId: hb.workerId })
@@ -291,32 +343,62 @@ export class Master {
     const consumer = await this.js.consumers.get(this.cat.confirmStream, this.cat.masterConfirmConsumer);
     this.confirms = await consumer.consume({ max_messages: 256 });
     for await (const m of this.confirms) {
-      let confirmation: Confirmation;
+      let report: WorkerReport;
       try {
-        confirmation = parse(Confirmation, decode(m.data), "confirmation");
-        if (m.subject !== this.cat.confirm(confirmation.workerId)) throw new Error(`worker ${confirmation.workerId} on ${m.subject}`);
+        report = parse(WorkerReport, decode(m.data), "worker report");
+        if (m.subject !== this.cat.confirm(report.workerId)) throw new Error(`worker ${report.workerId} on ${m.subject}`);
       } catch (err) {
         this.log(`dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
         m.term();
         continue;
       }
       try {
-        // A rival master may have placed this piece in events we have not folded yet.
-        if (!this.knowsAssignment(confirmation)) await this.waitForSeq(await lastSequence(this.nc, this.cat));
-        await this.execute({ type: "ConfirmPiece", at: Date.now(), ...confirmation });
-        await this.settleDrops();
+        // A rival master may have decided what this answers in events we have not folded yet.
+        if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.nc, this.cat));
+        await this.execute(commandFor(report, Date.now()));
         m.ack();
       } catch (err) {
         if (this.stopped) return;
-        this.log(`confirmation from ${confirmation.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
+        this.log(`confirmation from ${report.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
         m.nak(1_000);
       }
     }
   }
 
-  private knowsAssignment(c: Confirmation): boolean {
-    const piece = versionOf(this.state, c.fileId, c.version)?.pieces[c.piece];
-    return piece?.peers.some((p) => p.workerId === c.workerId) ?? false;
+  /** Whether the table already has the assignment or order a worker's report answers. */
+  private knowsOrder(report: WorkerReport): boolean {
+    if (!("kind" in report)) {
+      const piece = versionOf(this.state, report.fileId, report.version)?.pieces[report.piece];
+      return piece?.peers.some((p) => p.workerId === report.workerId) ?? false;
+    }
+    if (report.kind === "copy") return this.state.content.get(report.sha256)?.copying.has(report.workerId) ?? false;
+    return true;
+  }
+
+  /** Soon (once per burst of changes), decide what the table owes: drops, re-placed shares, copies. */
+  private reconcileSoon(): void {
+    if (this.reconcileTimer || this.stopped) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.execute({ type: "Reconcile", at: Date.now() })
+        .then((events) => {
+          if (events.length) this.log(`healing: ${summarise(events)}`);
+        })
+        .catch((err) => this.log(`could not reconcile: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => (this.reconcileTimer = undefined));
+    }, RECONCILE_DELAY_MS);
+  }
+
+  /** Ask a worker that joined what its store holds, and turn the differences into facts. */
+  private async takeInventory(workerId: string): Promise<void> {
+    const held = new Set<string>();
+    let after: string | undefined;
+    do {
+      const page = await call<InventoryPage>(this.nc, this.cat.workerRpc(workerId, "inventory"), { after, limit: INVENTORY_PAGE });
+      for (const sha256 of page.sha256s) held.add(sha256);
+      after = page.next;
+    } while (after !== undefined && !this.stopped);
+    const events = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
+    this.log(`worker ${workerId} holds ${held.size} piece${held.size === 1 ? "" : "s"}${events.length ? `: ${summarise(events)}` : ""}`);
   }
 
   async stop(): Promise<void> {
@@ -324,6 +406,8 @@ export class Master {
     this.uploadWatch.wakeAll();
     this.foldWatch.wakeAll();
     if (this.livenessTimer) clearInterval(this.livenessTimer);
+    if (this.healTimer) clearInterval(this.healTimer);
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     for (const sub of this.subs) sub.unsubscribe();
     await this.confirms?.close();
     this.tail?.stop();

@@ -53,12 +53,23 @@ export const Confirmation = z.object({
 });
 export type Confirmation = z.infer<typeof Confirmation>;
 
+/** A worker made (or failed to make) a copy it was ordered. */
+export const CopyConfirmation = z.object({
+  kind: z.literal("copy"),
+  workerId: token,
+  sha256,
+  ok: z.boolean(),
+  code: errorCode.optional(),
+  message: message.optional(),
+});
+export type CopyConfirmation = z.infer<typeof CopyConfirmation>;
+
 /** A worker found its own copy of a piece bad (on a read, a check or a scrub) and dropped it. */
 export const CorruptReport = z.object({ kind: z.literal("corrupt"), workerId: token, sha256, reason: message });
 export type CorruptReport = z.infer<typeof CorruptReport>;
 
 /** Everything a worker says on its confirmation subject. */
-export const WorkerReport = z.union([Confirmation.strict(), CorruptReport]);
+export const WorkerReport = z.union([Confirmation.strict(), CopyConfirmation, CorruptReport]);
 export type WorkerReport = z.infer<typeof WorkerReport>;
 
 /** Ask a worker to hash its copy of a piece again (someone read bad bytes from it). */
@@ -79,7 +90,15 @@ export interface InventoryPage {
 }
 
 /** A worker's heartbeat, and its answer to `health`. */
-export const Heartbeat = z.object({ workerId: token, pieces: count, bytes: count, freeBytes: count.optional(), at: count });
+export const Heartbeat = z.object({
+  workerId: token,
+  pieces: count,
+  bytes: count,
+  freeBytes: count.optional(),
+  at: count,
+  /** New at every start of the worker: a change means its store may not be what the log says (a wiped disk). */
+  boot: token.optional(),
+});
 export type Heartbeat = z.infer<typeof Heartbeat>;
 export type WorkerStatus = Required<Heartbeat>;
 

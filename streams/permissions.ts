@@ -69,6 +69,8 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           cat.confirm(id),
           cat.heartbeat(id),
           cat.workerRpc("*", "read"),
+          // A peer that served bad bytes is asked to check its copy.
+          cat.workerRpc("*", "verify"),
           cat.pullAll("*"),
           api.info,
           api.streamInfo(stream),

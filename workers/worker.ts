@@ -5,14 +5,14 @@
 import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { provisionWorker } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore } from "../src/connection.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
-import type { AssignedPiece, PeersAssigned, PiecesDropped } from "../src/events.js";
+import type { AssignedPiece, CopiesOrdered, CopyOrder, PeersAssigned, PiecesDropped } from "../src/events.js";
 import {
   InventoryRequest,
   ReadRequest,
@@ -20,12 +20,13 @@ import {
   frameSizeFor,
   parse,
   type Confirmation,
+  type CopyConfirmation,
   type CorruptReport,
   type InventoryPage,
   type VerifyReply,
   type WorkerStatus,
 } from "../src/protocol.js";
-import { callBytes, serve, serveBytes } from "../src/rpc.js";
+import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { PieceStore } from "./store.js";
 
 export interface WorkerOptions {
@@ -58,10 +59,10 @@ function sha256Of(frames: readonly Uint8Array[]): string {
 }
 
 /** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
-function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped } | { rejected: string } {
+function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped | CopiesOrdered } | { rejected: string } {
   const { event, rejected } = decodeEvent(data);
   if (!event) return { rejected };
-  if (event.type !== "PeersAssigned" && event.type !== "PiecesDropped") return { rejected: `${event.type} is not an assignment` };
+  if (event.type !== "PeersAssigned" && event.type !== "PiecesDropped" && event.type !== "CopiesOrdered") return { rejected: `${event.type} is not an assignment` };
   if (event.workerId !== workerId) return { rejected: `${event.type} is for worker ${event.workerId}` };
   return { assignment: event };
 }
@@ -103,6 +104,8 @@ export class Worker {
   private working = new Map<string, number>();
   /** Reads waiting for a piece to be stored here (minors waiting for their major). */
   private readonly storedWatch = new Watchers();
+  /** This run of the worker: a restart the master did not see as a loss still shows in the heartbeat. */
+  private readonly boot = nuid.next();
   private stopping = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
@@ -139,6 +142,7 @@ export class Worker {
       bytes: this.store.bytes,
       freeBytes: disk ? disk.bavail * disk.bsize : 0,
       at: Date.now(),
+      boot: this.boot,
     };
   }
 
@@ -247,6 +251,7 @@ export class Worker {
     try {
       if (event.type === "PeersAssigned") await this.storePieces(event);
       else if (event.type === "PiecesDropped") await this.dropPieces(event);
+      else await this.copyPieces(event, m.seq);
       m.ack();
     } finally {
       clearInterval(keepAlive);
@@ -255,6 +260,65 @@ export class Worker {
 
   private async dropPieces(event: PiecesDropped): Promise<void> {
     await Promise.all(event.sha256s.map((sha) => this.inOrder(sha, () => this.store.drop(sha))));
+  }
+
+  /** Copy orders (re-replication, repair): pull each piece from its sources, in order, check it, keep it, confirm. */
+  private async copyPieces(event: CopiesOrdered, seq: number): Promise<void> {
+    await Promise.all(
+      event.pieces.map((order) =>
+        this.inOrder(order.sha256, async () => {
+          let failure: DfsError | undefined;
+          try {
+            failure = await this.pieces.run(() => this.copyPiece(order));
+          } finally {
+            this.storedWatch.changed(order.sha256);
+          }
+          await this.confirmCopy(order.sha256, failure, seq);
+        }),
+      ),
+    );
+  }
+
+  private async copyPiece(order: CopyOrder): Promise<DfsError | undefined> {
+    if (await this.checkOwnCopy(order.sha256, "a stored copy was checked before it was counted again")) return undefined;
+    const tried: string[] = [];
+    for (const source of order.sources) {
+      const read = (offset: number, length: number) =>
+        callBytes(this.nc, this.cat.workerRpc(source, "read"), { sha256: order.sha256, offset, length }, PULL_TIMEOUT_MS);
+      let frames: Uint8Array[];
+      try {
+        frames = await this.pullFrames(order, read);
+      } catch (err) {
+        tried.push(`${source}: ${asDfsError(err).message}`);
+        continue;
+      }
+      if (sha256Of(frames) !== order.sha256) {
+        tried.push(`${source}: bytes that do not match`);
+        // That source's copy is bad: it checks itself, drops it and reports it.
+        void call(this.nc, this.cat.workerRpc(source, "verify"), { sha256: order.sha256 }, PULL_TIMEOUT_MS).catch(() => undefined);
+        continue;
+      }
+      try {
+        await this.store.put(order.sha256, frames);
+      } catch (err) {
+        return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${order.sha256}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return undefined;
+    }
+    return new DfsError(ErrorCodes.PIECE_UNAVAILABLE, clipText(`no source gave ${order.sha256}: ${tried.join("; ")}`));
+  }
+
+  private async confirmCopy(sha256: string, failure: DfsError | undefined, seq: number): Promise<void> {
+    const confirmation: CopyConfirmation = {
+      kind: "copy",
+      workerId: this.id,
+      sha256,
+      ok: !failure,
+      ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
+    };
+    if (failure) this.log(`copy of ${sha256} failed: ${failure.code}: ${failure.message}`);
+    // One order (its log sequence) is confirmed once, however often this is retried.
+    await this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}`, retries: 5 });
   }
 
   private async storePieces(event: PeersAssigned): Promise<void> {
@@ -361,7 +425,7 @@ export class Worker {
   }
 
   /** A piece as the frames it travelled in, in order: they become its chunks in the store, uncopied. */
-  private async pullFrames(piece: AssignedPiece, pull: (offset: number, length: number) => Promise<Uint8Array>): Promise<Uint8Array[]> {
+  private async pullFrames(piece: { size: number; sha256: string }, pull: (offset: number, length: number) => Promise<Uint8Array>): Promise<Uint8Array[]> {
     const frames: Uint8Array[] = [];
     const offsets: number[] = [];
     for (let offset = 0; offset < piece.size; offset += this.frameSize) offsets.push(offset);
@@ -371,7 +435,7 @@ export class Worker {
         const offset = offsets[next++]!;
         const length = Math.min(this.frameSize, piece.size - offset);
         const frame = await pull(offset, length);
-        if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.piece} has ${frame.length} bytes, expected ${length}`);
+        if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.sha256} has ${frame.length} bytes, expected ${length}`);
         frames[offset / this.frameSize] = frame;
       }
     };
