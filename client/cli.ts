@@ -14,10 +14,10 @@ import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "..
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Master } from "../src/master.js";
 import { projection, stateDigest } from "../src/state.js";
-import { Worker } from "../workers/worker.js";
+import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
 import { runDemo } from "./demo.js";
-import { eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { eventJson, formatEvent, formatScrub, formatStatus, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { LocalCluster } from "./local-cluster.js";
 import { CA_FILE } from "./tls.js";
 
@@ -206,13 +206,15 @@ export function buildProgram(): Command {
     .requiredOption("--id <id>", "worker id (letters, digits, _ and -)")
     .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
-    .action(async (opts: { id: string; data?: string; heartbeat: number }) => {
+    .option("--scrub-rate <bytes>", "bytes a second the background scrub hashes again, e.g. 16MiB; 0 turns it off", bytes, DEFAULT_SCRUB_RATE)
+    .action(async (opts: { id: string; data?: string; heartbeat: number; scrubRate: number }) => {
       const nc = await connectRole(globals(), "worker", opts.id);
       const worker = await Worker.start(nc, {
         id: opts.id,
         dataDir: resolve(opts.data ?? `.dfs/workers/${opts.id}`),
         prefix: globals().prefix,
         heartbeatMs: opts.heartbeat,
+        scrubBytesPerSecond: opts.scrubRate,
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
@@ -369,6 +371,41 @@ export function buildProgram(): Command {
         const workers = await client.workers();
         if (opts.json) process.stdout.write(JSON.stringify(workers, null, 2) + "\n");
         else if (workers.length) process.stdout.write(formatWorkers(workers) + "\n");
+      });
+    });
+
+  program
+    .command("status")
+    .description("the store's health: workers, pieces short of copies, copies being made")
+    .option("--json", "JSON")
+    .addHelpText("after", "\nExample:\n  dfs status\n  dfs status --json | jq .pieces")
+    .action(async (opts: { json?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const status = await client.status();
+        process.stdout.write((opts.json ? JSON.stringify(status, null, 2) : formatStatus(status)) + "\n");
+      });
+    });
+
+  program
+    .command("scrub")
+    .description("have workers hash every piece again; wait until the bad ones are repaired")
+    .option("--worker <id>", "only this worker (default: every live one)")
+    .option("--timeout <seconds>", "how long to wait for repairs", integer(1), 120)
+    .option("--json", "JSON")
+    .addHelpText("after", "\nExits 0 once every piece found bad is whole again, 1 (PIECE_UNAVAILABLE) listing those that are not.\n\nExample:\n  dfs scrub --worker w2")
+    .action(async (opts: { worker?: string; timeout: number; json?: boolean }) => {
+      await withClient(globals(), async (client) => {
+        const result = await client.scrub({
+          worker: opts.worker,
+          repairTimeoutMs: opts.timeout * 1000,
+          onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\rscrub ${p.workerId}: ${p.checked} checked, ${p.bad} bad `),
+        });
+        if (process.stderr.isTTY) process.stderr.write("\n");
+        if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+        else process.stdout.write(formatScrub(result) + "\n");
+        if (result.unrepaired.length > 0) {
+          throw new DfsError(ErrorCodes.PIECE_UNAVAILABLE, `${result.unrepaired.length} bad piece${result.unrepaired.length === 1 ? " is" : "s are"} not repaired: ${result.unrepaired.map((h) => h.sha256.slice(0, 12)).join(", ")}`);
+        }
       });
     });
 

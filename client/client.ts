@@ -14,6 +14,7 @@ import { baseName, normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
+import { scrub, scrubTargets, storeStatus, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 
@@ -186,6 +187,17 @@ export class DfsClient {
           status: await call<WorkerStatus>(this.nc, this.cat.workerRpc(w.workerId, "health"), {}, 2_000).catch(() => undefined),
         })),
     );
+  }
+
+  /** The store's health: workers, pieces short of copies or with too many, copies in flight. */
+  async status(): Promise<StatusReport> {
+    return storeStatus(this.nc, this.cat, this.seenSeq);
+  }
+
+  /** Hash every piece again on one worker or every live one, and wait for the bad ones to be repaired. */
+  async scrub(opts: ScrubOptions = {}): Promise<ScrubResult> {
+    const { workers } = await this.masterState();
+    return scrub(this.nc, this.cat, scrubTargets(workers, opts.worker), opts);
   }
 
   async replay(untilSeq?: number): Promise<ReplayResult> {

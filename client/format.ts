@@ -1,6 +1,7 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
 import type { FileInfo, ListEntry } from "../src/queries.js";
 import type { AuditEntry } from "../src/replay.js";
+import type { ScrubResult, StatusReport } from "./admin.js";
 import type { WorkerReport } from "./client.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -110,4 +111,34 @@ export function eventJson(entry: AuditEntry): string {
   const event = entry.event ?? (isMap(entry.value) ? entry.value : null);
   const json = { seq: entry.seq, subject: entry.subject, time: entry.time.toISOString(), event, ...(entry.rejected === undefined ? {} : { rejected: entry.rejected }) };
   return JSON.stringify(json, plainJson);
+}
+
+/** `dfs status`: the pieces' health, then one line per worker. */
+export function formatStatus(s: StatusReport): string {
+  const p = s.pieces;
+  const lines = [
+    `log       sequence ${s.lastSeq}${s.rejected ? `, ${s.rejected} rejected` : ""}`,
+    `pieces    ${p.total} (${p.healthy} healthy${p.underReplicated ? `, ${p.underReplicated} under-replicated` : ""}${p.unplaceable ? `, ${p.unplaceable} unplaceable` : ""}${p.unavailable ? `, ${p.unavailable} UNAVAILABLE` : ""}${p.excess ? `, ${p.excess} with spare copies` : ""})`,
+    `healing   ${s.copiesInFlight} cop${s.copiesInFlight === 1 ? "y" : "ies"} in flight, ${s.dropsOwed} drop${s.dropsOwed === 1 ? "" : "s"} owed, ${s.uploadsPending} upload${s.uploadsPending === 1 ? "" : "s"} open`,
+    "",
+  ];
+  const rows = s.workers.map((w) => [
+    w.workerId,
+    w.live ? "live" : "lost",
+    `${w.pieces} piece${w.pieces === 1 ? "" : "s"}`,
+    humanBytes(w.bytes),
+    w.freeBytes === undefined ? "" : `${humanBytes(w.freeBytes)} free`,
+    w.copying ? `${w.copying} copying` : "",
+  ]);
+  if (rows.length) {
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    lines.push(...rows.map((r) => r.map((cell, c) => (c >= 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd()));
+  }
+  for (const h of s.problems) lines.push(`${h.problem!.padEnd(16)} ${h.sha256.slice(0, 12)}…  ${h.live} of ${h.wanted} live${h.copying ? `, ${h.copying} copying` : ""}`);
+  return lines.join("\n");
+}
+
+export function formatScrub(r: ScrubResult): string {
+  const bad = r.bad.length;
+  return `checked ${r.checked} piece${r.checked === 1 ? "" : "s"} (${humanBytes(r.bytes)}): ${bad} bad, ${r.repaired} repaired${r.unrepaired.length ? `, ${r.unrepaired.length} NOT repaired` : ""}`;
 }

@@ -21,7 +21,9 @@ import {
   ListRequest,
   LocateRequest,
   StatRequest,
+  PiecesRequest,
   StateRequest,
+  StatusRequest,
   WaitRequest,
   WorkerReport,
   parse,
@@ -31,6 +33,7 @@ import {
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
 import { call, serve } from "./rpc.js";
 import { hasWork } from "./heal.js";
+import { piecesHealth, storeStatus } from "./status.js";
 import { initialState, projection, stateDigest, versionOf, type State } from "./state.js";
 
 export interface MasterOptions {
@@ -94,6 +97,8 @@ export class Master {
   private joining = new Set<string>();
   /** Each worker's run, from its heartbeats. */
   private boots = new Map<string, string>();
+  /** Each worker's last heartbeat: its free space, for `status`. */
+  private heartbeats = new Map<string, Heartbeat>();
   private livenessTimer?: NodeJS.Timeout;
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
@@ -286,6 +291,17 @@ export class Master {
       const req = parse(ListRequest, request, "list request");
       return listPage(this.state, req.prefix, req.after, req.limit, replyBytes);
     });
+    rpc("status", async (request) => {
+      await this.readAfter(request);
+      parse(StatusRequest, request, "status request");
+      const status = storeStatus(this.state, Date.now());
+      // Free space is what the workers' heartbeats say: it is not in the log.
+      return { ...status, workers: status.workers.map((w) => ({ ...w, freeBytes: this.heartbeats.get(w.workerId)?.freeBytes })) };
+    });
+    rpc("pieces", async (request) => {
+      await this.readAfter(request);
+      return piecesHealth(this.state, parse(PiecesRequest, request, "pieces request").sha256s, Date.now());
+    });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");
       // Behind pending decisions, so the answer is a state the log really had (mid-decision
@@ -312,6 +328,7 @@ export class Master {
       return;
     }
     this.lastHeard.set(hb.workerId, Date.now());
+    this.heartbeats.set(hb.workerId, hb);
     const boot = this.boots.get(hb.workerId);
     if (hb.boot !== undefined) this.boots.set(hb.workerId, hb.boot);
     // Restarted faster than it could be missed: what its store holds is asked again all the same.

@@ -39,6 +39,9 @@ export const ListRequest = z.object({ prefix: remotePath.optional(), after: z.st
 export const StatRequest = z.object({ path: remotePath });
 export const DeleteRequest = z.object({ path: remotePath, version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });
+export const StatusRequest = z.object({});
+/** The health of up to 2,000 pieces, by SHA-256. */
+export const PiecesRequest = z.object({ sha256s: z.array(sha256).max(2_000) });
 
 /** A worker stored (or failed to store) a piece of an upload it was assigned. */
 export const Confirmation = z.object({
@@ -80,6 +83,9 @@ export interface VerifyReply {
   /** Whether its bytes hash right; a bad copy is dropped and reported at once. */
   ok: boolean;
 }
+
+/** Hash a page of a worker's pieces again (after `after`, in SHA-256 order): `dfs scrub`. */
+export const ScrubRequest = z.object({ after: sha256.optional(), limit: z.number().int().positive().max(1_000).optional() });
 
 /** The pieces a worker holds, a page at a time, in SHA-256 order. */
 export const InventoryRequest = z.object({ after: sha256.optional(), limit: z.number().int().positive().max(10_000).optional() });

@@ -15,11 +15,11 @@ export const DEFAULT_PREFIX = "dfs";
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state"] as const;
+export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
-export const WORKER_OPS = ["read", "health", "verify", "inventory"] as const;
+export const WORKER_OPS = ["read", "health", "verify", "inventory", "scrub"] as const;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

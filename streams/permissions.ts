@@ -92,8 +92,9 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           ...MASTER_OPS.map((op) => cat.masterRpc(op)),
           cat.workerRpc("*", "read"),
           cat.workerRpc("*", "health"),
-          // A reader that got bad bytes asks that worker to check its copy.
+          // A reader that got bad bytes asks that worker to check its copy; `dfs scrub` asks for all.
           cat.workerRpc("*", "verify"),
+          cat.workerRpc("*", "scrub"),
         ],
         subscribe: [cat.pullAll("*"), `${cat.inbox(userName("client", id))}.>`],
         respond: true,
@@ -101,13 +102,13 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "auditor":
       return {
         // The log, and the master's own digest of it for `dfs replay --check`.
-        publish: [...logReader(cat), cat.masterRpc("state")],
+        publish: [...logReader(cat), cat.masterRpc("state"), cat.masterRpc("status")],
         subscribe: [`${cat.inbox(userName("auditor"))}.>`],
         respond: false,
       };
     case "admin":
       return {
-        publish: [api.all, cat.masterRpc("state")],
+        publish: [api.all, cat.masterRpc("state"), cat.masterRpc("status")],
         subscribe: [`${cat.inbox(userName("admin"))}.>`],
         respond: false,
       };

@@ -135,6 +135,8 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
   ],
   abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
   wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
+  status: [{}],
+  pieces: [{ sha256s: [sha] }],
   locate: [{ path: "/fuzz/empty", version: 1, fromPiece: 0, limit: 10 }],
   list: [{ prefix: "/fuzz", after: "/fuzz/a", limit: 10 }],
   stat: [{ path: "/fuzz/empty" }],
@@ -146,6 +148,7 @@ const workerTemplates: Record<(typeof WORKER_OPS)[number], Record<string, unknow
   health: {},
   verify: { sha256: sha },
   inventory: { after: sha, limit: 10 },
+  scrub: { after: sha, limit: 2 },
 };
 
 type Verdict = "success" | "coded error" | "no answer";

@@ -169,9 +169,10 @@ export class TestStore {
     return role;
   }
 
-  async startWorker(id: string): Promise<Role> {
+  /** A worker process; its background scrub is off unless `args` turn it on (`--scrub-rate`). */
+  async startWorker(id: string, args: string[] = []): Promise<Role> {
     await this.creds("worker", id);
-    const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250"]);
+    const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250", "--scrub-rate", "0", ...args]);
     this.roles.push(role);
     return role;
   }

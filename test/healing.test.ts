@@ -11,7 +11,7 @@ import type { DfsClient } from "../client/client.js";
 import { liveHolders, wantedReplicas } from "../src/content.js";
 import { call } from "../src/rpc.js";
 import type { State } from "../src/state.js";
-import { storeSuite, waitFor, type TestStore } from "./harness.js";
+import { runCli, storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const PIECE = 64 * 1024;
 const WORKERS = ["w1", "w2", "w3", "w4"];
@@ -125,6 +125,24 @@ test("a worker whose disk was wiped while it was down gets every piece back", as
   await readsBack(store, client);
 });
 
+/** Flip a byte of one piece inside a worker's LevelDB while it is stopped; start it again (with `args`). */
+async function rot(store: TestStore, victim: string, sha256: string, args: string[] = []): Promise<void> {
+  await store.role(`worker ${victim}`).stop();
+  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
+  try {
+    const key = `c!${sha256}!000000`;
+    const found = await db.get(key);
+    assert.ok(found, `${victim} holds ${sha256.slice(0, 8)} as the log says`);
+    const chunk = Buffer.from(found!);
+    chunk[0] = chunk[0]! ^ 0xff;
+    await db.put(key, chunk);
+  } finally {
+    await db.close();
+  }
+  await store.startWorker(victim, args);
+  await everyoneUp(store);
+}
+
 test("a rotted copy is found by a read's complaint, dropped by its worker, and made again", async ({ store }) => {
   const client = await store.client();
   await everyoneUp(store);
@@ -132,19 +150,7 @@ test("a rotted copy is found by a read's complaint, dropped by its worker, and m
   const where = await client.locate("/a.bin");
   const piece = where.pieces[1]!;
   const victim = piece.workers[0]!;
-  // Flip bytes inside the victim's LevelDB while it is stopped.
-  await store.role(`worker ${victim}`).stop();
-  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
-  const key = `c!${piece.sha256}!000000`;
-  const found = await db.get(key);
-  await db.close().catch(() => undefined);
-  assert.ok(found, `${victim} holds piece 1 as the log says`);
-  const reopened = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
-  const chunk = Buffer.from(found!);
-  chunk[0] = chunk[0]! ^ 0xff;
-  await reopened.put(key, chunk);
-  await reopened.close();
-  await everyoneUp(store);
+  await rot(store, victim, piece.sha256);
   // A reader that got bad bytes asks the worker to check: it finds the rot, drops, reports.
   const verdict = await call<{ held: boolean; ok: boolean }>(client.nc, client.cat.workerRpc(victim, "verify"), { sha256: piece.sha256 });
   assert.equal(verdict, { held: true, ok: false });
@@ -152,6 +158,49 @@ test("a rotted copy is found by a read's complaint, dropped by its worker, and m
   assert.ok(liveHolders(state, state.content.get(piece.sha256)!).length === 2);
   const lost = (await store.replay()).state;
   assert.ok(lost.rejected.count === 0);
+  await readsBack(store, client);
+});
+
+test("dfs scrub finds a rotted copy, waits for its repair, and exits 0; dfs status shows it all", async ({ store }) => {
+  const client = await store.client();
+  await everyoneUp(store);
+  await waitWhole(store, "the store settles");
+  const piece = (await client.locate("/b.bin")).pieces[3]!;
+  const victim = piece.workers[0]!;
+  await rot(store, victim, piece.sha256);
+  const scrubbed = await runCli([...store.flags, "scrub", "--json"]);
+  assert.is(scrubbed.code, 0, scrubbed.stderr);
+  const result = JSON.parse(scrubbed.stdout) as { checked: number; bad: { workerId: string; sha256: string }[]; repaired: number; unrepaired: unknown[] };
+  assert.equal(result.bad, [{ workerId: victim, sha256: piece.sha256 }]);
+  assert.is(result.repaired, 1);
+  assert.ok(result.checked >= 2 * (await store.replay()).state.content.size - 2, "every copy was checked");
+  const status = await runCli([...store.flags, "status", "--json"]);
+  const json = JSON.parse(status.stdout) as { pieces: { total: number; healthy: number; unavailable: number } };
+  assert.is(json.pieces.unavailable, 0);
+  assert.is(json.pieces.healthy, json.pieces.total);
+  const human = await runCli([...store.flags, "status"]);
+  assert.match(human.stdout, /pieces\s+\d+ \(\d+ healthy\)/);
+  assert.match(human.stdout, /w1\s+live/);
+  // With a worker killed and every piece wanted on all four, copies cannot be placed: status says so.
+  await put(store, client, "/everywhere.bin", 2 * PIECE, 4);
+  await store.role("worker w2").kill();
+  await lost(store, "w2");
+  const down = JSON.parse((await runCli([...store.flags, "status", "--json"])).stdout) as { pieces: { unplaceable: number }; workers: { workerId: string; live: boolean }[] };
+  assert.is(down.pieces.unplaceable, 2);
+  assert.equal(down.workers.find((w) => w.workerId === "w2")?.live, false);
+  await everyoneUp(store);
+  await waitWhole(store, "whole again with w2 back");
+});
+
+test("the background scrub finds rot by itself", async ({ store }) => {
+  const client = await store.client();
+  await everyoneUp(store);
+  const piece = (await client.locate("/a.bin")).pieces[2]!;
+  const victim = piece.workers[0]!;
+  await rot(store, victim, piece.sha256, ["--scrub-rate", "64MiB"]);
+  await waitFor("the scrub to find the rot", () => /failed its SHA-256 \(a scrub found it bad\): dropped/.test(store.role(`worker ${victim}`).output()), 20_000, 200);
+  await waitFor("the rot recorded", async () => !(await store.replay()).state.content.get(piece.sha256)!.holders.has(victim) || (await health(client, victim)).pieces > 0, 10_000, 200);
+  await waitWhole(store, "repaired");
   await readsBack(store, client);
 });
 

@@ -81,8 +81,8 @@ test("permissions - every subject of the catalogue has exactly the publishers an
   expect(cat.confirm("w1"), ["worker w1"], []);
   expect(cat.heartbeat("w1"), ["worker w1"], ["master"]);
   expect(cat.pull("upload1", 3), ["worker w1", "worker w2"], ["client"]);
-  for (const op of MASTER_OPS) expect(cat.masterRpc(op), op === "state" ? ["admin", "auditor", "client"] : ["client"], ["master"]);
-  const workerRpcCallers = { read: ["client", "worker w1", "worker w2"], health: ["client"], verify: ["client", "master", "worker w1", "worker w2"], inventory: ["master"] };
+  for (const op of MASTER_OPS) expect(cat.masterRpc(op), op === "state" || op === "status" ? ["admin", "auditor", "client"] : ["client"], ["master"]);
+  const workerRpcCallers = { read: ["client", "worker w1", "worker w2"], health: ["client"], verify: ["client", "master", "worker w1", "worker w2"], inventory: ["master"], scrub: ["client"] };
   for (const op of WORKER_OPS) expect(cat.workerRpc("w1", op), workerRpcCallers[op], ["worker w1"]);
   // The streams themselves: only the admin may change, purge or delete them.
   for (const api of ["STREAM.DELETE", "STREAM.UPDATE", "STREAM.PURGE", "STREAM.MSG.DELETE"]) {

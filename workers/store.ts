@@ -106,6 +106,11 @@ export class PieceStore {
     return hash.digest("hex") === sha256;
   }
 
+  /** The size of a piece, or undefined if it is not here. */
+  async sizeOf(sha256: string): Promise<number | undefined> {
+    return (await this.meta(sha256))?.size;
+  }
+
   /** SHA-256s of the pieces held, in order, after `after`, at most `limit`. */
   async list(after: string | undefined, limit: number): Promise<string[]> {
     const out: string[] = [];

@@ -16,6 +16,7 @@ import type { AssignedPiece, CopiesOrdered, CopyOrder, PeersAssigned, PiecesDrop
 import {
   InventoryRequest,
   ReadRequest,
+  ScrubRequest,
   VerifyRequest,
   frameSizeFor,
   parse,
@@ -27,6 +28,7 @@ import {
   type WorkerStatus,
 } from "../src/protocol.js";
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
+import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
 
 export interface WorkerOptions {
@@ -38,6 +40,8 @@ export interface WorkerOptions {
   parallelPieces?: number;
   /** Frames of one piece requested at once. */
   framesInFlight?: number;
+  /** Bytes a second the background scrub hashes again (0: off). */
+  scrubBytesPerSecond?: number;
   log?: (line: string) => void;
   /** The worker can no longer read its assignments (default: throw). */
   onFatal?: (err: DfsError) => void;
@@ -45,6 +49,9 @@ export interface WorkerOptions {
 
 const PULL_ATTEMPTS = 4;
 const INVENTORY_PAGE = 2_000;
+const SCRUB_PAGE = 64;
+/** Background scrub pace: a terabyte a day, about. */
+export const DEFAULT_SCRUB_RATE = 16 * 1024 * 1024;
 const PULL_TIMEOUT_MS = 5_000;
 const DEAD_UPLOADS_KEPT = 1_000;
 const STOP_GRACE_MS = 2_000;
@@ -104,6 +111,7 @@ export class Worker {
   private working = new Map<string, number>();
   /** Reads waiting for a piece to be stored here (minors waiting for their major). */
   private readonly storedWatch = new Watchers();
+  private readonly scrubber: Scrubber;
   /** This run of the worker: a restart the master did not see as a loss still shows in the heartbeat. */
   private readonly boot = nuid.next();
   private stopping = false;
@@ -114,6 +122,7 @@ export class Worker {
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
     this.frameSize = frameSizeFor(nc.info?.max_payload ?? 1024 * 1024);
     this.pieces = new Limiter(opts.parallelPieces ?? 4);
+    this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
   static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
@@ -125,6 +134,7 @@ export class Worker {
     worker.serveRpcs();
     worker.sendHeartbeat();
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs ?? 1_000);
+    worker.scrubber.start(opts.scrubBytesPerSecond ?? DEFAULT_SCRUB_RATE);
     worker.consumeAssignments().catch((err) => worker.stopping || reportFatal(`worker ${opts.id} stopped reading its assignments`, err, opts.onFatal));
     return worker;
   }
@@ -182,6 +192,15 @@ export class Worker {
       ),
       serve(
         this.nc,
+        this.cat.workerRpc(this.id, "scrub"),
+        async (request): Promise<ScrubPage> => {
+          const req = parse(ScrubRequest, request, "scrub request");
+          return this.scrubber.page(req.after, req.limit ?? SCRUB_PAGE);
+        },
+        { onInternalError },
+      ),
+      serve(
+        this.nc,
         this.cat.workerRpc(this.id, "inventory"),
         async (request): Promise<InventoryPage> => {
           const req = parse(InventoryRequest, request, "inventory request");
@@ -199,15 +218,19 @@ export class Worker {
    * copy is dropped at once (so it is never served again) and reported to the master.
    */
   private async checkOwnCopy(sha256: string, why: string): Promise<boolean> {
+    return (await this.checkCopy(sha256, why)) === "good";
+  }
+
+  private async checkCopy(sha256: string, why: string): Promise<CheckOutcome> {
     const good = await this.store.verify(sha256);
-    if (good !== false) return good === true;
+    if (good !== false) return good ? "good" : "absent";
     await this.store.drop(sha256);
     this.log(`piece ${sha256} failed its SHA-256 (${why}): dropped`);
     const report: CorruptReport = { kind: "corrupt", workerId: this.id, sha256, reason: why };
     await this.js
       .publish(this.cat.confirm(this.id), encode(report), { retries: 5 })
       .catch((err) => this.log(`could not report the bad copy of ${sha256}: ${err instanceof Error ? err.message : String(err)}`));
-    return false;
+    return "bad";
   }
 
   private inOrder<T>(sha256: string, task: () => Promise<T>): Promise<T> {
@@ -478,6 +501,7 @@ export class Worker {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.scrubber.stop();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.storedWatch.wakeAll();
     for (const sub of this.subs) sub.unsubscribe();

@@ -1,0 +1,123 @@
+// How healthy the store is, read from the table: what `dfs status` and `dfs scrub` show.
+// Pure, like the other queries; the master adds what only heartbeats know (free space).
+import { isPlaced, liveCopies, liveHolders, wantedReplicas, type ContentState } from "./content.js";
+import { COPY_RETRY_MS } from "./heal.js";
+import type { State } from "./state.js";
+
+/** What is wrong with a piece's copies, if anything. */
+export type PieceProblem = "unavailable" | "unplaceable" | "under-replicated" | "excess";
+
+export interface PieceHealth {
+  sha256: string;
+  size: number;
+  /** Replicas its committed versions want (0: none committed). */
+  wanted: number;
+  /** Checked copies on live workers, and copies being made. */
+  live: number;
+  copying: number;
+  problem?: PieceProblem;
+}
+
+export interface WorkerSummary {
+  workerId: string;
+  live: boolean;
+  /** Pieces and bytes the table expects this worker to keep. */
+  pieces: number;
+  bytes: number;
+  /** Copies ordered to it and not confirmed yet. */
+  copying: number;
+}
+
+export interface StoreStatus {
+  lastSeq: number;
+  /** Messages on the log that the fold rejected. */
+  rejected: number;
+  workers: WorkerSummary[];
+  pieces: {
+    /** Distinct piece contents that live versions refer to. */
+    total: number;
+    /** Committed ones with exactly their wanted copies live. */
+    healthy: number;
+    underReplicated: number;
+    /** No live worker holds a checked copy: unreadable until one comes back. */
+    unavailable: number;
+    /** Too few live workers lack it to place the missing copies. */
+    unplaceable: number;
+    excess: number;
+  };
+  copiesInFlight: number;
+  uploadsPending: number;
+  dropsOwed: number;
+  /** The first pieces with a problem (at most PROBLEMS_SHOWN), worst first. */
+  problems: PieceHealth[];
+}
+
+export const PROBLEMS_SHOWN = 100;
+
+const SEVERITY: Record<PieceProblem, number> = { unavailable: 0, unplaceable: 1, "under-replicated": 2, excess: 3 };
+
+/** A piece's copies as the table has them now (`at`: now, for the retry delay of failed copies). */
+export function pieceHealth(state: State, c: ContentState, at: number): PieceHealth {
+  const wanted = wantedReplicas(c);
+  const live = liveHolders(state, c).length;
+  const copying = liveCopies(state, c).length;
+  const health: PieceHealth = { sha256: c.sha256, size: c.size, wanted, live, copying };
+  if (wanted === 0) return health;
+  if (live === 0) return { ...health, problem: "unavailable" };
+  if (live > wanted) return { ...health, problem: "excess" };
+  const need = wanted - live - copying;
+  if (need > 0) {
+    const targets = [...state.workers.values()].filter((w) => w.live && !isPlaced(c, w.workerId) && at - (c.failedAt.get(w.workerId) ?? -Infinity) >= COPY_RETRY_MS);
+    return { ...health, problem: targets.length < need ? "unplaceable" : "under-replicated" };
+  }
+  return live + copying < wanted ? { ...health, problem: "under-replicated" } : health;
+}
+
+export function storeStatus(state: State, at: number): StoreStatus {
+  const problems: PieceHealth[] = [];
+  const counts = { unavailable: 0, unplaceable: 0, "under-replicated": 0, excess: 0 };
+  for (const sha256 of state.unhealthy) {
+    const health = pieceHealth(state, state.content.get(sha256)!, at);
+    if (!health.problem) continue;
+    counts[health.problem] += 1;
+    problems.push(health);
+  }
+  let committed = 0;
+  for (const c of state.content.values()) if (wantedReplicas(c) > 0) committed += 1;
+  let copiesInFlight = 0;
+  for (const shas of state.copyingTo.values()) copiesInFlight += shas.size;
+  const workers = [...state.workers.values()]
+    .sort((a, b) => (a.workerId < b.workerId ? -1 : 1))
+    .map((w) => ({
+      workerId: w.workerId,
+      live: w.live,
+      pieces: state.placedOn.get(w.workerId)?.size ?? 0,
+      bytes: w.assignedBytes,
+      copying: state.copyingTo.get(w.workerId)?.size ?? 0,
+    }));
+  return {
+    lastSeq: state.lastSeq,
+    rejected: state.rejected.count,
+    workers,
+    pieces: {
+      total: state.content.size,
+      healthy: committed - counts.unavailable - counts.unplaceable - counts["under-replicated"] - counts.excess,
+      underReplicated: counts["under-replicated"],
+      unavailable: counts.unavailable,
+      unplaceable: counts.unplaceable,
+      excess: counts.excess,
+    },
+    copiesInFlight,
+    uploadsPending: state.pendingUploads.size,
+    dropsOwed: [...state.dropsOwed.values()].reduce((n, owed) => n + owed.size, 0),
+    problems: problems.sort((a, b) => SEVERITY[a.problem!] - SEVERITY[b.problem!] || (a.sha256 < b.sha256 ? -1 : 1)).slice(0, PROBLEMS_SHOWN),
+  };
+}
+
+/** The health of these pieces (bytes no live version needs have `wanted` 0). */
+export function piecesHealth(state: State, sha256s: readonly string[], at: number): PieceHealth[] {
+  return sha256s.map((sha256) => {
+    const c = state.content.get(sha256);
+    return c ? pieceHealth(state, c, at) : { sha256, size: 0, wanted: 0, live: 0, copying: 0 };
+  });
+}
