@@ -15,16 +15,27 @@ import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Master } from "../src/master.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
-import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
+import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
 import { runDemo } from "./demo.js";
 import { eventJson, formatEvent, formatScrub, formatStatus, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { LocalCluster } from "./local-cluster.js";
+import type { Progress } from "./progress.js";
 import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
 
 /** Exit statuses, documented in the README. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+/** A command stopped by a signal exits as shells report it: 128 + the signal's number. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT;
+
+/** A command that SIGINT or SIGTERM stopped, once it has cleaned up. */
+class Interrupted extends DfsError {
+  constructor(readonly signal: StopSignal, cause: unknown) {
+    super(ErrorCodes.INTERRUPTED, `${asDfsError(cause).message} (${signal})`, { cause });
+  }
+}
 
 interface GlobalOptions {
   nats: string;
@@ -67,6 +78,7 @@ function bytes(text: string): number {
 }
 
 function exitCodeFor(err: DfsError): number {
+  if (err instanceof Interrupted) return SIGNAL_EXIT[err.signal];
   if (err.code === ErrorCodes.NOT_FOUND) return EXIT.notFound;
   if (err.code === ErrorCodes.BAD_PATH || err.code === ErrorCodes.BAD_REQUEST) return EXIT.usage;
   return EXIT.failed;
@@ -117,6 +129,31 @@ function connectRole(globals: GlobalOptions, role: RoleName, id?: string): Promi
     name: `dfs-${userName(role, id)}`,
     maxReconnectAttempts: role === "admin" ? 10 : -1,
   });
+}
+
+/**
+ * Run `run` with an AbortSignal that SIGINT and SIGTERM abort, so that it stops and cleans up
+ * (a get removes its temporary file, a put abandons its version); it then fails as
+ * Interrupted. A second signal does not wait for the clean-up.
+ */
+async function interruptible<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const interrupt = new AbortController();
+  let received: StopSignal | undefined;
+  const onSignal = (signal: StopSignal) => {
+    if (received) process.exit(SIGNAL_EXIT[signal]);
+    received = signal;
+    interrupt.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await run(interrupt.signal);
+  } catch (err) {
+    throw received ? new Interrupted(received, err) : err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }
 
 /** Run until SIGINT/SIGTERM, then stop cleanly. */
@@ -277,31 +314,27 @@ export function buildProgram(): Command {
     .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
     .option("--timeout <seconds>", "give up after this long without progress", integer(1), 60)
     .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number; timeout: number }) => {
-      await withClient(globals(), async (client) => {
-        const bar = progressBar("put");
+      await withClient(globals(), (client) =>
         // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
-        const interrupt = new AbortController();
-        const onSignal = () => interrupt.abort();
-        process.once("SIGINT", onSignal);
-        process.once("SIGTERM", onSignal);
-        try {
-          const r = await client.put(local, remote ?? `/${basename(local)}`, {
-            replicas: opts.replicas,
-            pieceSize: opts.pieceSize,
-            idleTimeoutMs: opts.timeout * 1000,
-            onProgress: bar.update,
-            signal: interrupt.signal,
-          });
-          bar.stop();
-          process.stdout.write(
-            `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`,
-          );
-        } finally {
-          bar.stop();
-          process.off("SIGINT", onSignal);
-          process.off("SIGTERM", onSignal);
-        }
-      });
+        interruptible(async (signal) => {
+          const bar = progressBar("put");
+          try {
+            const r = await client.put(local, remote ?? `/${basename(local)}`, {
+              replicas: opts.replicas,
+              pieceSize: opts.pieceSize,
+              idleTimeoutMs: opts.timeout * 1000,
+              onProgress: bar.update,
+              signal,
+            });
+            bar.stop();
+            process.stdout.write(
+              `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`,
+            );
+          } finally {
+            bar.stop();
+          }
+        }),
+      );
     });
 
   program
@@ -311,18 +344,21 @@ export function buildProgram(): Command {
     .argument("[local]", "local file, or - for stdout (default: basename of remote)")
     .option("--version <n>", "a named version instead of the latest", integer(1))
     .action(async (remote: string, local: string | undefined, opts: { version?: number }) => {
-      await withClient(globals(), async (client) => {
-        const toStdout = local === "-";
-        const bar = toStdout ? progressBar("") : progressBar("get");
-        try {
-          const dest = toStdout ? process.stdout : (local ?? basename(remote));
-          const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update });
-          bar.stop();
-          if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
-        } finally {
-          bar.stop();
-        }
-      });
+      await withClient(globals(), (client) =>
+        // Ctrl-C stops the get and removes its temporary file.
+        interruptible(async (signal) => {
+          const toStdout = local === "-";
+          const bar = toStdout ? progressBar("") : progressBar("get");
+          try {
+            const dest = toStdout ? process.stdout : (local ?? basename(remote));
+            const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update, signal });
+            bar.stop();
+            if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
+          } finally {
+            bar.stop();
+          }
+        }),
+      );
     });
 
   program

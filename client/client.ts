@@ -1,22 +1,23 @@
 // The client library: everything `dfs` does, usable from a program. It holds no state of the
 // store; it asks the master, serves its own bytes to workers during a put, and reads pieces
-// from workers during a get, checking every SHA-256.
+// from workers during a get (`get.ts`), checking every SHA-256.
 import { createHash } from "node:crypto";
-import { open, rename, rm, stat as statFile, type FileHandle } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { open, type FileHandle } from "node:fs/promises";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { connectNats, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { type LogReader } from "../src/log.js";
-import { baseName, normalisePath } from "../src/paths.js";
+import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
 import { scrub, scrubTargets, storeStatus, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
-import { call, callBytes, serveBytes } from "../src/rpc.js";
+import { call, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
+import { getFile, type GetOptions, type GetResult } from "./get.js";
+import type { Progress } from "./progress.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
@@ -33,12 +34,6 @@ export interface ConnectOptions {
   creds?: string;
   /** A CA certificate (PEM) to trust, for a server with TLS. */
   tlsCa?: string;
-}
-
-export interface Progress {
-  phase: "hash" | "upload" | "download";
-  done: number;
-  total: number;
 }
 
 export interface PutOptions {
@@ -64,13 +59,6 @@ export interface PutResult {
   servedBytes: number;
 }
 
-export interface GetOptions {
-  version?: number;
-  /** Pieces fetched at once. */
-  parallelPieces?: number;
-  onProgress?: (p: Progress) => void;
-}
-
 export interface MasterState {
   masterId: string;
   lastSeq: number;
@@ -89,15 +77,6 @@ export interface WorkerReport {
   assignedBytes: number;
   /** Its own answer to `health`; undefined when it does not answer. */
   status?: WorkerStatus;
-}
-
-export interface GetResult {
-  path: string;
-  version: number;
-  size: number;
-  sha256: string;
-  /** Pieces read from a replica other than the first, after an error or a bad checksum. */
-  failovers: number;
 }
 
 /** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
@@ -371,93 +350,15 @@ export class DfsClient {
     }
   }
 
-  /** Fetch one piece from the first replica that serves bytes matching its SHA-256. */
-  private async fetchPiece(piece: Location["pieces"][number]): Promise<{ bytes: Buffer; failedOver: boolean }> {
-    const errors: string[] = [];
-    for (const workerId of piece.workers) {
-      try {
-        const bytes = Buffer.allocUnsafe(piece.size);
-        const frames: Promise<void>[] = [];
-        for (let offset = 0; offset < piece.size; offset += this.frameSize) {
-          const length = Math.min(this.frameSize, piece.size - offset);
-          frames.push(
-            callBytes(this.nc, this.cat.workerRpc(workerId, "read"), { sha256: piece.sha256, offset, length }).then((frame) => {
-              if (frame.length !== length) throw new DfsError(ErrorCodes.PIECE_UNAVAILABLE, `short frame at ${offset}`);
-              bytes.set(frame, offset);
-            }),
-          );
-        }
-        await Promise.all(frames);
-        const actual = createHash("sha256").update(bytes).digest("hex");
-        if (actual !== piece.sha256) throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `bytes hash to ${actual}`);
-        return { bytes, failedOver: errors.length > 0 };
-      } catch (err) {
-        errors.push(`${workerId}: ${asDfsError(err).message}`);
-      }
-    }
-    throw new DfsError(
-      ErrorCodes.PIECE_UNAVAILABLE,
-      `piece ${piece.index} could not be read from any replica${errors.length ? ` (${errors.join("; ")})` : " (no replica holds it)"}`,
-    );
-  }
-
   /**
-   * Read a file into `dest` (a local path, or a writable stream such as stdout). A local file
-   * appears only complete and verified: bytes go to a temporary name renamed at the end.
+   * Read a file into `dest` (a local path, or a writable stream such as stdout), every piece
+   * verified; see `getFile`. Any failure is one DfsError and leaves no temporary file.
    */
   async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions = {}): Promise<GetResult> {
-    const where = await this.locate(remotePath, opts.version);
-    const temp = typeof dest === "string" ? join(dirname(dest), `.${baseName(dest)}.dfs-${nuid.next()}.part`) : undefined;
-    let out: FileHandle | undefined;
-    try {
-      if (temp) {
-        try {
-          out = await open(temp, "wx");
-        } catch (err) {
-          throw new DfsError(ErrorCodes.LOCAL_IO, `cannot write ${dest}: ${(err as Error).message}`, { cause: err });
-        }
-      }
-      const whole = createHash("sha256");
-      const parallel = Math.max(1, opts.parallelPieces ?? 4);
-      const pending: Promise<{ bytes: Buffer; failedOver: boolean }>[] = [];
-      let failovers = 0;
-      let written = 0;
-      for (let i = 0; i < where.pieces.length || pending.length > 0; ) {
-        while (i < where.pieces.length && pending.length < parallel) {
-          const fetched = this.fetchPiece(where.pieces[i++]!);
-          // Awaited in order below; a later piece failing first is not an unhandled rejection meanwhile.
-          fetched.catch(() => undefined);
-          pending.push(fetched);
-        }
-        const { bytes, failedOver } = await pending.shift()!;
-        if (failedOver) failovers += 1;
-        whole.update(bytes);
-        if (out) await out.write(bytes, 0, bytes.length, written);
-        else await writeTo(dest as NodeJS.WritableStream, bytes);
-        written += bytes.length;
-        opts.onProgress?.({ phase: "download", done: written, total: where.size });
-      }
-      const sha256 = whole.digest("hex");
-      if (sha256 !== where.sha256) throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `${where.path} v${where.version} reads back as ${sha256}, committed as ${where.sha256}`);
-      if (out && temp) {
-        await out.close();
-        out = undefined;
-        await rename(temp, dest as string);
-      }
-      return { path: where.path, version: where.version, size: where.size, sha256, failovers };
-    } finally {
-      if (out) await out.close().catch(() => undefined);
-      if (temp && (await statFile(temp).catch(() => undefined))) await rm(temp, { force: true });
-    }
+    return getFile(this, remotePath, dest, opts);
   }
 
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
   }
-}
-
-function writeTo(stream: NodeJS.WritableStream, bytes: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    stream.write(bytes, (err) => (err ? reject(err) : resolve()));
-  });
 }

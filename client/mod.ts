@@ -1,6 +1,8 @@
 // The client library's public surface: `import { DfsClient } from "dfs"`.
 export { DfsClient, DEFAULT_PIECE_SIZE, DEFAULT_REPLICAS, pieceSizeFor } from "./client.js";
-export type { ConnectOptions, GetOptions, GetResult, MasterState, Progress, PutOptions, PutResult, WorkerReport } from "./client.js";
+export type { ConnectOptions, MasterState, PutOptions, PutResult, WorkerReport } from "./client.js";
+export type { GetOptions, GetResult } from "./get.js";
+export type { Progress } from "./progress.js";
 export { LocalCluster } from "./local-cluster.js";
 export type { LocalClusterOptions } from "./local-cluster.js";
 export { findNatsServer, startNatsServer } from "./nats-server.js";

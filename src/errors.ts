@@ -26,6 +26,8 @@ export const ErrorCodes = {
   UNAVAILABLE: "UNAVAILABLE",
   /** Waited too long for an answer or for the commit. */
   TIMEOUT: "TIMEOUT",
+  /** The caller stopped the operation (an AbortSignal; Ctrl-C or SIGTERM in the CLI). */
+  INTERRUPTED: "INTERRUPTED",
   /** A local file could not be read or written. */
   LOCAL_IO: "LOCAL_IO",
   /** nats-server is not installed. */
