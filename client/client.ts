@@ -180,13 +180,13 @@ export class DfsClient {
   }
 
   async replay(untilSeq?: number): Promise<ReplayResult> {
-    await requireStore(this.nc, this.cat, [this.cat.eventsStream]);
+    await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return replayLog(this.nc, this.cat, untilSeq);
   }
 
   /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */
   async tail(opts: { follow?: boolean; fromSeq?: number }, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
-    await requireStore(this.nc, this.cat, [this.cat.eventsStream]);
+    await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return auditLog(this.nc, this.cat, opts, onEntry);
   }
 

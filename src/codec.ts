@@ -1,7 +1,24 @@
 // CBOR on the wire and in the log. Events are plain maps, checked against their schema when
 // decoded, so a foreign or forged message on an event subject is reported, never folded.
-import { Encoder } from "cbor-x";
+import { Encoder, addExtension } from "cbor-x";
 import { parseEvent, type DfsEvent } from "./events.js";
+
+// Big integers (tags 2 and 3) cost time that grows with the square of their length to turn
+// into BigInts: one 128 KB message froze a process for seconds. Nothing dfs sends uses them,
+// so they are refused before any conversion.
+class RefusedBigInteger {}
+for (const tag of [2, 3]) {
+  addExtension({
+    Class: RefusedBigInteger,
+    tag,
+    encode: () => {
+      throw new Error("dfs does not send CBOR big integers");
+    },
+    decode: () => {
+      throw new Error("CBOR big integers are refused");
+    },
+  });
+}
 
 // Plain maps in, plain objects out: no records extension, so other languages can read the log.
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });

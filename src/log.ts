@@ -11,6 +11,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import { encode } from "./codec.js";
+import { DfsError, ErrorCodes } from "./errors.js";
 import type { DfsEvent } from "./events.js";
 import { subjectFor, type LoggedMessage } from "./fold.js";
 
@@ -45,6 +46,8 @@ export interface TimedMessage extends LoggedMessage {
 }
 
 export interface ReadLogOptions {
+  /** The stream to read: the events stream (default), or its audit mirror (same sequences). */
+  stream?: string;
   /** First sequence to deliver (default 1). */
   fromSeq?: number;
   /** One subject (or wildcard) to read instead of every event subject. */
@@ -61,9 +64,18 @@ export interface LogReader {
   stop(): void;
 }
 
-export async function lastSequence(nc: NatsConnection, cat: Catalogue): Promise<number> {
+export async function lastSequence(nc: NatsConnection, cat: Catalogue, stream = cat.eventsStream): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  return (await jsm.streams.info(cat.eventsStream)).state.last_seq;
+  return (await jsm.streams.info(stream)).state.last_seq;
+}
+
+/** Until the audit mirror holds the events stream up to `seq` (it follows within milliseconds). */
+export async function mirrorReaches(nc: NatsConnection, cat: Catalogue, seq: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 10; (await lastSequence(nc, cat, cat.auditStream)) < seq; wait = Math.min(200, wait * 2)) {
+    if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `the audit mirror ${cat.auditStream} did not reach sequence ${seq}`);
+    await new Promise((r) => setTimeout(r, wait));
+  }
 }
 
 /**
@@ -78,7 +90,8 @@ export async function readLog(
   onMessage: (message: TimedMessage) => void,
 ): Promise<LogReader> {
   const js = jetstream(nc);
-  const startLastSeq = await lastSequence(nc, cat);
+  const stream = opts.stream ?? cat.eventsStream;
+  const startLastSeq = await lastSequence(nc, cat, stream);
   const fromSeq = Math.max(1, opts.fromSeq ?? 1);
   let stopped = false;
   let messages: ConsumerMessages | undefined;
@@ -87,7 +100,7 @@ export async function readLog(
     void messages?.close();
   };
   if (!opts.follow && startLastSeq < fromSeq) return { done: Promise.resolve(), startLastSeq, stop };
-  const consumer = await js.consumers.get(cat.eventsStream, {
+  const consumer = await js.consumers.get(stream, {
     deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
     ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
     ...(opts.filter ? { filter_subjects: opts.filter } : {}),

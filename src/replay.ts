@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import type { DecodedEvent } from "./codec.js";
 import { foldLogged } from "./fold.js";
-import { readLog, type LogReader, type TimedMessage } from "./log.js";
+import { lastSequence, mirrorReaches, readLog, type LogReader, type TimedMessage } from "./log.js";
 import { initialState, type State } from "./state.js";
 
 export interface ReplayResult {
@@ -12,10 +12,14 @@ export interface ReplayResult {
   state: State;
 }
 
-/** Fold the log from its first event up to `untilSeq` (default: its end as of now). */
+/**
+ * Fold the log from its first event up to `untilSeq` (default: its end as of now), read
+ * from the audit mirror, as readers do.
+ */
 export async function replayLog(nc: NatsConnection, cat: Catalogue, untilSeq?: number): Promise<ReplayResult> {
   const state = initialState();
-  const reader = await readLog(nc, cat, {}, (message) => {
+  await mirrorReaches(nc, cat, untilSeq ?? (await lastSequence(nc, cat)));
+  const reader = await readLog(nc, cat, { stream: cat.auditStream }, (message) => {
     if (untilSeq === undefined || message.seq <= untilSeq) foldLogged(state, cat, message);
   });
   await reader.done;
@@ -37,7 +41,8 @@ export async function auditLog(
 ): Promise<LogReader> {
   const state = initialState();
   const fromSeq = opts.fromSeq ?? 1;
-  return readLog(nc, cat, { follow: opts.follow }, (message) => {
+  await mirrorReaches(nc, cat, await lastSequence(nc, cat));
+  return readLog(nc, cat, { follow: opts.follow, stream: cat.auditStream }, (message) => {
     const outcome = foldLogged(state, cat, message);
     if (message.seq >= fromSeq) onEntry({ ...message, ...outcome });
   });

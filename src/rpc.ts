@@ -59,9 +59,17 @@ function answer<T>(
   };
   return nc.subscribe(subject, {
     queue: opts.queue,
-    callback: (_err, msg) => void respond(msg).catch(report),
+    callback: (_err, msg) => {
+      // Only requests from a connection's own inbox are served. A JetStream consumer made to
+      // push logged messages here (its replies go to $JS.ACK...) cannot act as a caller.
+      if (!msg.reply?.startsWith(INBOX_PREFIX)) return;
+      void respond(msg).catch(report);
+    },
   });
 }
+
+/** Every reply subject a NATS client makes starts so: `_INBOX.` by default, `_INBOX_<PREFIX>_<user>.` with credentials. */
+const INBOX_PREFIX = "_INBOX";
 
 type Replies<T> = { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, msg: Msg) => void };
 

@@ -12,6 +12,8 @@ import {
 } from "@nats-io/jetstream";
 
 export const DEFAULT_PREFIX = "dfs";
+/** Consumers the audit mirror allows at once: every `dfs tail` or `dfs replay` holds one while it reads. */
+export const MAX_READERS = 256;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
@@ -40,6 +42,8 @@ export interface Catalogue {
   readonly prefix: string;
   readonly eventsStream: string;
   readonly confirmStream: string;
+  /** A mirror of the events stream, for readers: they may make consumers on it, never on the events stream itself. */
+  readonly auditStream: string;
   /** Durable consumer the masters share on the confirmation work queue. */
   readonly masterConfirmConsumer: string;
   /** Queue group the masters share for RPCs, so each request is answered once. */
@@ -71,6 +75,7 @@ export interface Catalogue {
   inbox(user: string): string;
   eventsStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   confirmStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
+  auditStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string };
   masterConfirmConsumerConfig(): Partial<ConsumerConfig>;
   workerConsumerConfig(workerId: string): Partial<ConsumerConfig>;
 }
@@ -80,6 +85,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
   const upper = p.replace(/[.-]/g, "_").toUpperCase();
   const eventsStream = `${upper}_EVENTS`;
   const confirmStream = `${upper}_CONFIRM`;
+  const auditStream = `${upper}_AUDIT`;
   const token = (kind: string, value: string) => {
     if (!isSubjectToken(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}`);
     return value;
@@ -88,6 +94,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
     prefix: p,
     eventsStream,
     confirmStream,
+    auditStream,
     masterConfirmConsumer: "master",
     masterQueue: `${p}-master`,
     allEvents: () => `${p}.evt.>`,
@@ -136,6 +143,20 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       retention: RetentionPolicy.Workqueue,
       // Long enough that a worker's retried confirmation is recognised as the same one.
       duplicate_window: 10 * 60 * 1_000_000_000,
+      num_replicas: replicas,
+    }),
+    auditStreamConfig: (replicas = 1) => ({
+      name: auditStream,
+      mirror: { name: eventsStream },
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      max_age: 0,
+      max_msgs: -1,
+      max_bytes: -1,
+      deny_delete: true,
+      deny_purge: true,
+      // Readers make their own (ordered) consumers here: bounded, so none can make thousands.
+      max_consumers: MAX_READERS,
       num_replicas: replicas,
     }),
     masterConfirmConsumerConfig: () => ({

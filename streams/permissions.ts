@@ -28,12 +28,11 @@ const api = {
 };
 
 /**
- * Reading the events stream through ordered consumers (ephemeral, named by the library).
- * NATS 2.9 cannot tell such a consumer from any other by its name, so a reader may also make
- * or change consumers of the events stream: it still cannot write, delete or purge anything.
+ * Reading a stream through ordered consumers (ephemeral, named by the library). NATS 2.9
+ * cannot tell such a consumer from any other by its name, so a reader may make any consumer
+ * of that stream: readers get the audit mirror, where no worker's durable consumer lives.
  */
-function logReader(cat: Catalogue): string[] {
-  const stream = cat.eventsStream;
+function logReader(stream: string): string[] {
   return [api.info, api.streamInfo(stream), api.consumerCreate(stream, ">"), api.consumerInfo(stream, ">"), api.next(stream, ">")];
 }
 
@@ -46,7 +45,7 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
       return {
         publish: [
           cat.allEvents(),
-          ...logReader(cat),
+          ...logReader(cat.eventsStream),
           // What a worker holds, when it joins; whether a copy a reader doubts is good.
           cat.workerRpc("*", "inventory"),
           cat.workerRpc("*", "verify"),
@@ -102,7 +101,8 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "auditor":
       return {
         // The log, and the master's own digest of it for `dfs replay --check`.
-        publish: [...logReader(cat), cat.masterRpc("state"), cat.masterRpc("status")],
+        // How far the events stream is, to wait for the mirror to catch up.
+        publish: [...logReader(cat.auditStream), api.streamInfo(cat.eventsStream), cat.masterRpc("state"), cat.masterRpc("status")],
         subscribe: [`${cat.inbox(userName("auditor"))}.>`],
         respond: false,
       };

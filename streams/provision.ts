@@ -9,7 +9,7 @@ import type { Catalogue } from "./catalogue.js";
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
 
-async function ensureStream(jsm: JetStreamManager, config: { name: string; subjects: string[] }): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, config: { name: string }): Promise<void> {
   try {
     await jsm.streams.info(config.name);
     return;
@@ -48,11 +48,12 @@ export interface ProvisionOptions {
   replicas?: number;
 }
 
-/** Both streams: the admin's job, done once per store (`dfs provision`, `dfs up`). */
+/** The streams (events, confirmations, and the events' mirror for readers): the admin's job, done once per store (`dfs provision`, `dfs up`). */
 export async function provisionStreams(nc: NatsConnection, cat: Catalogue, opts: ProvisionOptions = {}): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, cat.eventsStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.confirmStreamConfig(opts.replicas));
+  await ensureStream(jsm, cat.auditStreamConfig(opts.replicas));
 }
 
 /** Whether a stream is there (readers and roles never create one). */

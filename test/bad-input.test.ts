@@ -119,6 +119,36 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
   }
 });
 
+test("an upload whose bytes never come holds up no other upload", async ({ store }) => {
+  const client = await store.client();
+  // A client creates a version of many pieces and answers none of the pulls (it subscribes,
+  // so workers wait for each frame's timeout rather than failing at once).
+  const uploadId = "never-served";
+  const silent = client.nc.subscribe(cat.pullAll(uploadId), { callback: () => undefined });
+  try {
+    const pieces = 24;
+    await call(client.nc, cat.masterRpc("create"), {
+      uploadId,
+      path: "/never",
+      size: pieces * 4096,
+      sha256: "ab".repeat(32),
+      pieceSize: 4096,
+      replicas: 2,
+      // Distinct (made-up) hashes, so each piece takes a slot of its own on the workers.
+      pieceHashes: Uint8Array.from({ length: 32 * pieces }, (_, i) => (i * 7 + Math.floor(i / 32)) & 255),
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // Meanwhile a real put, on the same workers, goes through.
+    const local = join(store.dir, "meanwhile");
+    await writeFile(local, randomBytes(8 * 4096));
+    const put = await client.put(local, "/meanwhile", { replicas: 2, pieceSize: 4096, idleTimeoutMs: 20_000 });
+    assert.is(put.size, 8 * 4096);
+  } finally {
+    silent.unsubscribe();
+    await call(client.nc, cat.masterRpc("abort"), { uploadId, reason: "test over" }).catch(() => undefined);
+  }
+});
+
 test("the CLI reports failures on one line with a documented exit status", async ({ store }) => {
   const missingLocal = await runCli([...store.flags, "put", join(store.dir, "does-not-exist"), "/x"]);
   assert.is(missingLocal.code, 1);

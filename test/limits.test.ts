@@ -48,6 +48,16 @@ test("a stat of 200,000 control characters gets a short BAD_PATH, and the master
   assert.ok(await client.masterState());
 });
 
+test("CBOR big integers are refused before they cost anything: the master answers at once", async ({ store }) => {
+  const client = await store.client();
+  // Tag 2 (a big integer) over a byte string of 900 KB: seconds to minutes to turn into a BigInt.
+  const size = 900 * 1024;
+  const bignum = Buffer.concat([Buffer.from([0xc2, 0x5a, (size >>> 24) & 255, (size >>> 16) & 255, (size >>> 8) & 255, size & 255]), Buffer.alloc(size, 0xff)]);
+  const replies = await Promise.all([1, 2, 3].map(() => client.nc.request(store.cat.masterRpc("list"), bignum, { timeout: 5_000 })));
+  for (const reply of replies) assert.equal(decode(reply.data), { ok: false, code: "BAD_REQUEST", message: "request is not CBOR" });
+  assert.ok(Array.isArray(await client.list("/")), "and goes on serving");
+});
+
 test("a 600 KB path is refused, by the client and by the master", async ({ store }) => {
   const client = await store.client();
   const local = join(store.dir, "empty");

@@ -182,6 +182,31 @@ test("no client reads another's traffic: _INBOX.>, > and the other's prefix give
   assert.is(refusals.length, 4, "the server refused every one of those subscriptions");
 });
 
+test("an auditor reads only the audit mirror: it cannot take, change or pull a worker's consumer, nor make one push events into an RPC", async ({ store }) => {
+  const auditor = await store.connect("auditor");
+  const events = store.cat.eventsStream;
+  const w1 = store.cat.workerConsumer("w1");
+  await refused("pulling w1's assignments", () => auditor.request(`$JS.API.CONSUMER.MSG.NEXT.${events}.${w1}`, JSON.stringify({ batch: 1 }), { timeout: 2_000 }));
+  await refused("changing w1's consumer", () =>
+    auditor.request(`$JS.API.CONSUMER.CREATE.${events}.${w1}`, JSON.stringify({ stream_name: events, action: "update", config: { durable_name: w1, headers_only: true } }), { timeout: 2_000 }),
+  );
+  await refused("a consumer of the events stream", async () => {
+    const consumer = await jetstream(auditor).consumers.get(events);
+    await consumer.next({ expires: 1_000 });
+  });
+  // On the mirror it may make consumers, even push ones: pushed into the masters' delete RPC,
+  // the logged events are not requests from anyone's inbox, and nothing is deleted.
+  const client = await store.client();
+  await writeFile(join(store.dir, "kept"), "kept");
+  await client.put(join(store.dir, "kept"), "/kept", { replicas: 1 });
+  const before = (await client.list()).length;
+  const jsm = await jetstreamManager(auditor);
+  await jsm.consumers.add(store.cat.auditStream, { name: "push-attack", deliver_subject: store.cat.masterRpc("delete"), deliver_group: store.cat.masterQueue, ack_policy: "none" as never, filter_subject: `${store.cat.prefix}.evt.file.>` });
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.is((await client.list()).length, before, "no file deleted");
+  await jsm.consumers.delete(store.cat.auditStream, "push-attack").catch(() => undefined);
+});
+
 test("roles used for the wrong job get a coded FORBIDDEN, not a hang", async ({ store }) => {
   const auditorAsClient = await store.client("auditor");
   const local = join(store.dir, "small.bin");

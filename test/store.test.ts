@@ -78,4 +78,19 @@ test("store - refuses chunks of uneven sizes", () =>
   }),
 );
 
+test("store - remembers the latest order to keep a piece, so a drop from before it can be told stale", () =>
+  withStore(async (open, reopen) => {
+    const bytes = randomBytes(5_000);
+    const id = sha(bytes);
+    assert.is(await open().keptSince(id), undefined, "not here");
+    await open().put(id, chunksOf(bytes, 4_096), 10);
+    assert.is(await open().keptSince(id), 10);
+    await open().put(id, chunksOf(bytes, 4_096), 30);
+    assert.is(await open().keptSince(id), 30, "stored again by a later order");
+    await open().keep(id, 20);
+    assert.is(await open().keptSince(id), 30, "never goes back");
+    await reopen();
+    assert.is(await open().keptSince(id), 30, "kept across restarts");
+  }));
+
 test.run();

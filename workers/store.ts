@@ -8,6 +8,11 @@ interface PieceMeta {
   size: number;
   chunkSize: number;
   storedAt: number;
+  /**
+   * Log sequence of the latest order to keep these bytes (an assignment or a copy): a drop
+   * from before it is stale (redelivered late) and must not delete them.
+   */
+  keptSince?: number;
 }
 
 const CHUNK_KEY_DIGITS = 6;
@@ -55,8 +60,8 @@ export class PieceStore {
    * Store a piece whose bytes were already checked against `sha256`, as the chunks given: all
    * of one size but the last, which may be shorter.
    */
-  async put(sha256: string, chunks: readonly Uint8Array[]): Promise<void> {
-    if (await this.has(sha256)) return;
+  async put(sha256: string, chunks: readonly Uint8Array[], keptSince = 0): Promise<void> {
+    if (await this.has(sha256)) return this.keep(sha256, keptSince);
     const chunkSize = chunks[0]?.length ?? 0;
     // Every piece has at least one byte (an empty file has no pieces).
     if (chunkSize === 0 || chunks.some((c, i) => (i < chunks.length - 1 ? c.length !== chunkSize : c.length > chunkSize))) {
@@ -65,7 +70,7 @@ export class PieceStore {
     const batch = this.db.batch();
     chunks.forEach((chunk, i) => batch.put(chunkKey(sha256, i), chunk, BYTES));
     const size = chunks.reduce((n, c) => n + c.length, 0);
-    const meta: PieceMeta = { size, chunkSize, storedAt: Date.now() };
+    const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince };
     batch.put(metaKey(sha256), meta, META);
     await batch.write();
     this.counts.pieces += 1;
@@ -104,6 +109,18 @@ export class PieceStore {
       hash.update(chunk);
     }
     return hash.digest("hex") === sha256;
+  }
+
+  /** Record that the order at log sequence `seq` wants these bytes kept (they are here already). */
+  async keep(sha256: string, seq: number): Promise<void> {
+    const meta = await this.meta(sha256);
+    if (meta && seq > (meta.keptSince ?? 0)) await this.db.put(metaKey(sha256), { ...meta, keptSince: seq }, META);
+  }
+
+  /** Log sequence of the latest order to keep a piece (0 if none was recorded), or undefined if it is not here. */
+  async keptSince(sha256: string): Promise<number | undefined> {
+    const meta = await this.meta(sha256);
+    return meta ? (meta.keptSince ?? 0) : undefined;
   }
 
   /** The size of a piece, or undefined if it is not here. */

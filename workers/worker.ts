@@ -30,6 +30,7 @@ import {
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
+import { Limiter } from "../src/limiter.js";
 
 export interface WorkerOptions {
   id: string;
@@ -74,31 +75,14 @@ function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersA
   return { assignment: event };
 }
 
-/** Runs tasks with at most `limit` at a time. */
-class Limiter {
-  private running = 0;
-  private waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    // A finishing task hands its slot straight to the next waiter, so no newcomer slips in.
-    if (this.running < this.limit) this.running += 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running -= 1;
-    }
-  }
-}
-
 export class Worker {
   readonly cat: Catalogue;
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly frameSize: number;
   private readonly pieces: Limiter;
+  /** Each upload's share of `pieces` (see fairShare). */
+  private readonly uploadShares = new Map<string, Limiter>();
   private subs: Subscription[] = [];
   private assignments?: ConsumerMessages;
   private heartbeat?: NodeJS.Timeout;
@@ -272,8 +256,8 @@ export class Worker {
     const event = read.assignment;
     const keepAlive = setInterval(() => m.working(), 20_000);
     try {
-      if (event.type === "PeersAssigned") await this.storePieces(event);
-      else if (event.type === "PiecesDropped") await this.dropPieces(event);
+      if (event.type === "PeersAssigned") await this.storePieces(event, m.seq);
+      else if (event.type === "PiecesDropped") await this.dropPieces(event, m.seq);
       else await this.copyPieces(event, m.seq);
       m.ack();
     } finally {
@@ -281,8 +265,36 @@ export class Worker {
     }
   }
 
-  private async dropPieces(event: PiecesDropped): Promise<void> {
-    await Promise.all(event.sha256s.map((sha) => this.inOrder(sha, () => this.store.drop(sha))));
+  /**
+   * Forget pieces, unless a later order wants them kept: a drop redelivered after a newer
+   * assignment of the same bytes (a retry, a slow ack) would otherwise delete what a newer
+   * file needs.
+   */
+  private async dropPieces(event: PiecesDropped, seq: number): Promise<void> {
+    await Promise.all(
+      event.sha256s.map((sha) =>
+        this.inOrder(sha, async () => {
+          const kept = await this.store.keptSince(sha);
+          if (kept !== undefined && kept > seq) this.log(`ignored a stale drop of ${sha} (seq ${seq}; kept since seq ${kept})`);
+          else await this.store.drop(sha);
+        }),
+      ),
+    );
+  }
+
+  /**
+   * A slot of the piece limiter, but never more than half of them for one upload: an upload
+   * whose bytes come slowly (or never) cannot hold up every other one.
+   */
+  private async fairShare<T>(uploadId: string, task: () => Promise<T>): Promise<T> {
+    let share = this.uploadShares.get(uploadId);
+    if (!share) this.uploadShares.set(uploadId, (share = new Limiter(Math.max(1, Math.floor(this.pieces.limit / 2)))));
+    const mine = share;
+    try {
+      return await mine.run(() => this.pieces.run(task));
+    } finally {
+      if (mine.active === 0 && mine.queued === 0 && this.uploadShares.get(uploadId) === mine) this.uploadShares.delete(uploadId);
+    }
   }
 
   /** Copy orders (re-replication, repair): pull each piece from its sources, in order, check it, keep it, confirm. */
@@ -292,7 +304,7 @@ export class Worker {
         this.inOrder(order.sha256, async () => {
           let failure: DfsError | undefined;
           try {
-            failure = await this.pieces.run(() => this.copyPiece(order));
+            failure = await this.pieces.run(() => this.copyPiece(order, seq));
           } finally {
             this.storedWatch.changed(order.sha256);
           }
@@ -302,8 +314,11 @@ export class Worker {
     );
   }
 
-  private async copyPiece(order: CopyOrder): Promise<DfsError | undefined> {
-    if (await this.checkOwnCopy(order.sha256, "a stored copy was checked before it was counted again")) return undefined;
+  private async copyPiece(order: CopyOrder, seq: number): Promise<DfsError | undefined> {
+    if (await this.checkOwnCopy(order.sha256, "a stored copy was checked before it was counted again")) {
+      await this.store.keep(order.sha256, seq);
+      return undefined;
+    }
     const tried: string[] = [];
     for (const source of order.sources) {
       const read = (offset: number, length: number) =>
@@ -322,7 +337,7 @@ export class Worker {
         continue;
       }
       try {
-        await this.store.put(order.sha256, frames);
+        await this.store.put(order.sha256, frames, seq);
       } catch (err) {
         return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${order.sha256}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -344,7 +359,7 @@ export class Worker {
     await this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}`, retries: 5 });
   }
 
-  private async storePieces(event: PeersAssigned): Promise<void> {
+  private async storePieces(event: PeersAssigned, seq: number): Promise<void> {
     await Promise.all(
       event.pieces.map((piece) => {
         this.working.set(piece.sha256, (this.working.get(piece.sha256) ?? 0) + 1);
@@ -354,7 +369,7 @@ export class Worker {
           const fromMajor = piece.pullFrom !== undefined && (await this.waitForPeer(piece.pullFrom, piece.sha256, event.uploadId));
           let outcome: DfsError | undefined;
           try {
-            outcome = await this.pieces.run(() => this.storePiece(event, piece, fromMajor ? piece.pullFrom : undefined));
+            outcome = await this.fairShare(event.uploadId, () => this.storePiece(event, piece, seq, fromMajor ? piece.pullFrom : undefined));
           } finally {
             const left = this.working.get(piece.sha256)! - 1;
             if (left > 0) this.working.set(piece.sha256, left);
@@ -407,9 +422,12 @@ export class Worker {
    * Pull, check and keep one piece, from the major when `major` is given (falling back to the
    * uploader if that fails); an error here is the upload's, reported in the confirmation.
    */
-  private async storePiece(event: PeersAssigned, piece: AssignedPiece, major?: string): Promise<DfsError | undefined> {
+  private async storePiece(event: PeersAssigned, piece: AssignedPiece, seq: number, major?: string): Promise<DfsError | undefined> {
     // The same bytes already here (from any file) count only if they still hash right.
-    if (await this.checkOwnCopy(piece.sha256, "a stored copy was checked before it was counted again")) return undefined;
+    if (await this.checkOwnCopy(piece.sha256, "a stored copy was checked before it was counted again")) {
+      await this.store.keep(piece.sha256, seq);
+      return undefined;
+    }
     if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
     let frames: Uint8Array[] | undefined;
     if (major) {
@@ -424,7 +442,8 @@ export class Worker {
         frames = await this.pullFrames(piece, (offset, length) => this.pullFrame(subject, offset, length));
       } catch (err) {
         const coded = asDfsError(err);
-        if (coded.code === ErrorCodes.UNAVAILABLE) this.noteDeadUpload(event.uploadId);
+        // An uploader that stops answering (gone, or never meaning to) fails its other pieces at once.
+        if (coded.code === ErrorCodes.UNAVAILABLE || coded.code === ErrorCodes.TIMEOUT) this.noteDeadUpload(event.uploadId);
         return coded;
       }
       const actual = sha256Of(frames);
@@ -433,7 +452,7 @@ export class Worker {
       }
     }
     try {
-      await this.store.put(piece.sha256, frames);
+      await this.store.put(piece.sha256, frames, seq);
     } catch (err) {
       // A full or broken disk fails the upload now rather than after every retry.
       return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store piece ${piece.piece}: ${err instanceof Error ? err.message : String(err)}`);
