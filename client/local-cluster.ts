@@ -12,6 +12,7 @@ import { SERVER_AUTH_FILE, credsFile, initCredentials } from "../src/credentials
 import { DfsError, ErrorCodes } from "../src/errors.js";
 import { DfsClient } from "./client.js";
 import { startNatsServer, type RunningNatsServer } from "./nats-server.js";
+import { stopChild } from "./stop-child.js";
 import { makeLocalTls } from "./tls.js";
 
 export interface LocalClusterOptions {
@@ -29,7 +30,6 @@ export interface LocalClusterOptions {
 interface Child {
   name: string;
   process: ChildProcess;
-  exited: Promise<void>;
 }
 
 export class LocalCluster {
@@ -108,8 +108,7 @@ export class LocalCluster {
     child.stderr!.on("data", (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) if (line.trim()) this.opts.log?.(line);
     });
-    const exited = new Promise<void>((done) => child.once("exit", () => done()));
-    this.children.push({ name, process: child, exited });
+    this.children.push({ name, process: child });
   }
 
   /** Until the master answers and has recorded every worker as joined. */
@@ -136,14 +135,7 @@ export class LocalCluster {
 
   /** Stop workers and master (SIGTERM, then SIGKILL after a grace period), then the server. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGTERM");
-        const timer = setTimeout(() => child.process.kill("SIGKILL"), 5_000);
-        await child.exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(this.children.map((child) => stopChild(child.process)));
     await this.server.stop();
   }
 }

@@ -5,6 +5,7 @@ import { mkdir } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { DfsError, ErrorCodes } from "../src/errors.js";
+import { stopChild } from "./stop-child.js";
 
 export const INSTALL_HINT = "install it with: sudo apt-get install -y nats-server";
 
@@ -104,11 +105,10 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
   child.stdout!.on("data", forward);
   child.stderr!.on("data", forward);
   const url = `${opts.tls ? "tls" : "nats"}://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
     await waitForServer(port, child, 10_000);
   } catch (err) {
-    child.kill("SIGKILL");
+    await stopChild(child, { signal: "SIGKILL" });
     // Its last words say why (a port in use, a bad store directory...).
     const why = recent.filter((l) => /\[(ERR|FTL)\]/.test(l)).map((l) => l.replace(/^.*\[(ERR|FTL)\] /, "")).join("; ");
     throw why ? new DfsError((err as DfsError).code ?? ErrorCodes.UNAVAILABLE, `nats-server on port ${port} failed: ${why}`) : err;
@@ -117,11 +117,6 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
     url,
     port,
     process: child,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, { signal }),
   };
 }

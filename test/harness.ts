@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
+import { stopChild } from "../client/stop-child.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import type { RoleName } from "../streams/permissions.js";
@@ -53,14 +54,7 @@ function spawnRole(name: string, args: string[]): Role {
   let output = "";
   child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { name, process: child, output: () => output, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+  return { name, process: child, output: () => output, stop: () => stopChild(child), kill: () => stopChild(child, { signal: "SIGKILL" }) };
 }
 
 export interface CliResult {
