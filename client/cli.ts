@@ -19,6 +19,8 @@ import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
 import { runDemo } from "./demo.js";
 import { eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { LocalCluster } from "./local-cluster.js";
+import { watchParentPipe } from "./parent-pipe.js";
+import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
@@ -119,17 +121,28 @@ function connectRole(globals: GlobalOptions, role: RoleName, id?: string): Promi
   });
 }
 
-/** Run until SIGINT/SIGTERM, then stop cleanly. */
-function untilSignal(stop: () => Promise<void>): Promise<void> {
+/**
+ * Run until SIGINT, SIGTERM or SIGHUP, or, in a role `dfs up` started, until `dfs up` is gone;
+ * then stop cleanly. `stop` is told why. A second identical signal kills at once.
+ */
+function untilStopped(stop: (why: string) => Promise<void>): Promise<void> {
   return new Promise((done) => {
     let stopping = false;
-    const onSignal = () => {
+    const onStop = (why: string) => {
       if (stopping) return;
       stopping = true;
-      stop().then(done, (err) => fail(err));
+      stop(why).then(() => {
+        stopWatchingParent?.();
+        done();
+      }, (err) => fail(err));
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    const stopWatchingParent = watchParentPipe(() => {
+      // Nobody is left to SIGKILL a stop that hangs (the server may be gone as well), even
+      // one a signal began: bound it here.
+      setTimeout(() => process.exit(EXIT.failed), STOP_GRACE_MS).unref();
+      onStop("dfs up is gone");
+    });
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onStop(signal));
   });
 }
 
@@ -178,7 +191,10 @@ export function buildProgram(): Command {
         ...(here ? [] : [`DFS_CREDS_DIR=${cluster.credsDir}`, ...(cluster.tlsCa ? [`DFS_TLS_CA=${cluster.tlsCa}`] : [])]),
       ];
       process.stdout.write(`try: ${env.join(" ")} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);
-      await untilSignal(() => cluster.stop());
+      await untilStopped(async (signal) => {
+        process.stderr.write(`dfs up: ${signal}: stopping everything\n`);
+        await cluster.stop();
+      });
       process.stdout.write("dfs is down\n");
     });
 
@@ -194,7 +210,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
-      await untilSignal(async () => {
+      await untilStopped(async () => {
         await master.stop();
         await nc.drain();
       });
@@ -216,7 +232,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
-      await untilSignal(async () => {
+      await untilStopped(async () => {
         await worker.stop();
         await nc.drain();
       });
@@ -383,7 +399,7 @@ export function buildProgram(): Command {
         const reader = await client.tail({ follow: opts.follow, fromSeq: opts.from }, (entry) => {
           process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry)) + "\n");
         });
-        if (opts.follow) await untilSignal(async () => reader.stop());
+        if (opts.follow) await untilStopped(async () => reader.stop());
         else await reader.done;
       }, "auditor");
     });

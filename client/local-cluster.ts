@@ -1,6 +1,8 @@
 // `dfs up`: a whole store on one machine. A nats-server child with JetStream and
 // authentication on (and TLS if asked), one master and N workers, each its own process with
-// its own role's credentials, everything under one directory, all stopped together.
+// its own role's credentials, everything under one directory, all stopped together, and
+// also when `dfs up` itself dies, however it dies (see `parent-pipe.ts` for the roles,
+// `startNatsServer` for the server).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -12,6 +14,7 @@ import { SERVER_AUTH_FILE, credsFile, initCredentials } from "../src/credentials
 import { DfsError, ErrorCodes } from "../src/errors.js";
 import { DfsClient } from "./client.js";
 import { startNatsServer, type RunningNatsServer } from "./nats-server.js";
+import { PARENT_PIPE_ENV } from "./parent-pipe.js";
 import { stopChild } from "./stop-child.js";
 import { makeLocalTls } from "./tls.js";
 
@@ -103,7 +106,12 @@ export class LocalCluster {
     const { prefix, creds, tlsCa } = this.connection(role, id);
     const connectArgs = ["--nats", this.url, "--creds", creds, ...(prefix ? ["--prefix", prefix] : []), ...(tlsCa ? ["--tls-ca", tlsCa] : [])];
     const child = spawn(process.execPath, [...process.execArgv, this.opts.cliEntry, ...args, ...connectArgs], {
-      stdio: ["ignore", "inherit", "pipe"],
+      // stdin is the pipe whose end tells the role that `dfs up` is gone (parent-pipe.ts).
+      stdio: ["pipe", "inherit", "pipe"],
+      env: { ...process.env, [PARENT_PIPE_ENV]: "1" },
+      // A process group of its own: a Ctrl-C in the terminal reaches `dfs up` alone, which
+      // stops the roles before the server, instead of everything dying at once.
+      detached: true,
     });
     child.stderr!.on("data", (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) if (line.trim()) this.opts.log?.(line);
