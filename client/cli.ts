@@ -17,8 +17,8 @@ import { projection, stateDigest } from "../src/state.js";
 import { Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS, type Progress } from "./client.js";
 import { runDemo } from "./demo.js";
-import { eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
-import { LocalCluster } from "./local-cluster.js";
+import { counted, eventJson, formatEvent, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
 import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
@@ -167,15 +167,17 @@ export function buildProgram(): Command {
 
   program
     .command("up")
-    .description("run a local cluster: nats-server, a master and workers (Ctrl-C stops all)")
+    .description("run a local cluster: nats-server, masters and workers, restarted when they die (Ctrl-C stops all)")
     .option("--port <port>", "NATS port", integer(1), 4222)
     .option("--dir <dir>", "where everything is stored", ".dfs")
-    .option("--workers <n>", "number of workers", integer(1), 3)
+    .option("--masters <n>", "number of masters", integer(1), DEFAULT_MASTERS)
+    .option("--workers <n>", "number of workers", integer(1), DEFAULT_WORKERS)
     .option("--tls", "serve NATS over TLS, with a local CA made for it (DIR/tls/ca.pem)")
-    .action(async (opts: { port: number; dir: string; workers: number; tls?: boolean }) => {
+    .action(async (opts: { port: number; dir: string; masters: number; workers: number; tls?: boolean }) => {
       const cluster = await LocalCluster.start({
         dir: opts.dir,
         port: opts.port,
+        masters: opts.masters,
         workers: opts.workers,
         tls: opts.tls,
         prefix: globals().prefix,
@@ -183,7 +185,9 @@ export function buildProgram(): Command {
         // The server's own chatter stays out of the way; its warnings and errors do not.
         log: (line) => (!line.startsWith("nats-server:") || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
       });
-      process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`);
+      process.stdout.write(
+        `dfs is up: ${cluster.url} (${counted(cluster.masters, "master")}, ${counted(cluster.workers, "worker")}, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`,
+      );
       // Commands run from here find the credentials (and the CA) in ./.dfs by themselves.
       const here = resolve(HOME) === cluster.dir;
       const env = [
