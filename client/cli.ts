@@ -17,9 +17,11 @@ import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
 import { runDemo } from "./demo.js";
-import { eventJson, formatEvent, formatScrub, formatStatus, formatListing, formatStat, formatWorkers, humanBytes, parseBytes } from "./format.js";
-import { LocalCluster } from "./local-cluster.js";
+import { counted, eventJson, formatEvent, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
+import { watchParentPipe } from "./parent-pipe.js";
 import type { Progress } from "./progress.js";
+import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
@@ -156,17 +158,28 @@ async function interruptible<T>(run: (signal: AbortSignal) => Promise<T>): Promi
   }
 }
 
-/** Run until SIGINT/SIGTERM, then stop cleanly. */
-function untilSignal(stop: () => Promise<void>): Promise<void> {
+/**
+ * Run until SIGINT, SIGTERM or SIGHUP, or, in a role `dfs up` started, until `dfs up` is gone;
+ * then stop cleanly. `stop` is told why. A second identical signal kills at once.
+ */
+function untilStopped(stop: (why: string) => Promise<void>): Promise<void> {
   return new Promise((done) => {
     let stopping = false;
-    const onSignal = () => {
+    const onStop = (why: string) => {
       if (stopping) return;
       stopping = true;
-      stop().then(done, (err) => fail(err));
+      stop(why).then(() => {
+        stopWatchingParent?.();
+        done();
+      }, (err) => fail(err));
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    const stopWatchingParent = watchParentPipe(() => {
+      // Nobody is left to SIGKILL a stop that hangs (the server may be gone as well), even
+      // one a signal began: bound it here.
+      setTimeout(() => process.exit(EXIT.failed), STOP_GRACE_MS).unref();
+      onStop("dfs up is gone");
+    });
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onStop(signal));
   });
 }
 
@@ -191,15 +204,17 @@ export function buildProgram(): Command {
 
   program
     .command("up")
-    .description("run a local cluster: nats-server, a master and workers (Ctrl-C stops all)")
+    .description("run a local cluster: nats-server, masters and workers, restarted when they die (Ctrl-C stops all)")
     .option("--port <port>", "NATS port", integer(1), 4222)
     .option("--dir <dir>", "where everything is stored", ".dfs")
-    .option("--workers <n>", "number of workers", integer(1), 3)
+    .option("--masters <n>", "number of masters", integer(1), DEFAULT_MASTERS)
+    .option("--workers <n>", "number of workers", integer(1), DEFAULT_WORKERS)
     .option("--tls", "serve NATS over TLS, with a local CA made for it (DIR/tls/ca.pem)")
-    .action(async (opts: { port: number; dir: string; workers: number; tls?: boolean }) => {
+    .action(async (opts: { port: number; dir: string; masters: number; workers: number; tls?: boolean }) => {
       const cluster = await LocalCluster.start({
         dir: opts.dir,
         port: opts.port,
+        masters: opts.masters,
         workers: opts.workers,
         tls: opts.tls,
         prefix: globals().prefix,
@@ -207,7 +222,9 @@ export function buildProgram(): Command {
         // The server's own chatter stays out of the way; its warnings and errors do not.
         log: (line) => (!line.startsWith("nats-server:") || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
       });
-      process.stdout.write(`dfs is up: ${cluster.url} (1 master, ${opts.workers} workers, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`);
+      process.stdout.write(
+        `dfs is up: ${cluster.url} (${counted(cluster.masters, "master")}, ${counted(cluster.workers, "worker")}, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`,
+      );
       // Commands run from here find the credentials (and the CA) in ./.dfs by themselves.
       const here = resolve(HOME) === cluster.dir;
       const env = [
@@ -215,7 +232,10 @@ export function buildProgram(): Command {
         ...(here ? [] : [`DFS_CREDS_DIR=${cluster.credsDir}`, ...(cluster.tlsCa ? [`DFS_TLS_CA=${cluster.tlsCa}`] : [])]),
       ];
       process.stdout.write(`try: ${env.join(" ")} npx dfs put README.md /docs/readme\nCtrl-C stops everything.\n`);
-      await untilSignal(() => cluster.stop());
+      await untilStopped(async (signal) => {
+        process.stderr.write(`dfs up: ${signal}: stopping everything\n`);
+        await cluster.stop();
+      });
       process.stdout.write("dfs is down\n");
     });
 
@@ -231,7 +251,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
-      await untilSignal(async () => {
+      await untilStopped(async () => {
         await master.stop();
         await nc.drain();
       });
@@ -255,7 +275,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
-      await untilSignal(async () => {
+      await untilStopped(async () => {
         await worker.stop();
         await nc.drain();
       });
@@ -456,7 +476,7 @@ export function buildProgram(): Command {
         const reader = await client.tail({ follow: opts.follow, fromSeq: opts.from }, (entry) => {
           process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry)) + "\n");
         });
-        if (opts.follow) await untilSignal(async () => reader.stop());
+        if (opts.follow) await untilStopped(async () => reader.stop());
         else await reader.done;
       }, "auditor");
     });

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { DfsError, ErrorCodes } from "../src/errors.js";
 import { stateDigest } from "../src/state.js";
 import { DfsClient } from "./client.js";
-import { formatEvent, formatListing, humanBytes } from "./format.js";
-import { LocalCluster } from "./local-cluster.js";
+import { counted, formatEvent, formatListing, humanBytes } from "./format.js";
+import { DEFAULT_MASTERS, LocalCluster } from "./local-cluster.js";
 
 export interface DemoOptions {
   workers: number;
@@ -19,7 +19,7 @@ export interface DemoOptions {
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "dfs-demo-"));
   const { out } = opts;
-  out(`starting a local cluster in ${dir} (nats-server, 1 master, ${opts.workers} workers)`);
+  out(`starting a local cluster in ${dir} (nats-server, ${counted(DEFAULT_MASTERS, "master")}, ${counted(opts.workers, "worker")})`);
   const cluster = await LocalCluster.start({ dir: join(dir, "store"), workers: opts.workers, cliEntry: opts.cliEntry });
   out(`cluster up at ${cluster.url}`);
   const client = await DfsClient.connect({ ...cluster.connection("client"), name: "dfs-demo" });

@@ -1,6 +1,9 @@
 // `dfs up`: a whole store on one machine. A nats-server child with JetStream and
-// authentication on (and TLS if asked), one master and N workers, each its own process with
-// its own role's credentials, everything under one directory, all stopped together.
+// authentication on (and TLS if asked), masters and workers, each its own process with its
+// own role's credentials, everything under one directory. Every child is supervised: one
+// that dies is started again (the server on the same port and store). Stopped together,
+// and the children also stop when `dfs up` itself dies, however it dies (see
+// `parent-pipe.ts` for the roles, `startNatsServer` for the server).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -11,39 +14,43 @@ import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes } from "../src/errors.js";
 import { DfsClient } from "./client.js";
-import { startNatsServer, type RunningNatsServer } from "./nats-server.js";
+import { startNatsServer } from "./nats-server.js";
+import { PARENT_PIPE_ENV } from "./parent-pipe.js";
+import { SupervisedChild } from "./supervisor.js";
 import { makeLocalTls } from "./tls.js";
+
+/** Two masters: they share the RPCs through a queue group and every append is fenced, so losing one costs nothing. */
+export const DEFAULT_MASTERS = 2;
+export const DEFAULT_WORKERS = 3;
 
 export interface LocalClusterOptions {
   dir: string;
   port?: number;
+  masters?: number;
   workers?: number;
   prefix?: string;
   /** Serve NATS over TLS with a local CA made for it. */
   tls?: boolean;
   /** The dfs CLI script the master and workers run as (this process's own, normally). */
   cliEntry: string;
+  /** Lines from the children's stderr, and one line per restart (`dfs up: ...`). */
   log?: (line: string) => void;
 }
 
-interface Child {
-  name: string;
-  process: ChildProcess;
-  exited: Promise<void>;
-}
-
 export class LocalCluster {
-  private children: Child[] = [];
+  private server?: SupervisedChild;
+  private readonly roles: SupervisedChild[] = [];
   private constructor(
-    readonly server: RunningNatsServer,
     readonly dir: string,
+    /** The port the server listens on (a free one is picked when none is asked for). */
+    private port: number | undefined,
     /** The CA to trust when the server speaks TLS. */
     readonly tlsCa: string | undefined,
     private readonly opts: LocalClusterOptions,
   ) {}
 
   get url(): string {
-    return this.server.url;
+    return `${this.tlsCa ? "tls" : "nats"}://127.0.0.1:${this.port}`;
   }
 
   /** Each role's `.creds` file is here. */
@@ -51,11 +58,19 @@ export class LocalCluster {
     return join(this.dir, "creds");
   }
 
+  get masters(): number {
+    return this.opts.masters ?? DEFAULT_MASTERS;
+  }
+
+  get workers(): number {
+    return this.opts.workers ?? DEFAULT_WORKERS;
+  }
+
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
     const dir = resolve(opts.dir);
     await mkdir(dir, { recursive: true });
     const cat = catalogue(opts.prefix);
-    const workerIds = Array.from({ length: opts.workers ?? 3 }, (_, i) => `w${i + 1}`);
+    const workerIds = Array.from({ length: opts.workers ?? DEFAULT_WORKERS }, (_, i) => `w${i + 1}`);
     await initCredentials(join(dir, "creds"), cat, { workers: workerIds });
     // A CA from an earlier `dfs up --tls` would make commands run here expect TLS.
     await rm(join(dir, "tls"), { recursive: true, force: true });
@@ -70,18 +85,43 @@ export class LocalCluster {
         "",
       ].join("\n"),
     );
-    const server = await startNatsServer({ port: opts.port, storeDir: join(dir, "nats"), config, tls: !!tls, log: (l) => opts.log?.(`nats-server: ${l}`) });
-    const cluster = new LocalCluster(server, dir, tls?.caFile, opts);
+    const cluster = new LocalCluster(dir, opts.port, tls?.caFile, opts);
     try {
+      await cluster.startServer(config);
       await cluster.provision();
-      cluster.spawnRole("master", ["master"], "master");
-      for (const id of workerIds) cluster.spawnRole(`worker ${id}`, ["worker", "--id", id, "--data", join(dir, "workers", id)], "worker", id);
-      await cluster.waitUntilReady(workerIds.length);
+      for (let i = 1; i <= cluster.masters; i++) await cluster.startRole(`master ${i}`, ["master"], "master");
+      for (const id of workerIds) await cluster.startRole(`worker ${id}`, ["worker", "--id", id, "--data", join(dir, "workers", id)], "worker", id);
+      await cluster.waitUntilReady();
+      for (const child of [cluster.server!, ...cluster.roles]) child.supervise();
     } catch (err) {
       await cluster.stop();
       throw err;
     }
     return cluster;
+  }
+
+  private say(line: string): void {
+    this.opts.log?.(`dfs up: ${line}`);
+  }
+
+  private async startServer(config: string): Promise<void> {
+    this.server = new SupervisedChild(
+      "nats-server",
+      async () => {
+        // A restart takes the same port and the same store: the roles reconnect by themselves.
+        const server = await startNatsServer({
+          port: this.port,
+          storeDir: join(this.dir, "nats"),
+          config,
+          tls: this.tlsCa !== undefined,
+          log: (l) => this.opts.log?.(`nats-server: ${l}`),
+        });
+        this.port = server.port;
+        return server.process;
+      },
+      (line) => this.say(line),
+    );
+    await this.server.start();
   }
 
   /** The streams, made as the admin. */
@@ -99,51 +139,56 @@ export class LocalCluster {
     return { servers: this.url, prefix: this.opts.prefix, creds: credsFile(this.credsDir, role, id), tlsCa: this.tlsCa };
   }
 
-  private spawnRole(name: string, args: string[], role: RoleName, id?: string): void {
+  private async startRole(name: string, args: string[], role: RoleName, id?: string): Promise<void> {
+    const child = new SupervisedChild(name, async () => this.spawnRole(args, role, id), (line) => this.say(line));
+    this.roles.push(child);
+    await child.start();
+  }
+
+  private spawnRole(args: string[], role: RoleName, id?: string): ChildProcess {
     const { prefix, creds, tlsCa } = this.connection(role, id);
     const connectArgs = ["--nats", this.url, "--creds", creds, ...(prefix ? ["--prefix", prefix] : []), ...(tlsCa ? ["--tls-ca", tlsCa] : [])];
     const child = spawn(process.execPath, [...process.execArgv, this.opts.cliEntry, ...args, ...connectArgs], {
-      stdio: ["ignore", "inherit", "pipe"],
+      // stdin is the pipe whose end tells the role that `dfs up` is gone (parent-pipe.ts).
+      stdio: ["pipe", "inherit", "pipe"],
+      // A process group of its own: a Ctrl-C in the terminal reaches `dfs up` alone, which
+      // stops the roles before the server, instead of everything dying at once.
+      detached: true,
+      env: { ...process.env, [PARENT_PIPE_ENV]: "1" },
     });
     child.stderr!.on("data", (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) if (line.trim()) this.opts.log?.(line);
     });
-    const exited = new Promise<void>((done) => child.once("exit", () => done()));
-    this.children.push({ name, process: child, exited });
+    return child;
   }
 
-  /** Until the master answers and has recorded every worker as joined. */
-  private async waitUntilReady(workers: number, timeoutMs = 30_000): Promise<void> {
+  /** Until every master answers and has recorded every worker as joined. */
+  private async waitUntilReady(timeoutMs = 30_000): Promise<void> {
     const client = await DfsClient.connect({ ...this.connection("client"), name: "dfs-up" });
     try {
       const deadline = Date.now() + timeoutMs;
+      // Masters share one queue group: each answer comes from one of them, so count who said it.
+      const readyMasters = new Set<string>();
       for (;;) {
-        for (const child of this.children) {
-          if (child.process.exitCode !== null) throw new DfsError(ErrorCodes.UNAVAILABLE, `${child.name} exited with code ${child.process.exitCode}`);
+        for (const child of [this.server!, ...this.roles]) {
+          if (child.exitedEarly) throw new DfsError(ErrorCodes.UNAVAILABLE, `${child.name} ${child.exitedEarly}`);
         }
-        const live = await client
-          .masterState()
-          .then((s) => s.workers.filter((w) => w.live).length)
-          .catch(() => -1);
-        if (live >= workers) return;
+        const state = await client.masterState().catch(() => undefined);
+        if (state && state.workers.filter((w) => w.live).length >= this.workers) readyMasters.add(state.masterId);
+        if (readyMasters.size >= this.masters) return;
         if (Date.now() > deadline) throw new DfsError(ErrorCodes.TIMEOUT, `the cluster was not ready after ${timeoutMs / 1000} s`);
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       await client.close();
     }
   }
 
-  /** Stop workers and master (SIGTERM, then SIGKILL after a grace period), then the server. */
+  /** Stop the workers and masters (SIGTERM, then SIGKILL after a grace period), then the server. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGTERM");
-        const timer = setTimeout(() => child.process.kill("SIGKILL"), 5_000);
-        await child.exited;
-        clearTimeout(timer);
-      }),
-    );
-    await this.server.stop();
+    // The server is stopped last, but must not be restarted if it dies meanwhile.
+    this.server?.endSupervision();
+    await Promise.all(this.roles.map((role) => role.stop()));
+    await this.server?.stop();
   }
 }

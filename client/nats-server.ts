@@ -5,15 +5,36 @@ import { mkdir } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { DfsError, ErrorCodes } from "../src/errors.js";
+import { stopChild } from "./stop-child.js";
 
 export const INSTALL_HINT = "install it with: sudo apt-get install -y nats-server";
 
-export function findNatsServer(): string {
+function findProgram(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"];
   for (const dir of dirs) {
-    if (dir && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server");
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
-  throw new DfsError(ErrorCodes.NO_NATS_SERVER, `nats-server is not installed; ${INSTALL_HINT}`);
+  return undefined;
+}
+
+export function findNatsServer(): string {
+  const binary = findProgram("nats-server");
+  if (!binary) throw new DfsError(ErrorCodes.NO_NATS_SERVER, `nats-server is not installed; ${INSTALL_HINT}`);
+  return binary;
+}
+
+/**
+ * The command line that runs nats-server so that it dies with this process, however this
+ * process ends (kill -9 included, where it runs no code). The server cannot watch a pipe as
+ * our own roles do, so the kernel does it: util-linux's `setpriv --pdeathsig SIGTERM` asks
+ * Linux to send the server SIGTERM when its parent's thread ends, then execs it (same pid,
+ * no process in between that could itself be killed). Node spawns from its main thread,
+ * which ends only with the process. Without setpriv (not Linux, or no util-linux) the
+ * server is run as is and outlives a killed parent.
+ */
+function diesWithParent(command: string[]): string[] {
+  const setpriv = process.platform === "linux" ? findProgram("setpriv") : undefined;
+  return setpriv ? [setpriv, "--pdeathsig", "SIGTERM", ...command] : command;
 }
 
 /** Listen on `port` (0: any) for a moment and give it back: the port nobody else holds. */
@@ -89,9 +110,10 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
     throw new DfsError(ErrorCodes.UNAVAILABLE, `port ${port} on 127.0.0.1 ${why}`);
   });
   await mkdir(opts.storeDir, { recursive: true });
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.config ? ["-c", opts.config] : [])], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const [program, ...args] = diesWithParent([binary, "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", opts.storeDir, ...(opts.config ? ["-c", opts.config] : [])]);
+  // A process group of its own: a Ctrl-C in the terminal reaches the parent alone, which stops
+  // the server after what depends on it.
+  const child = spawn(program!, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   const recent: string[] = [];
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) {
@@ -104,11 +126,10 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
   child.stdout!.on("data", forward);
   child.stderr!.on("data", forward);
   const url = `${opts.tls ? "tls" : "nats"}://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
     await waitForServer(port, child, 10_000);
   } catch (err) {
-    child.kill("SIGKILL");
+    await stopChild(child, { signal: "SIGKILL" });
     // Its last words say why (a port in use, a bad store directory...).
     const why = recent.filter((l) => /\[(ERR|FTL)\]/.test(l)).map((l) => l.replace(/^.*\[(ERR|FTL)\] /, "")).join("; ");
     throw why ? new DfsError((err as DfsError).code ?? ErrorCodes.UNAVAILABLE, `nats-server on port ${port} failed: ${why}`) : err;
@@ -117,11 +138,6 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
     url,
     port,
     process: child,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, { signal }),
   };
 }

@@ -22,6 +22,7 @@ const api = {
   consumerCreate: (stream: string, name: string, filter?: string) =>
     filter ? `$JS.API.CONSUMER.CREATE.${stream}.${name}.${filter}` : `$JS.API.CONSUMER.CREATE.${stream}.${name}`,
   consumerInfo: (stream: string, name: string) => `$JS.API.CONSUMER.INFO.${stream}.${name}`,
+  consumerDelete: (stream: string, name: string) => `$JS.API.CONSUMER.DELETE.${stream}.${name}`,
   next: (stream: string, name: string) => `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
   ack: (stream: string, name: string) => `$JS.ACK.${stream}.${name}.>`,
   all: "$JS.API.>",
@@ -33,7 +34,8 @@ const api = {
  * of that stream: readers get the audit mirror, where no worker's durable consumer lives.
  */
 function logReader(stream: string): string[] {
-  return [api.info, api.streamInfo(stream), api.consumerCreate(stream, ">"), api.consumerInfo(stream, ">"), api.next(stream, ">")];
+  // Delete too: an ordered consumer that resets (after a server restart) deletes its old self.
+  return [api.info, api.streamInfo(stream), api.consumerCreate(stream, ">"), api.consumerInfo(stream, ">"), api.consumerDelete(stream, ">"), api.next(stream, ">")];
 }
 
 /** What each role may do. `id` is the worker's id, or the client's user name. */

@@ -2,13 +2,14 @@
 // directory, masters and workers as real processes of the compiled CLI, and bounded waits.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
+import { stopChild } from "../client/stop-child.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import type { RoleName } from "../streams/permissions.js";
@@ -53,14 +54,70 @@ function spawnRole(name: string, args: string[]): Role {
   let output = "";
   child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { name, process: child, output: () => output, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+  return { name, process: child, output: () => output, stop: () => stopChild(child), kill: () => stopChild(child, { signal: "SIGKILL" }) };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface ProcessInfo {
+  pid: number;
+  /** Its command line: the program, then its arguments. */
+  args: string[];
+}
+
+/** The processes whose parent is `pid` (zombies left out), from /proc. */
+export async function childrenOf(pid: number): Promise<ProcessInfo[]> {
+  const out: ProcessInfo[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(ppid) !== pid || state === "Z") continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    out.push({ pid: Number(entry), args: cmdline.split("\0").filter(Boolean) });
+  }
+  return out;
+}
+
+/** `dfs up` as a user runs it, a real process, once it has said it is up. */
+export interface RunningUp {
+  process: ChildProcess;
+  url: string;
+  /** What it printed so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Its exit code (null when a signal ended it). */
+  exited: Promise<number | null>;
+  /** SIGKILL it if it still runs (for `finally`). */
+  kill(): Promise<void>;
+}
+
+/** Start `dfs up ARGS` and wait until it says it is up (or fail with what it said). */
+export async function startUp(args: string[], timeoutMs = 30_000): Promise<RunningUp> {
+  const up = spawn(process.execPath, [CLI, "up", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  up.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  up.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
+  const running: RunningUp = { process: up, url: "", stdout: () => stdout, stderr: () => stderr, exited, kill: () => stopChild(up, { signal: "SIGKILL" }) };
+  try {
+    running.url = await Promise.race([
+      waitFor("dfs up to say it is up", () => /dfs is up: (\S+)/.exec(stdout)?.[1], timeoutMs),
+      exited.then((code) => Promise.reject(new Error(`dfs up exited with code ${code}: ${stderr}`))),
+    ]);
+  } catch (err) {
+    await running.kill();
+    throw err;
+  }
+  return running;
 }
 
 export interface CliResult {

@@ -1,37 +1,15 @@
 // `dfs up` and `dfs demo` as a user runs them: real processes, stopped by a signal.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { freePort } from "../client/nats-server.js";
-import { CLI, runCli, tempDir, waitFor } from "./harness.js";
+import { alive, childrenOf, runCli, startUp, tempDir, waitFor } from "./harness.js";
 
 const test = suite("dfs up");
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Process ids of `dfs up`'s children (nats-server, master, workers), from /proc. */
-async function childrenOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (ppid === pid) out.push(Number(entry));
-  }
-  return out;
-}
 
 test("dfs up --tls runs a store with authentication and TLS until SIGINT, then stops every child", async () => {
   const dir = await tempDir("up");
@@ -39,16 +17,11 @@ test("dfs up --tls runs a store with authentication and TLS until SIGINT, then s
   // As in the quick start: `dfs up` in a folder, then commands in that folder find their
   // credentials and the CA in ./.dfs by themselves.
   const store = join(dir, ".dfs");
-  const up = spawn(process.execPath, [CLI, "up", "--port", String(port), "--dir", store, "--workers", "2", "--tls"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  up.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-  up.stderr!.resume();
-  const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
+  const up = await startUp(["--port", String(port), "--dir", store, "--workers", "2", "--tls"]);
   try {
-    await waitFor("dfs up to say it is up", () => stdout.includes("dfs is up"), 30_000);
-    assert.match(stdout, new RegExp(`dfs is up: tls://127\\.0\\.0\\.1:${port} \\(1 master, 2 workers`));
-    const children = await childrenOf(up.pid!);
-    assert.is(children.length, 4, "nats-server, a master and two workers");
+    assert.match(up.stdout(), new RegExp(`dfs is up: tls://127\\.0\\.0\\.1:${port} \\(2 masters, 2 workers`));
+    const children = (await childrenOf(up.process.pid!)).map((child) => child.pid);
+    assert.is(children.length, 5, "nats-server, two masters and two workers");
     const flags = ["--nats", `tls://127.0.0.1:${port}`];
     await writeFile(join(dir, "hello.txt"), "hello from dfs up\n");
     const put = await runCli([...flags, "put", join(dir, "hello.txt"), "/hello.txt", "--replicas", "2"], { cwd: dir });
@@ -63,9 +36,10 @@ test("dfs up --tls runs a store with authentication and TLS until SIGINT, then s
     assert.match(noCa.stderr, /^dfs: UNAVAILABLE: .*certificate/i);
     const noCreds = await runCli([...flags, "--tls-ca", join(store, "tls", "ca.pem"), "--creds-dir", join(dir, "none"), "ls"], { cwd: tmpdir() });
     assert.match(noCreds.stderr, /^dfs: UNAUTHORIZED: /);
-    up.kill("SIGINT");
-    assert.is(await exited, 0, "dfs up exits 0 on SIGINT");
-    assert.match(stdout, /dfs is down/);
+    up.process.kill("SIGINT");
+    assert.is(await up.exited, 0, "dfs up exits 0 on SIGINT");
+    assert.match(up.stderr(), /dfs up: SIGINT: stopping everything/);
+    assert.match(up.stdout(), /dfs is down/);
     await waitFor("every child to be gone", () => children.every((pid) => !alive(pid)), 10_000);
     assert.equal((await readdir(store)).sort(), ["creds", "nats", "nats.conf", "tls", "workers"], "everything stays under --dir");
     assert.equal((await readdir(join(store, "workers"))).sort(), ["w1", "w2"]);
@@ -74,7 +48,7 @@ test("dfs up --tls runs a store with authentication and TLS until SIGINT, then s
       ["admin.creds", "auditor.creds", "client.creds", "keys", "master.creds", "server.conf", "worker-w1.creds", "worker-w2.creds"],
     );
   } finally {
-    if (up.exitCode === null) up.kill("SIGKILL");
+    await up.kill();
     await rm(dir, { recursive: true, force: true });
   }
 });
