@@ -243,10 +243,12 @@ export function buildProgram(): Command {
     .command("master")
     .description("run a master against a NATS server with JetStream")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
-    .action(async (opts: { workerTimeout: number }) => {
+    .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
+    .action(async (opts: { workerTimeout: number; lease: boolean }) => {
       const nc = await connectRole(globals(), "master");
       const master = await Master.start(nc, {
         prefix: globals().prefix,
+        lease: opts.lease,
         workerTimeoutMs: opts.workerTimeout,
         onFatal: fail,
       });

@@ -3,9 +3,11 @@
 // from workers during a get (`get.ts`), checking every SHA-256.
 import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
+import { encode } from "../src/codec.js";
 import { connectNats, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { type LogReader } from "../src/log.js";
@@ -14,7 +16,7 @@ import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/prot
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
 import { scrub, scrubTargets, storeStatus, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
-import { call, serveBytes } from "../src/rpc.js";
+import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
 import type { Progress } from "./progress.js";
@@ -22,8 +24,10 @@ import type { Progress } from "./progress.js";
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_REPLICAS = 3;
+/** How long a call that only the leader answers waits for one (a new leader takes over within a few seconds). */
+const LEADER_WAIT_MS = 15_000;
 /** How long one `wait` for an upload's progress may be held by the master. */
-const WAIT_MS = 10_000;
+const WAIT_MS = 2_000;
 
 export interface ConnectOptions {
   /** NATS URL(s); default `DFS_NATS` or nats://127.0.0.1:4222. */
@@ -92,8 +96,11 @@ export class DfsClient {
   /** Highest log sequence this client has seen: reads ask the master to be at least there. */
   private seenSeq = 0;
 
+  private readonly js: JetStreamClient;
+
   constructor(readonly nc: NatsConnection, prefix?: string) {
     this.cat = catalogue(prefix);
+    this.js = jetstream(nc);
   }
 
   static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
@@ -146,7 +153,8 @@ export class DfsClient {
   }
 
   async remove(path: string, version?: number): Promise<void> {
-    const reply = await call<{ seq: number }>(this.nc, this.cat.masterRpc("delete"), { path, version });
+    // Nobody answered means nobody received it (a new leader taking over): safe to ask again.
+    const reply = await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc("delete"), { path, version }, { retryOn: [ErrorCodes.UNAVAILABLE], forMs: LEADER_WAIT_MS });
     this.seen(reply.seq);
   }
 
@@ -266,7 +274,9 @@ export class DfsClient {
       return frame.subarray(0, bytesRead);
     });
     try {
-      const created = await call<UploadPlan & { seq: number }>(this.nc, this.cat.masterRpc("create"), {
+      // A create is the same decision however often it is asked (its upload id says which), so
+      // it is asked again while a new leader takes over, even after a timeout.
+      const created = await callRetrying<UploadPlan & { seq: number }>(this.nc, this.cat.masterRpc("create"), {
         uploadId,
         path: plan.path,
         size: plan.size,
@@ -274,7 +284,7 @@ export class DfsClient {
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
         pieceHashes: plan.pieceHashes,
-      });
+      }, { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS });
       this.seen(created.seq);
       const result: Omit<PutResult, "servedBytes"> = {
         fileId: created.fileId,
@@ -300,7 +310,8 @@ export class DfsClient {
               this.nc,
               this.cat.masterRpc("wait"),
               { uploadId, stored: known.stored, waitMs: WAIT_MS, atLeastSeq: known.seq },
-              WAIT_MS + 5_000,
+              // Short, so a master that dies holding the question costs little.
+              WAIT_MS + 2_000,
             );
           } catch (err) {
             // A master restarting or a failover: keep asking until the idle timeout says otherwise.
@@ -338,8 +349,17 @@ export class DfsClient {
       try {
         this.seen(await Promise.race([outcome, idle, aborted]));
       } catch (err) {
-        // Tell the master, so the version is abandoned in the log rather than left pending.
-        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason: clipText(asDfsError(err).message) }).catch(() => undefined);
+        const reason = clipText(asDfsError(err).message);
+        // Given up: said durably first (a master that starts later abandons the version before
+        // it reads any confirmation), then to a live master, so the version is abandoned now.
+        await this.js.publish(this.cat.abandon(uploadId), encode({ uploadId, reason }), { msgID: `abandon.${uploadId}`, timeout: 2_000 }).catch(() => undefined);
+        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason }).catch(() => undefined);
+        // The exit status must not lie: a version that committed all the same is a success.
+        const last = await call<UploadProgress>(this.nc, this.cat.masterRpc("wait"), { uploadId, stored: -1 }, 2_000).catch(() => undefined);
+        if (last?.status === "committed") {
+          this.seen(last.seq);
+          return { ...result, servedBytes };
+        }
         throw err;
       }
       return { ...result, servedBytes };

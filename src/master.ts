@@ -1,19 +1,21 @@
 // The master process: a thin shell around `decide` and `evolve`. It replays the log, tails it,
 // and turns RPCs, heartbeats and confirmations into commands. Its table is only ever changed
 // by folding events read from, or appended to, the stream.
-import { jetstream, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import { catalogue, type Catalogue, type MasterOp } from "../streams/catalogue.js";
 import { provisionMaster } from "../streams/provision.js";
 import { requireStore } from "./connection.js";
 import { Watchers } from "./watchers.js";
+import { Lease } from "./lease.js";
 import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
-import { DfsError, ErrorCodes, reportFatal } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError, reportFatal } from "./errors.js";
 import type { DfsEvent } from "./events.js";
 import { foldLogged, type LoggedMessage } from "./fold.js";
 import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
 import {
+  AbandonNote,
   AbortRequest,
   CreateRequest,
   DeleteRequest,
@@ -41,6 +43,11 @@ export interface MasterOptions {
   /** A worker silent this long is lost (ms). */
   workerTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Take part in the lease, so that one master decides at a time (default). Off, every master
+   * decides and only the fence on every append keeps the history linear (a test of the fence).
+   */
+  lease?: boolean;
   /** The master can no longer follow the log or the confirmations (default: throw). */
   onFatal?: (err: DfsError) => void;
 }
@@ -93,6 +100,7 @@ export class Master {
   private tail?: LogReader;
   private subs: Subscription[] = [];
   private confirms?: ConsumerMessages;
+  private abandons?: ConsumerMessages;
   private lastHeard = new Map<string, number>();
   private joining = new Set<string>();
   /** Each worker's run, from its heartbeats. */
@@ -105,8 +113,11 @@ export class Master {
   /** Callers waiting for the fold to reach a sequence, woken at every fold. */
   private readonly foldWatch = new Watchers();
   private stopped = false;
-  /** Replay is done: folded events now set healing in motion. */
-  private following = false;
+  /** This master holds the lease: it decides. */
+  private leading = false;
+  private lease?: Lease;
+  /** The subscriptions only the leader holds (the RPCs that append). */
+  private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
 
@@ -124,7 +135,7 @@ export class Master {
   }
 
   private async run(): Promise<void> {
-    await requireStore(this.nc, this.cat);
+    await requireStore(this.nc, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
     await provisionMaster(this.nc, this.cat);
     // Replay everything, then keep tailing: events appended by another master arrive here too.
     this.tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
@@ -140,17 +151,104 @@ export class Master {
     const now = Date.now();
     for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
     this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
-    this.following = true;
-    this.reconcileSoon();
-    this.healTimer = setInterval(() => hasWork(this.state) && this.reconcileSoon(), HEAL_TICK_MS);
-    // What the live workers really hold, once: the log may not know about a disk that changed.
-    for (const w of this.state.workers.values()) if (w.live) this.inventorySoon(w.workerId);
-    this.serveRpcs();
+    this.serveReads();
     this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
+    this.tail.done.catch(this.fatal("the master stopped following the log"));
+    if (this.opts.lease === false) this.lead();
+    else {
+      this.lease = new Lease(this.js, this.cat, this.instanceId, { lead: () => this.lead(), follow: (why) => this.follow(why) });
+      this.lease.start();
+    }
+  }
+
+  private fatal(what: string) {
+    return (err: unknown) => this.stopped || reportFatal(what, err, this.opts.onFatal);
+  }
+
+  /**
+   * This master decides from now on: it answers the RPCs that append, reads confirmations,
+   * watches the workers' liveness and heals. Every other master only follows the log and
+   * answers reads.
+   */
+  private lead(): void {
+    if (this.leading || this.stopped) return;
+    this.leading = true;
+    this.log(`leading (master ${this.instanceId})`);
+    const now = Date.now();
+    // A worker this master has not heard from yet gets a full timeout before it counts as lost.
+    for (const w of this.state.workers.values()) if (w.live && !this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
+    this.leaderSubs = this.serveWrites();
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
-    const fatal = (what: string) => (err: unknown) => this.stopped || reportFatal(what, err, this.opts.onFatal);
-    this.tail.done.catch(fatal("the master stopped following the log"));
-    this.consumeConfirmations().catch(fatal("the master stopped reading confirmations"));
+    this.healTimer = setInterval(() => hasWork(this.state) && this.reconcileSoon(), HEAL_TICK_MS);
+    this.reconcileSoon();
+    // What the live workers really hold: the log may not know about a disk that changed.
+    for (const w of this.state.workers.values()) if (w.live) this.inventorySoon(w.workerId);
+    void (async () => {
+      // Uploads given up while no master ran are abandoned before any confirmation can commit them.
+      await this.drainAbandons();
+      if (!this.leading) return;
+      this.consumeConfirmations().catch(this.fatal("the master stopped reading confirmations"));
+      this.consumeAbandons().catch(this.fatal("the master stopped reading abandoned uploads"));
+    })().catch(this.fatal("the master could not read abandoned uploads"));
+  }
+
+  private async drainAbandons(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.cat.abandonStream, this.cat.masterConfirmConsumer);
+    for (;;) {
+      let taken = 0;
+      for await (const m of await consumer.fetch({ max_messages: 256, expires: 1_000 })) {
+        taken += 1;
+        await this.onAbandon(m);
+      }
+      if (taken === 0 || !this.leading) return;
+    }
+  }
+
+  private async consumeAbandons(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.cat.abandonStream, this.cat.masterConfirmConsumer);
+    const abandons = await consumer.consume({ max_messages: 64 });
+    if (!this.leading) return void (await abandons.close());
+    this.abandons = abandons;
+    for await (const m of abandons) {
+      if (!this.leading) m.nak();
+      else await this.onAbandon(m);
+    }
+  }
+
+  private async onAbandon(m: JsMsg): Promise<void> {
+    let note: { uploadId: string; reason: string };
+    try {
+      note = parse(AbandonNote, decode(m.data), "abandon note");
+      if (m.subject !== this.cat.abandon(note.uploadId)) throw new Error(`upload ${note.uploadId} on ${m.subject}`);
+    } catch (err) {
+      this.log(`dropped an abandon note on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+      return m.term();
+    }
+    try {
+      await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: note.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: note.reason });
+      m.ack();
+    } catch (err) {
+      // An upload the log never had (its create never landed) has nothing to abandon.
+      if (asDfsError(err).code === ErrorCodes.NOT_FOUND) return m.ack();
+      if (!this.stopped) m.nak(1_000);
+    }
+  }
+
+  /** Back to following: another master decides (or this one is stopping). */
+  private follow(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.log(`following: ${why}`);
+    for (const sub of this.leaderSubs) sub.unsubscribe();
+    this.leaderSubs = [];
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    if (this.healTimer) clearInterval(this.healTimer);
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    this.reconcileTimer = undefined;
+    void this.confirms?.close();
+    this.confirms = undefined;
+    void this.abandons?.close();
+    this.abandons = undefined;
   }
 
   /** Fold a message of the log, as every reader of the log does; a rejected one gets one line. */
@@ -164,7 +262,7 @@ export class Master {
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
   private folded(event: DfsEvent): void {
     if ("fileId" in event) this.uploadWatch.changed(event.fileId);
-    if (!this.following) return; // replaying: the start decides once, at the end
+    if (!this.leading) return; // replaying, or following: the leader decides
     if (RECONCILE_AFTER.has(event.type)) this.reconcileSoon();
     if (event.type === "WorkerJoined") this.inventorySoon(event.workerId);
   }
@@ -226,14 +324,16 @@ export class Master {
     if (typeof seq === "number" && Number.isSafeInteger(seq)) await this.waitForSeq(seq, 5_000);
   }
 
-  private serveRpcs(): void {
-    const queue = this.cat.masterQueue;
-    const replyBytes = replyBudgetFor(this.nc.info?.max_payload ?? 1024 * 1024);
+  private rpc(op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown): Subscription {
     const onInternalError = (err: unknown) => this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
-    const rpc = (op: Parameters<Catalogue["masterRpc"]>[0], handler: (request: unknown) => Promise<unknown> | unknown) =>
-      this.subs.push(serve(this.nc, this.cat.masterRpc(op), handler, { queue, onInternalError }));
+    return serve(this.nc, this.cat.masterRpc(op), handler, { queue: this.cat.masterQueue, onInternalError });
+  }
 
-    rpc("create", async (request) => {
+  /** The RPCs that decide (and append): only the leader answers them. */
+  private serveWrites(): Subscription[] {
+    const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.rpc(op, handler);
+    return [
+      rpc("create", async (request) => {
       const req = parse(CreateRequest, request, "create request");
       if (req.pieceHashes.length % 32 !== 0) throw new DfsError(ErrorCodes.BAD_REQUEST, "pieceHashes must be 32 bytes per piece");
       const hashes = Buffer.from(req.pieceHashes.buffer, req.pieceHashes.byteOffset, req.pieceHashes.length);
@@ -255,12 +355,24 @@ export class Master {
         pieces,
       });
       return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
-    });
-    rpc("abort", async (request) => {
-      const req = parse(AbortRequest, request, "abort request");
-      await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
-      return { seq: this.state.lastSeq };
-    });
+      }),
+      rpc("abort", async (request) => {
+        const req = parse(AbortRequest, request, "abort request");
+        await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
+        return { seq: this.state.lastSeq };
+      }),
+      rpc("delete", async (request) => {
+        const req = parse(DeleteRequest, request, "delete request");
+        await this.execute({ type: "DeleteFile", at: Date.now(), path: req.path, version: req.version });
+        return { seq: this.state.lastSeq };
+      }),
+    ];
+  }
+
+  /** The RPCs that read the table: every master answers them (after folding what the caller saw). */
+  private serveReads(): void {
+    const replyBytes = replyBudgetFor(this.nc.info?.max_payload ?? 1024 * 1024);
+    const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.subs.push(this.rpc(op, handler));
     rpc("wait", async (request) => {
       await this.readAfter(request);
       const req = parse(WaitRequest, request, "wait request");
@@ -271,11 +383,6 @@ export class Master {
         now = progress();
       }
       return now;
-    });
-    rpc("delete", async (request) => {
-      const req = parse(DeleteRequest, request, "delete request");
-      await this.execute({ type: "DeleteFile", at: Date.now(), path: req.path, version: req.version });
-      return { seq: this.state.lastSeq };
     });
     rpc("locate", async (request) => {
       await this.readAfter(request);
@@ -331,6 +438,7 @@ export class Master {
     this.heartbeats.set(hb.workerId, hb);
     const boot = this.boots.get(hb.workerId);
     if (hb.boot !== undefined) this.boots.set(hb.workerId, hb.boot);
+    if (!this.leading) return;
     // Restarted faster than it could be missed: what its store holds is asked again all the same.
     if (boot !== undefined && hb.boot !== undefined && boot !== hb.boot && this.state.workers.get(hb.workerId)?.live) this.inventorySoon(hb.workerId);
     if (this.state.workers.get(hb.workerId)?.live || this.joining.has(hb.workerId)) return;
@@ -358,8 +466,15 @@ export class Master {
 
   private async consumeConfirmations(): Promise<void> {
     const consumer = await this.js.consumers.get(this.cat.confirmStream, this.cat.masterConfirmConsumer);
-    this.confirms = await consumer.consume({ max_messages: 256 });
-    for await (const m of this.confirms) {
+    const confirms = await consumer.consume({ max_messages: 64 });
+    // Leadership may have gone while this was set up: then the next leader reads them.
+    if (!this.leading) return void (await confirms.close());
+    this.confirms = confirms;
+    for await (const m of confirms) {
+      if (!this.leading) {
+        m.nak();
+        continue;
+      }
       let report: WorkerReport;
       try {
         report = parse(WorkerReport, decode(m.data), "worker report");
@@ -419,6 +534,8 @@ export class Master {
   }
 
   async stop(): Promise<void> {
+    this.lease?.stop();
+    this.follow("stopping");
     this.stopped = true;
     this.uploadWatch.wakeAll();
     this.foldWatch.wakeAll();

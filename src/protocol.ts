@@ -26,7 +26,9 @@ export const CreateRequest = z.object({
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
 /** Answered when the upload's version has more stored copies than `stored`, or is no longer pending, or after `waitMs`. */
-export const WaitRequest = z.object({ uploadId: token, stored: count, waitMs: z.number().int().nonnegative().max(30_000).optional() });
+export const WaitRequest = z.object({ uploadId: token, stored: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), waitMs: z.number().int().nonnegative().max(30_000).optional() });
+/** A client gave up on an upload, said durably (the abandon stream) for whichever master reads it first. */
+export const AbandonNote = z.object({ uploadId: token, reason: message });
 export const AbortRequest = z.object({ uploadId: token, reason: message });
 const pageLimit = z.number().int().positive().max(10_000).optional();
 export const LocateRequest = z.object({

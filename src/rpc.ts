@@ -2,7 +2,7 @@
 // `{ ok: false, code, message }`; binary replies (piece bytes) mark errors with a header.
 import { PermissionViolationError, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "./codec.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode, type ErrorCode } from "./errors.js";
 import { ERROR_HEADER } from "./protocol.js";
 
 export interface ServeOptions {
@@ -133,4 +133,26 @@ export async function callBytes(nc: NatsConnection, subject: string, request: un
   const code = msg.headers?.get(ERROR_HEADER);
   if (code) throw new DfsError(isErrorCode(code) ? code : ErrorCodes.INTERNAL, new TextDecoder().decode(msg.data));
   return msg.data;
+}
+
+/**
+ * `call`, asked again while the answer is one of `retryOn` (for instance UNAVAILABLE while a
+ * new leader takes over: nobody was there to receive the request), for up to `forMs`.
+ */
+export async function callRetrying<T>(
+  nc: NatsConnection,
+  subject: string,
+  request: unknown,
+  opts: { retryOn: readonly ErrorCode[]; forMs: number; timeoutMs?: number },
+): Promise<T> {
+  const deadline = Date.now() + opts.forMs;
+  for (let wait = 100; ; wait = Math.min(1_000, wait * 2)) {
+    try {
+      return await call<T>(nc, subject, request, opts.timeoutMs);
+    } catch (err) {
+      const code = asDfsError(err).code;
+      if (!opts.retryOn.includes(code) || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }

@@ -14,6 +14,8 @@ import {
 export const DEFAULT_PREFIX = "dfs";
 /** Consumers the audit mirror allows at once: every `dfs tail` or `dfs replay` holds one while it reads. */
 export const MAX_READERS = 256;
+/** How long the masters' lease lives without renewal. */
+export const LEASE_TTL_MS = 3_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
@@ -42,6 +44,15 @@ export interface Catalogue {
   readonly prefix: string;
   readonly eventsStream: string;
   readonly confirmStream: string;
+  /** Clients' word that they gave up an upload: a work queue the leader reads before any confirmation. */
+  readonly abandonStream: string;
+  abandon(uploadId: string): string;
+  abandonStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
+  masterAbandonConsumerConfig(): Partial<ConsumerConfig>;
+  /** The masters' lease: who decides now (see src/lease.ts). */
+  readonly leaseStream: string;
+  leaseSubject(): string;
+  leaseStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   /** A mirror of the events stream, for readers: they may make consumers on it, never on the events stream itself. */
   readonly auditStream: string;
   /** Durable consumer the masters share on the confirmation work queue. */
@@ -86,6 +97,8 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
   const eventsStream = `${upper}_EVENTS`;
   const confirmStream = `${upper}_CONFIRM`;
   const auditStream = `${upper}_AUDIT`;
+  const leaseStream = `${upper}_LEASE`;
+  const abandonStream = `${upper}_ABANDON`;
   const token = (kind: string, value: string) => {
     if (!isSubjectToken(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}`);
     return value;
@@ -95,6 +108,26 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
     eventsStream,
     confirmStream,
     auditStream,
+    leaseStream,
+    leaseSubject: () => `${p}.lease`,
+    abandonStream,
+    abandon: (uploadId) => `${p}.abandon.${uploadId === "*" ? "*" : token("upload id", uploadId)}`,
+    abandonStreamConfig: (replicas = 1) => ({
+      name: abandonStream,
+      subjects: [`${p}.abandon.*`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Workqueue,
+      duplicate_window: 10 * 60 * 1_000_000_000,
+      // Nobody may fill it for ever: a day is long past any upload.
+      max_age: 24 * 3_600 * 1_000_000_000,
+      num_replicas: replicas,
+    }),
+    masterAbandonConsumerConfig: () => ({
+      durable_name: "master",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 5 * 1_000_000_000,
+    }),
     masterConfirmConsumer: "master",
     masterQueue: `${p}-master`,
     allEvents: () => `${p}.evt.>`,
@@ -145,6 +178,16 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       duplicate_window: 10 * 60 * 1_000_000_000,
       num_replicas: replicas,
     }),
+    leaseStreamConfig: (replicas = 1) => ({
+      name: leaseStream,
+      subjects: [`${p}.lease`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      // A lease nobody renews ages out: then a follower may take it.
+      max_age: LEASE_TTL_MS * 1_000_000,
+      max_msgs_per_subject: 1,
+      num_replicas: replicas,
+    }),
     auditStreamConfig: (replicas = 1) => ({
       name: auditStream,
       mirror: { name: eventsStream },
@@ -163,7 +206,8 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       durable_name: "master",
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: 30 * 1_000_000_000,
+      // Short: what a leader that died had taken and not acknowledged goes to the next soon.
+      ack_wait: 5 * 1_000_000_000,
       max_ack_pending: 1000,
     }),
     workerConsumerConfig: (workerId) => ({

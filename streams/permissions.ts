@@ -44,10 +44,14 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "master": {
       const confirms = cat.confirmStream;
       const consumer = cat.masterConfirmConsumer;
+      const abandons = cat.abandonStream;
       return {
         publish: [
           cat.allEvents(),
           ...logReader(cat.eventsStream),
+          // The lease: who decides.
+          cat.leaseSubject(),
+          api.streamInfo(cat.leaseStream),
           // What a worker holds, when it joins; whether a copy a reader doubts is good.
           cat.workerRpc("*", "inventory"),
           cat.workerRpc("*", "verify"),
@@ -56,6 +60,11 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           api.consumerInfo(confirms, consumer),
           api.next(confirms, consumer),
           api.ack(confirms, consumer),
+          api.streamInfo(abandons),
+          api.consumerCreate(abandons, consumer),
+          api.consumerInfo(abandons, consumer),
+          api.next(abandons, consumer),
+          api.ack(abandons, consumer),
         ],
         subscribe: [cat.allMasterRpcs(), cat.allHeartbeats(), `${cat.inbox(userName("master"))}.>`],
         respond: true,
@@ -93,6 +102,8 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           ...MASTER_OPS.map((op) => cat.masterRpc(op)),
           cat.workerRpc("*", "read"),
           cat.workerRpc("*", "health"),
+          // Giving up an upload, durably.
+          cat.abandon("*"),
           // A reader that got bad bytes asks that worker to check its copy; `dfs scrub` asks for all.
           cat.workerRpc("*", "verify"),
           cat.workerRpc("*", "scrub"),

@@ -2,7 +2,7 @@
 // delete them); each master and worker then makes its own durable consumer, which its
 // permissions allow and nothing else. Racing creators are fine: the loser sees "already in
 // use" and reads what the winner made.
-import { jetstreamManager, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, JetStreamApiError, type ConsumerConfig, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue.js";
 
@@ -26,10 +26,12 @@ async function ensureStream(jsm: JetStreamManager, config: { name: string }): Pr
   }
 }
 
-async function ensureConsumer(jsm: JetStreamManager, stream: string, config: { durable_name?: string }): Promise<void> {
+async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig>): Promise<void> {
   const name = config.durable_name!;
   try {
-    await jsm.consumers.info(stream, name);
+    const existing = await jsm.consumers.info(stream, name);
+    // Made by an older version: bring its timing up to date (the rest cannot change).
+    if (existing.config.ack_wait !== config.ack_wait) await jsm.consumers.update(stream, name, { ack_wait: config.ack_wait });
     return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
@@ -54,6 +56,8 @@ export async function provisionStreams(nc: NatsConnection, cat: Catalogue, opts:
   await ensureStream(jsm, cat.eventsStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.confirmStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.auditStreamConfig(opts.replicas));
+  await ensureStream(jsm, cat.leaseStreamConfig(opts.replicas));
+  await ensureStream(jsm, cat.abandonStreamConfig(opts.replicas));
 }
 
 /** Whether a stream is there (readers and roles never create one). */
@@ -69,7 +73,9 @@ export async function streamExists(nc: NatsConnection, stream: string): Promise<
 
 /** The masters' shared durable consumer of confirmations (the streams must be there). */
 export async function provisionMaster(nc: NatsConnection, cat: Catalogue): Promise<void> {
-  await ensureConsumer(await jetstreamManager(nc), cat.confirmStream, cat.masterConfirmConsumerConfig());
+  const jsm = await jetstreamManager(nc);
+  await ensureConsumer(jsm, cat.confirmStream, cat.masterConfirmConsumerConfig());
+  await ensureConsumer(jsm, cat.abandonStream, cat.masterAbandonConsumerConfig());
 }
 
 /** A worker's own durable consumer of its assignment subject (the streams must be there). */

@@ -220,8 +220,8 @@ export class TestStore {
     return ["--nats", this.url, "--prefix", this.prefix, "--creds-dir", this.credsDir];
   }
 
-  startMaster(workerTimeoutMs = 3_000): Role {
-    const role = spawnRole("master", ["master", ...this.flags, "--worker-timeout", String(workerTimeoutMs)]);
+  startMaster(workerTimeoutMs = 3_000, args: string[] = []): Role {
+    const role = spawnRole("master", ["master", ...this.flags, "--worker-timeout", String(workerTimeoutMs), ...args]);
     this.roles.push(role);
     return role;
   }

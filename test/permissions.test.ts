@@ -80,6 +80,8 @@ test("permissions - every subject of the catalogue has exactly the publishers an
   expect(cat.workerEvents("w1"), ["master"], []);
   expect(cat.confirm("w1"), ["worker w1"], []);
   expect(cat.heartbeat("w1"), ["worker w1"], ["master"]);
+  expect(cat.leaseSubject(), ["master"], []);
+  expect(cat.abandon("upload1"), ["client"], []);
   expect(cat.pull("upload1", 3), ["worker w1", "worker w2"], ["client"]);
   for (const op of MASTER_OPS) expect(cat.masterRpc(op), op === "state" || op === "status" ? ["admin", "auditor", "client"] : ["client"], ["master"]);
   const workerRpcCallers = { read: ["client", "worker w1", "worker w2"], health: ["client"], verify: ["client", "master", "worker w1", "worker w2"], inventory: ["master"], scrub: ["client"] };

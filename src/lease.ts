@@ -1,0 +1,78 @@
+// One master decides at a time: the leader holds a lease, a message on the lease subject of
+// a stream whose messages age out after LEASE_TTL_MS. Taking the lease is a publish that
+// JetStream accepts only while the subject is empty; keeping it, a publish that it accepts
+// only while the leader's own message is still the last. A leader that dies stops renewing,
+// its message ages out, and a follower takes over. The fence on every append stays: a leader
+// paused past its lease cannot fork the history, it only loses a race and steps down.
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
+import { LEASE_TTL_MS, type Catalogue } from "../streams/catalogue.js";
+import { encode } from "./codec.js";
+
+/** How often the leader renews, and a follower tries to take over. */
+export const LEASE_RENEW_MS = 500;
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface LeaseEvents {
+  /** This master now holds the lease: it decides. */
+  lead(): void;
+  /** It lost the lease (another took it, or it could not renew in time): it only follows. */
+  follow(why: string): void;
+}
+
+export class Lease {
+  /** Sequence of our lease message, while we hold it. */
+  private held?: number;
+  private renewedAt = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly cat: Catalogue,
+    private readonly holder: string,
+    private readonly on: LeaseEvents,
+  ) {}
+
+  get leading(): boolean {
+    return this.held !== undefined;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      // Taking it: only if nobody holds it. Keeping it: only if ours is still the last word.
+      const ack = await this.js.publish(this.cat.leaseSubject(), encode({ holder: this.holder, at: Date.now() }), {
+        expect: { lastSubjectSequence: this.held ?? 0 },
+        timeout: LEASE_RENEW_MS * 2,
+      });
+      const took = this.held === undefined;
+      this.held = ack.seq;
+      this.renewedAt = Date.now();
+      if (took) this.on.lead();
+    } catch (err) {
+      if (this.held !== undefined) {
+        const taken = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+        // Unsure (the server did not answer): still ours until it would have aged out.
+        if (taken || Date.now() - this.renewedAt >= LEASE_TTL_MS - LEASE_RENEW_MS) this.lose(taken ? "another master took the lease" : `could not renew the lease: ${(err as Error).message}`);
+      }
+    }
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), LEASE_RENEW_MS);
+  }
+
+  private lose(why: string): void {
+    this.held = undefined;
+    this.on.follow(why);
+  }
+
+  /** Stop renewing; a leader steps down (its lease ages out, or is taken over at once by whoever tries). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.held !== undefined) this.lose("stopping");
+  }
+}
