@@ -18,10 +18,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const dir = await mkdtemp(join(tmpdir(), "dfs-bench-"));
 const cluster = await LocalCluster.start({
   dir: join(dir, "store"),
+  masters: 1,
   workers: 3,
   cliEntry: fileURLToPath(new URL("../dist/client/cli.js", import.meta.url)),
 });
-const client = await DfsClient.connect({ servers: cluster.url });
+const client = await DfsClient.connect({ ...cluster.connection("client"), name: "dfs-bench" });
 try {
   const local = join(dir, "input");
   await writeFile(local, randomBytes(fileMiB * MiB));
