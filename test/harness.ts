@@ -11,6 +11,7 @@ import { DfsClient } from "../client/client.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
 import { stopChild } from "../client/stop-child.js";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { Level } from "level";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import type { RoleName } from "../streams/permissions.js";
 import { provisionStreams } from "../streams/provision.js";
@@ -239,6 +240,25 @@ export class TestStore {
     const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role), name: `dfs-test-${role}` });
     this.clients.push(client);
     return client;
+  }
+
+  /**
+   * Rot: stop a worker and flip a byte of a piece's first chunk in its LevelDB (the store's
+   * own key layout). The caller starts it again as it needs.
+   */
+  async rot(workerId: string, sha256: string): Promise<void> {
+    await this.role(`worker ${workerId}`).stop();
+    const db = new Level<string, Uint8Array>(join(this.dir, "workers", workerId), { keyEncoding: "utf8", valueEncoding: "view" });
+    try {
+      const key = `c!${sha256}!000000`;
+      const chunk = await db.get(key);
+      if (!chunk) throw new Error(`worker ${workerId} does not hold ${sha256}`);
+      const rotten = Buffer.from(chunk);
+      rotten[0] = rotten[0]! ^ 0xff;
+      await db.put(key, rotten);
+    } finally {
+      await db.close();
+    }
   }
 
   /** The table rebuilt from the log, as the auditor reads it. */

@@ -5,7 +5,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Level } from "level";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { liveHolders, wantedReplicas } from "../src/content.js";
@@ -127,18 +126,7 @@ test("a worker whose disk was wiped while it was down gets every piece back", as
 
 /** Flip a byte of one piece inside a worker's LevelDB while it is stopped; start it again (with `args`). */
 async function rot(store: TestStore, victim: string, sha256: string, args: string[] = []): Promise<void> {
-  await store.role(`worker ${victim}`).stop();
-  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
-  try {
-    const key = `c!${sha256}!000000`;
-    const found = await db.get(key);
-    assert.ok(found, `${victim} holds ${sha256.slice(0, 8)} as the log says`);
-    const chunk = Buffer.from(found!);
-    chunk[0] = chunk[0]! ^ 0xff;
-    await db.put(key, chunk);
-  } finally {
-    await db.close();
-  }
+  await store.rot(victim, sha256);
   await store.startWorker(victim, args);
   await everyoneUp(store);
 }

@@ -6,7 +6,6 @@ import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { Writable } from "node:stream";
-import { Level } from "level";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { callBytes } from "../src/rpc.js";
@@ -101,14 +100,7 @@ test("bad bytes from a replica are read elsewhere, and that worker is asked to c
   await putBytes(store, client, "/rotten.bin", bytes, { replicas: 2, pieceSize: 64 * 1024 });
   const piece = (await client.locate("/rotten.bin")).pieces[1]!;
   const victim = piece.workers[0]!; // the replica a reader asks first
-  await store.role(`worker ${victim}`).stop();
-  // Flip one byte of the piece's first chunk on disk (the store's own key layout).
-  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
-  const key = `c!${piece.sha256}!000000`;
-  const chunk = Buffer.from((await db.get(key))!);
-  chunk[100] ^= 0xff;
-  await db.put(key, chunk);
-  await db.close();
+  await store.rot(victim, piece.sha256);
   await restart(store, client, victim);
   const readFromVictim = () => callBytes(client.nc, store.cat.workerRpc(victim, "read"), { sha256: piece.sha256, offset: 0, length: piece.size });
   assert.is.not(sha(await readFromVictim()), piece.sha256, "the replica really serves bad bytes");

@@ -2,7 +2,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Level } from "level";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { catalogue } from "../streams/catalogue.js";
@@ -112,14 +111,7 @@ test("bytes rotted on one replica are caught by their SHA-256 and read from anot
   await putBytes(store, client, "/rotten.bin", bytes, 2);
   const piece = (await client.locate("/rotten.bin")).pieces[1]!;
   const victim = piece.workers[0]!; // the replica a reader tries first
-  await store.role(`worker ${victim}`).stop();
-  // Flip one byte of the piece's first chunk on disk (the store's own key layout).
-  const db = new Level<string, Uint8Array>(join(store.dir, "workers", victim), { keyEncoding: "utf8", valueEncoding: "view" });
-  const key = `c!${piece.sha256}!000000`;
-  const chunk = Buffer.from((await db.get(key))!);
-  chunk[100] ^= 0xff;
-  await db.put(key, chunk);
-  await db.close();
+  await store.rot(victim, piece.sha256);
   await restart(store, victim);
   const rotten = await callBytes(client.nc, cat.workerRpc(victim, "read"), { sha256: piece.sha256, offset: 0, length: piece.size });
   assert.is.not(sha(rotten), piece.sha256, "the replica really serves bad bytes");
