@@ -528,6 +528,9 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stopped reading (`dfs tail | head -1`) ends the command quietly, as
+  // `git log | head` does: nothing more is wanted.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => (err.code === "EPIPE" ? process.exit(EXIT.ok) : fail(err)));
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { EVENT_TYPES } from "../src/events.js";
 import { projection, stateDigest } from "../src/state.js";
-import { runCli, storeSuite, waitFor } from "./harness.js";
+import { spawn } from "node:child_process";
+import { CLI, runCli, storeSuite, waitFor } from "./harness.js";
 
 const test = storeSuite("replay", { workers: ["w1", "w2", "w3"] });
 
@@ -99,6 +100,24 @@ test("dfs tail prints every event, as lines or JSON", async ({ store }) => {
   assert.ok(lines.some((l) => /FileCommitted\s+path=\/r\/f\d/.test(l)));
   const from = await runCli([...store.flags, "tail", "--json", "--from", String(lastSeq)]);
   assert.is(JSON.parse(from.stdout.trim().split("\n")[0]!).seq, lastSeq);
+});
+
+test("a reader that stops reading ends dfs tail quietly, with status 0", async ({ store }) => {
+  // As `dfs tail --follow | head -1`: the pipe closes after the first line, and the next event
+  // finds nobody reading.
+  const tail = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  tail.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => tail.once("exit", (c) => resolve(c)));
+  await new Promise<void>((resolve) => tail.stdout!.once("data", () => resolve()));
+  tail.stdout!.destroy();
+  const client = await store.client();
+  await writeFile(join(store.dir, "after-head"), "one more event");
+  await client.put(join(store.dir, "after-head"), "/after-head", { replicas: 1 });
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 10_000))]);
+  if (code === "still running") tail.kill("SIGKILL");
+  assert.is(code, 0, stderr);
+  assert.is(stderr, "", "no stack trace");
 });
 
 test.run();
