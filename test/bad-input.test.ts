@@ -107,6 +107,7 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
       }
     },
   });
+  await listener.flush(); // subscribed at the server before the create is sent
   try {
     const local = join(store.dir, "pulled");
     await writeFile(local, randomBytes(64 * 4096));

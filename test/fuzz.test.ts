@@ -238,6 +238,7 @@ test("garbage to a live upload's pull subject, then the upload completes", async
       uploadId = (decode(msg.data) as { uploadId?: string }).uploadId;
     },
   });
+  await listener.flush(); // subscribed at the server before the create is sent
   const workers = [store.role("worker w1").process, store.role("worker w2").process];
   const local = join(store.dir, "pulled");
   const content = randomBytes(16 * 4096 + 123);
