@@ -21,7 +21,7 @@ export interface ContentState {
   failedAt: Map<string, number>;
 }
 
-export function newContent(sha256: string, size: number): ContentState {
+function newContent(sha256: string, size: number): ContentState {
   return { sha256, size, refs: 0, wanted: new Map(), holders: new Set(), assigned: new Map(), copying: new Set(), failedAt: new Map() };
 }
 
@@ -55,7 +55,7 @@ export function liveCopies(state: State, c: ContentState): string[] {
  * Whether committed bytes need a decision: fewer readable copies (counting those being made)
  * than wanted, or more readable copies than wanted.
  */
-export function needsHealing(state: State, c: ContentState): boolean {
+function needsHealing(state: State, c: ContentState): boolean {
   const wanted = wantedReplicas(c);
   if (wanted === 0) return false;
   const holders = liveHolders(state, c).length;
@@ -72,7 +72,7 @@ export function recheck(state: State, c: ContentState): void {
  * After any change to what `workerId` is expected to keep of `c`: the per-worker index and
  * the worker's load (bytes placed on it) follow.
  */
-export function replace(state: State, c: ContentState, workerId: string): void {
+export function syncPlacement(state: State, c: ContentState, workerId: string): void {
   let held = state.placedOn.get(workerId);
   const was = held?.has(c.sha256) ?? false;
   const now = state.content.get(c.sha256) === c && isPlaced(c, workerId);
@@ -119,7 +119,7 @@ export function retire(state: State, c: ContentState): void {
   }
   state.unhealthy.delete(c.sha256);
   for (const w of workers) {
-    replace(state, c, w);
+    syncPlacement(state, c, w);
     oweDrop(state, w, c.sha256);
   }
 }

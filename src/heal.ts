@@ -32,7 +32,7 @@ function liveLoads(state: State): Map<string, number> {
 }
 
 /** Drops owed: pieces no live version needs on a worker any more. */
-export function owedDrops(state: State, at: number): DfsEvent[] {
+function owedDrops(state: State, at: number): DfsEvent[] {
   return [...state.dropsOwed.entries()]
     .sort(([a], [b]) => byId(a, b))
     .flatMap(([workerId, owed]) => chunks([...owed].sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at, workerId, sha256s })));

@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { contentFor, forgiveDrop, oweDrop, recheck, replace, retire, type ContentState } from "./content.js";
+import { contentFor, forgiveDrop, oweDrop, recheck, retire, syncPlacement, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -194,7 +194,7 @@ export function apply(state: State, event: DfsEvent): void {
         const c = state.content.get(piece.sha256)!;
         c.assigned.set(event.workerId, (c.assigned.get(event.workerId) ?? 0) + 1);
         forgiveDrop(state, event.workerId, c.sha256);
-        replace(state, c, event.workerId);
+        syncPlacement(state, c, event.workerId);
       }
       return;
     }
@@ -205,7 +205,7 @@ export function apply(state: State, event: DfsEvent): void {
       if (piece.stored.length === v.replicas) v.completePieces += 1;
       const c = state.content.get(piece.sha256)!;
       c.holders.add(event.workerId);
-      replace(state, c, event.workerId);
+      syncPlacement(state, c, event.workerId);
       recheck(state, c);
       return;
     }
@@ -249,7 +249,7 @@ export function apply(state: State, event: DfsEvent): void {
         const c = state.content.get(sha256);
         if (!c) continue;
         c.holders.delete(event.workerId);
-        replace(state, c, event.workerId);
+        syncPlacement(state, c, event.workerId);
         recheck(state, c);
       }
       return;
@@ -259,7 +259,7 @@ export function apply(state: State, event: DfsEvent): void {
         c.copying.add(event.workerId);
         indexCopy(state, event.workerId, c.sha256, true);
         forgiveDrop(state, event.workerId, c.sha256);
-        replace(state, c, event.workerId);
+        syncPlacement(state, c, event.workerId);
         recheck(state, c);
       }
       return;
@@ -269,7 +269,7 @@ export function apply(state: State, event: DfsEvent): void {
       if (c.copying.delete(event.workerId)) indexCopy(state, event.workerId, c.sha256, false);
       c.failedAt.delete(event.workerId);
       forgiveDrop(state, event.workerId, c.sha256);
-      replace(state, c, event.workerId);
+      syncPlacement(state, c, event.workerId);
       recheck(state, c);
       return;
     }
@@ -278,7 +278,7 @@ export function apply(state: State, event: DfsEvent): void {
       c.copying.delete(event.workerId);
       indexCopy(state, event.workerId, c.sha256, false);
       c.failedAt.set(event.workerId, event.at);
-      replace(state, c, event.workerId);
+      syncPlacement(state, c, event.workerId);
       recheck(state, c);
       return;
     }
@@ -286,7 +286,7 @@ export function apply(state: State, event: DfsEvent): void {
       for (const sha256 of event.sha256s) {
         const c = state.content.get(sha256)!;
         c.holders.delete(event.workerId);
-        replace(state, c, event.workerId);
+        syncPlacement(state, c, event.workerId);
         recheck(state, c);
       }
       return;
@@ -316,7 +316,7 @@ function settleAssignments(state: State, c: ContentState, piece: PieceState): vo
     const left = (c.assigned.get(peer.workerId) ?? 0) - 1;
     if (left > 0) c.assigned.set(peer.workerId, left);
     else c.assigned.delete(peer.workerId);
-    replace(state, c, peer.workerId);
+    syncPlacement(state, c, peer.workerId);
     if (state.content.get(c.sha256) === c && !c.holders.has(peer.workerId) && !c.copying.has(peer.workerId) && !c.assigned.has(peer.workerId)) {
       oweDrop(state, peer.workerId, c.sha256);
     }
