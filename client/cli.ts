@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
 import { ROLES, userName, type RoleName } from "../streams/permissions.js";
-import { provisionStreams } from "../streams/provision.js";
+import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
@@ -45,6 +45,13 @@ interface GlobalOptions {
   creds?: string;
   credsDir: string;
   tlsCa?: string;
+}
+
+/** A comma-separated list of worker ids, each checked. */
+function workerIds(list: string): string[] {
+  const ids = list.split(",").filter(Boolean);
+  for (const id of ids) if (!isSubjectToken(id)) throw new DfsError(ErrorCodes.BAD_REQUEST, `worker id ${JSON.stringify(id)} must be 1-64 letters, digits, _ or -`);
+  return ids;
 }
 
 /** Where `dfs up` keeps everything unless told otherwise; commands look here for credentials and TLS. */
@@ -285,15 +292,18 @@ export function buildProgram(): Command {
 
   program
     .command("provision")
-    .description("create the store's streams on a NATS server (admin credentials); safe to run again")
+    .description("create the store's streams, and workers' assignment consumers, on a NATS server (admin credentials); safe to run again")
     .option("--stream-replicas <n>", "replicas of each stream (3 on a three-server cluster)", integer(1), 1)
-    .addHelpText("after", "\nExample:\n  dfs provision --creds creds/admin.creds --nats nats://nats:4222")
-    .action(async (opts: { streamReplicas: number }) => {
+    .option("--workers <ids>", "worker ids whose assignment consumers to make, comma-separated")
+    .addHelpText("after", "\nExample:\n  dfs provision --creds creds/admin.creds --nats nats://nats:4222 --workers w1,w2,w3")
+    .action(async (opts: { streamReplicas: number; workers?: string }) => {
+      const workers = workerIds(opts.workers ?? "");
       const nc = await connectRole(globals(), "admin");
       try {
         const cat = catalogue(globals().prefix);
         await provisionStreams(nc, cat, { replicas: opts.streamReplicas });
-        process.stderr.write(`streams ${cat.eventsStream} and ${cat.confirmStream} are in place\n`);
+        await provisionWorkers(nc, cat, workers);
+        process.stderr.write(`the streams of "${cat.prefix}" are in place${workers.length ? `, and the consumers of ${workers.join(", ")}` : ""}\n`);
       } finally {
         await nc.drain().catch(() => undefined);
       }
@@ -307,8 +317,7 @@ export function buildProgram(): Command {
     .option("--workers <ids>", "worker ids to make credentials for, comma-separated", "w1,w2,w3")
     .addHelpText("after", "\nExample:\n  dfs creds init ./creds --workers w1,w2,w3\n  nats-server -js -c ./creds/server.conf")
     .action(async (dir: string, opts: { workers: string }) => {
-      const workers = opts.workers.split(",").filter(Boolean);
-      for (const id of workers) if (!isSubjectToken(id)) throw new DfsError(ErrorCodes.BAD_REQUEST, `worker id ${JSON.stringify(id)} must be 1-64 letters, digits, _ or -`);
+      const workers = workerIds(opts.workers);
       const written = await initCredentials(dir, catalogue(globals().prefix), { workers });
       for (const file of written) process.stdout.write(`${file}\n`);
       process.stderr.write(`start nats-server with: nats-server -js -c ${join(dir, SERVER_AUTH_FILE)}\n`);
@@ -325,6 +334,7 @@ export function buildProgram(): Command {
       if (role === "worker" && !id) throw new DfsError(ErrorCodes.BAD_REQUEST, "a worker's credentials need its id");
       if (id !== undefined && !isSubjectToken(id)) throw new DfsError(ErrorCodes.BAD_REQUEST, `${JSON.stringify(id)} must be 1-64 letters, digits, _ or -`);
       process.stdout.write(`${await addCredentials(dir, catalogue(globals().prefix), role as RoleName, id)}\n`);
+      if (role === "worker") process.stderr.write(`then, with admin credentials: dfs provision --workers ${id}\n`);
     });
 
   program

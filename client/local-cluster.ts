@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { catalogue } from "../streams/catalogue.js";
 import type { RoleName } from "../streams/permissions.js";
-import { provisionStreams } from "../streams/provision.js";
+import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes } from "../src/errors.js";
@@ -88,7 +88,7 @@ export class LocalCluster {
     const cluster = new LocalCluster(dir, opts.port, tls?.caFile, opts);
     try {
       await cluster.startServer(config);
-      await cluster.provision();
+      await cluster.provision(workerIds);
       for (let i = 1; i <= cluster.masters; i++) await cluster.startRole(`master ${i}`, ["master"], "master");
       for (const id of workerIds) await cluster.startRole(`worker ${id}`, ["worker", "--id", id, "--data", join(dir, "workers", id)], "worker", id);
       await cluster.waitUntilReady();
@@ -125,10 +125,13 @@ export class LocalCluster {
   }
 
   /** The streams, made as the admin. */
-  private async provision(): Promise<void> {
+  /** The streams and the workers' assignment consumers, made as the admin. */
+  private async provision(workerIds: readonly string[]): Promise<void> {
     const nc = await connectNats({ ...this.connection("admin"), name: "dfs-up" });
     try {
-      await provisionStreams(nc, catalogue(this.opts.prefix));
+      const cat = catalogue(this.opts.prefix);
+      await provisionStreams(nc, cat);
+      await provisionWorkers(nc, cat, workerIds);
     } finally {
       await nc.close();
     }

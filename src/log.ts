@@ -8,7 +8,7 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
 } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import { encode } from "./codec.js";
 import { DfsError, ErrorCodes } from "./errors.js";
@@ -48,6 +48,8 @@ export interface TimedMessage extends LoggedMessage {
 export interface ReadLogOptions {
   /** The stream to read: the events stream (default), or its audit mirror (same sequences). */
   stream?: string;
+  /** A pull consumer made for this reader (see openReader); without one, an ordered consumer of its own. */
+  consumer?: string;
   /** First sequence to deliver (default 1). */
   fromSeq?: number;
   /** One subject (or wildcard) to read instead of every event subject. */
@@ -100,15 +102,24 @@ export async function readLog(
     void messages?.close();
   };
   if (!opts.follow && startLastSeq < fromSeq) return { done: Promise.resolve(), startLastSeq, stop };
-  const consumer = await js.consumers.get(stream, {
-    deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
-    ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
-    ...(opts.filter ? { filter_subjects: opts.filter } : {}),
-  });
+  const consumer = opts.consumer
+    ? await js.consumers.get(stream, opts.consumer)
+    : await js.consumers.get(stream, {
+        deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+        ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
+        ...(opts.filter ? { filter_subjects: opts.filter } : {}),
+      });
   messages = await consumer.consume({ max_messages: 10_000 });
+  let previous = fromSeq - 1;
   const done = (async () => {
     for await (const m of messages!) {
       if (stopped) break;
+      // A consumer made for this reader by someone else (a master) must not hide anything:
+      // the log has no holes, so a skipped sequence means a filtered or tampered reader.
+      if (opts.consumer && !opts.filter && m.seq !== previous + 1) {
+        throw new DfsError(ErrorCodes.INTERNAL, `the reader of ${stream} skipped from sequence ${previous} to ${m.seq}`);
+      }
+      previous = m.seq;
       onMessage({ seq: m.seq, subject: m.subject, data: m.data, time: new Date(Math.floor(m.info.timestampNanos / 1e6)) });
       // A filtered reader may never see the stream's last sequence: pending 0 means caught up.
       if (!opts.follow && (m.seq >= startLastSeq || m.info.pending === 0)) break;
@@ -118,3 +129,16 @@ export async function readLog(
   return { done, startLastSeq, stop };
 }
 
+
+/** A pull consumer of the audit mirror made for one reader, from `fromSeq` on: what `readLog` reads with `consumer`. */
+export interface Reader {
+  stream: string;
+  consumer: string;
+}
+
+/** Make a reader's consumer of the audit mirror (a master does it for readers; the admin may too). */
+export async function openReader(nc: NatsConnection, cat: Catalogue, fromSeq: number): Promise<Reader> {
+  const config = cat.readerConsumerConfig(nuid.next(), fromSeq);
+  await (await jetstreamManager(nc)).consumers.add(cat.auditStream, config);
+  return { stream: cat.auditStream, consumer: config.name };
+}

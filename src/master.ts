@@ -13,7 +13,7 @@ import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, asDfsError, reportFatal } from "./errors.js";
 import type { DfsEvent } from "./events.js";
 import { foldLogged, type LoggedMessage } from "./fold.js";
-import { AppendConflict, appendEvent, lastSequence, readLog, type LogReader } from "./log.js";
+import { AppendConflict, appendEvent, lastSequence, openReader, readLog, type LogReader } from "./log.js";
 import {
   AbandonNote,
   AbortRequest,
@@ -24,6 +24,7 @@ import {
   LocateRequest,
   StatRequest,
   PiecesRequest,
+  ReaderRequest,
   StateRequest,
   StatusRequest,
   WaitRequest,
@@ -408,6 +409,10 @@ export class Master {
     rpc("pieces", async (request) => {
       await this.readAfter(request);
       return piecesHealth(this.state, parse(PiecesRequest, request, "pieces request").sha256s, Date.now());
+    });
+    rpc("reader", async (request) => {
+      const { fromSeq } = parse(ReaderRequest, request, "reader request");
+      return openReader(this.nc, this.cat, fromSeq ?? 1);
     });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");

@@ -42,6 +42,8 @@ export const StatRequest = z.object({ path: remotePath });
 export const DeleteRequest = z.object({ path: remotePath, version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });
 export const StatusRequest = z.object({});
+/** A consumer of the audit mirror for a reader, from this sequence on. */
+export const ReaderRequest = z.object({ fromSeq: count.optional() });
 /** The health of up to 2,000 pieces, by SHA-256. */
 export const PiecesRequest = z.object({ sha256s: z.array(sha256).max(2_000) });
 

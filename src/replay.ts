@@ -4,7 +4,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import type { DecodedEvent } from "./codec.js";
 import { foldLogged } from "./fold.js";
-import { lastSequence, mirrorReaches, readLog, type LogReader, type TimedMessage } from "./log.js";
+import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
+import { lastSequence, mirrorReaches, openReader, readLog, type LogReader, type Reader, type TimedMessage } from "./log.js";
+import { call } from "./rpc.js";
 import { initialState, type State } from "./state.js";
 
 export interface ReplayResult {
@@ -19,11 +21,32 @@ export interface ReplayResult {
 export async function replayLog(nc: NatsConnection, cat: Catalogue, untilSeq?: number): Promise<ReplayResult> {
   const state = initialState();
   await mirrorReaches(nc, cat, untilSeq ?? (await lastSequence(nc, cat)));
-  const reader = await readLog(nc, cat, { stream: cat.auditStream }, (message) => {
+  const reader = await readLog(nc, cat, { stream: cat.auditStream, consumer: (await askForReader(nc, cat, 1)).consumer }, (message) => {
     if (untilSeq === undefined || message.seq <= untilSeq) foldLogged(state, cat, message);
   });
   await reader.done;
   return { state };
+}
+
+/**
+ * A consumer of the audit mirror, made by a master for this reader, or, with no master
+ * answering, by this connection itself if its credentials may (the admin's, or none on a
+ * server without authentication).
+ */
+async function askForReader(nc: NatsConnection, cat: Catalogue, fromSeq: number): Promise<Reader> {
+  let asked: DfsError;
+  try {
+    return await call<Reader>(nc, cat.masterRpc("reader"), { fromSeq });
+  } catch (err) {
+    asked = asDfsError(err);
+    // Nobody answers, or these credentials may not ask (the admin's): open one ourselves.
+    if (asked.code !== ErrorCodes.UNAVAILABLE && asked.code !== ErrorCodes.FORBIDDEN) throw asked;
+  }
+  return openReader(nc, cat, fromSeq).catch((own) => {
+    if (asDfsError(own).code !== ErrorCodes.FORBIDDEN) throw asDfsError(own);
+    if (asked.code === ErrorCodes.UNAVAILABLE) throw new DfsError(ErrorCodes.UNAVAILABLE, "no master answers to open a reader of the log (or read it with admin credentials)", { cause: own });
+    throw asked;
+  });
 }
 
 /** A message of the log as an auditor sees it: decoded, and whether the fold rejected it. */
@@ -42,7 +65,8 @@ export async function auditLog(
   const state = initialState();
   const fromSeq = opts.fromSeq ?? 1;
   await mirrorReaches(nc, cat, await lastSequence(nc, cat));
-  return readLog(nc, cat, { follow: opts.follow, stream: cat.auditStream }, (message) => {
+  const { consumer } = await askForReader(nc, cat, 1);
+  return readLog(nc, cat, { follow: opts.follow, stream: cat.auditStream, consumer }, (message) => {
     const outcome = foldLogged(state, cat, message);
     if (message.seq >= fromSeq) onEntry({ ...message, ...outcome });
   });

@@ -19,7 +19,7 @@ export const LEASE_TTL_MS = 3_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces"] as const;
+export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
@@ -89,6 +89,12 @@ export interface Catalogue {
   auditStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string };
   masterConfirmConsumerConfig(): Partial<ConsumerConfig>;
   workerConsumerConfig(workerId: string): Partial<ConsumerConfig>;
+  /**
+   * A reader's consumer of the audit mirror: a pull consumer that a master (or the admin)
+   * makes for it, so readers never make consumers themselves (a consumer's deliver subject
+   * is beyond what subject permissions can check).
+   */
+  readerConsumerConfig(name: string, fromSeq: number): Partial<ConsumerConfig> & { name: string };
 }
 
 export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
@@ -209,6 +215,15 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       // Short: what a leader that died had taken and not acknowledged goes to the next soon.
       ack_wait: 5 * 1_000_000_000,
       max_ack_pending: 1000,
+    }),
+    readerConsumerConfig: (name, fromSeq) => ({
+      name: `reader-${token("reader", name)}`,
+      ack_policy: AckPolicy.None,
+      ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+      // Gone a minute after its reader stops asking.
+      inactive_threshold: 60 * 1_000_000_000,
+      mem_storage: true,
+      num_replicas: 1,
     }),
     workerConsumerConfig: (workerId) => ({
       durable_name: `worker-${token("worker id", workerId)}`,

@@ -29,13 +29,21 @@ const api = {
 };
 
 /**
- * Reading a stream through ordered consumers (ephemeral, named by the library). NATS 2.9
- * cannot tell such a consumer from any other by its name, so a reader may make any consumer
- * of that stream: readers get the audit mirror, where no worker's durable consumer lives.
+ * Reading a stream through ordered consumers (ephemeral, named by the library), made by the
+ * reader itself: for the master, which is trusted with the log. Delete too: an ordered
+ * consumer that resets (after a server restart) deletes its old self.
  */
 function logReader(stream: string): string[] {
-  // Delete too: an ordered consumer that resets (after a server restart) deletes its old self.
   return [api.info, api.streamInfo(stream), api.consumerCreate(stream, ">"), api.consumerInfo(stream, ">"), api.consumerDelete(stream, ">"), api.next(stream, ">")];
+}
+
+/**
+ * Reading the audit mirror through a pull consumer a master made for it (`reader` RPC):
+ * a reader makes no consumer, so it cannot make one push the log into the store's subjects.
+ */
+function mirrorReader(cat: Catalogue): string[] {
+  const stream = cat.auditStream;
+  return [api.info, api.streamInfo(stream), api.streamInfo(cat.eventsStream), api.consumerInfo(stream, "*"), api.next(stream, "*"), cat.masterRpc("reader")];
 }
 
 /** What each role may do. `id` is the worker's id, or the client's user name. */
@@ -49,6 +57,9 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
         publish: [
           cat.allEvents(),
           ...logReader(cat.eventsStream),
+          // Readers' consumers of the audit mirror, made for them.
+          api.streamInfo(cat.auditStream),
+          api.consumerCreate(cat.auditStream, ">"),
           // The lease: who decides.
           cat.leaseSubject(),
           api.streamInfo(cat.leaseStream),
@@ -85,9 +96,7 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           api.info,
           api.streamInfo(stream),
           api.streamInfo(cat.confirmStream),
-          // Its own durable consumer, on its own assignment subject: the server checks that the
-          // filter in the request is the one in the subject.
-          api.consumerCreate(stream, consumer, cat.assignEvents(id)),
+          // Its own durable consumer, made by the admin: it reads it, never makes or changes it.
           api.consumerInfo(stream, consumer),
           api.next(stream, consumer),
           api.ack(stream, consumer),
@@ -99,7 +108,8 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "client":
       return {
         publish: [
-          ...MASTER_OPS.map((op) => cat.masterRpc(op)),
+          // Every master RPC but the one that opens a reader of the log: clients do not read it.
+          ...MASTER_OPS.filter((op) => op !== "reader").map((op) => cat.masterRpc(op)),
           cat.workerRpc("*", "read"),
           cat.workerRpc("*", "health"),
           // Giving up an upload, durably.
@@ -114,8 +124,7 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "auditor":
       return {
         // The log, and the master's own digest of it for `dfs replay --check`.
-        // How far the events stream is, to wait for the mirror to catch up.
-        publish: [...logReader(cat.auditStream), api.streamInfo(cat.eventsStream), cat.masterRpc("state"), cat.masterRpc("status")],
+        publish: [...mirrorReader(cat), cat.masterRpc("state"), cat.masterRpc("status")],
         subscribe: [`${cat.inbox(userName("auditor"))}.>`],
         respond: false,
       };

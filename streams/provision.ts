@@ -78,7 +78,22 @@ export async function provisionMaster(nc: NatsConnection, cat: Catalogue): Promi
   await ensureConsumer(jsm, cat.abandonStream, cat.masterAbandonConsumerConfig());
 }
 
-/** A worker's own durable consumer of its assignment subject (the streams must be there). */
-export async function provisionWorker(nc: NatsConnection, cat: Catalogue, workerId: string): Promise<void> {
-  await ensureConsumer(await jetstreamManager(nc), cat.eventsStream, cat.workerConsumerConfig(workerId));
+/**
+ * Workers' durable consumers of their assignment subjects: the admin's job (a worker that
+ * could make its own consumer could also make it push the log anywhere).
+ */
+export async function provisionWorkers(nc: NatsConnection, cat: Catalogue, workerIds: readonly string[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const id of workerIds) await ensureConsumer(jsm, cat.eventsStream, cat.workerConsumerConfig(id));
+}
+
+/** Whether a consumer is there. */
+export async function consumerExists(nc: NatsConnection, stream: string, name: string): Promise<boolean> {
+  try {
+    await (await jetstreamManager(nc)).consumers.info(stream, name);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND) return false;
+    throw err;
+  }
 }

@@ -136,6 +136,7 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
   abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
   wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
   status: [{}],
+  reader: [{ fromSeq: 1 }],
   pieces: [{ sha256s: [sha] }],
   locate: [{ path: "/fuzz/empty", version: 1, fromPiece: 0, limit: 10 }],
   list: [{ prefix: "/fuzz", after: "/fuzz/a", limit: 10 }],

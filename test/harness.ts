@@ -14,7 +14,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Level } from "level";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import type { RoleName } from "../streams/permissions.js";
-import { provisionStreams } from "../streams/provision.js";
+import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 
@@ -230,6 +230,7 @@ export class TestStore {
   /** A worker process; its background scrub is off unless `args` turn it on (`--scrub-rate`). */
   async startWorker(id: string, args: string[] = []): Promise<Role> {
     await this.creds("worker", id);
+    await provisionWorkers(await this.connect("admin"), this.cat, [id]);
     const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250", "--scrub-rate", "0", ...args]);
     this.roles.push(role);
     return role;

@@ -83,7 +83,8 @@ test("permissions - every subject of the catalogue has exactly the publishers an
   expect(cat.leaseSubject(), ["master"], []);
   expect(cat.abandon("upload1"), ["client"], []);
   expect(cat.pull("upload1", 3), ["worker w1", "worker w2"], ["client"]);
-  for (const op of MASTER_OPS) expect(cat.masterRpc(op), op === "state" || op === "status" ? ["admin", "auditor", "client"] : ["client"], ["master"]);
+  const masterRpcCallers = (op: string) => (op === "state" || op === "status" ? ["admin", "auditor", "client"] : op === "reader" ? ["auditor"] : ["client"]);
+  for (const op of MASTER_OPS) expect(cat.masterRpc(op), masterRpcCallers(op), ["master"]);
   const workerRpcCallers = { read: ["client", "worker w1", "worker w2"], health: ["client"], verify: ["client", "master", "worker w1", "worker w2"], inventory: ["master"], scrub: ["client"] };
   for (const op of WORKER_OPS) expect(cat.workerRpc("w1", op), workerRpcCallers[op], ["worker w1"]);
   // The streams themselves: only the admin may change, purge or delete them.
@@ -184,7 +185,7 @@ test("no client reads another's traffic: _INBOX.>, > and the other's prefix give
   assert.is(refusals.length, 4, "the server refused every one of those subscriptions");
 });
 
-test("an auditor reads only the audit mirror: it cannot take, change or pull a worker's consumer, nor make one push events into an RPC", async ({ store }) => {
+test("an auditor reads only through a consumer a master made for it: it cannot take, change or pull a worker's, nor make one", async ({ store }) => {
   const auditor = await store.connect("auditor");
   const events = store.cat.eventsStream;
   const w1 = store.cat.workerConsumer("w1");
@@ -196,17 +197,21 @@ test("an auditor reads only the audit mirror: it cannot take, change or pull a w
     const consumer = await jetstream(auditor).consumers.get(events);
     await consumer.next({ expires: 1_000 });
   });
-  // On the mirror it may make consumers, even push ones: pushed into the masters' delete RPC,
-  // the logged events are not requests from anyone's inbox, and nothing is deleted.
-  const client = await store.client();
-  await writeFile(join(store.dir, "kept"), "kept");
-  await client.put(join(store.dir, "kept"), "/kept", { replicas: 1 });
-  const before = (await client.list()).length;
+  // It makes no consumer at all, not even on the mirror: a push consumer could deliver the log
+  // into any subject of the store (the lease, a consumer's next-message API...).
   const jsm = await jetstreamManager(auditor);
-  await jsm.consumers.add(store.cat.auditStream, { name: "push-attack", deliver_subject: store.cat.masterRpc("delete"), deliver_group: store.cat.masterQueue, ack_policy: "none" as never, filter_subject: `${store.cat.prefix}.evt.file.>` });
-  await new Promise((r) => setTimeout(r, 1_000));
-  assert.is((await client.list()).length, before, "no file deleted");
-  await jsm.consumers.delete(store.cat.auditStream, "push-attack").catch(() => undefined);
+  await refused("a push consumer on the mirror", () =>
+    jsm.consumers.add(store.cat.auditStream, { name: "push-attack", deliver_subject: store.cat.leaseSubject(), ack_policy: "none" as never, idle_heartbeat: 500_000_000 }),
+  );
+  // A worker cannot make or change its own consumer either (the admin made it, as a pull one).
+  const w1conn = await store.connect("worker", "w1");
+  await refused("a worker changing its own consumer", async () => {
+    const wjsm = await jetstreamManager(w1conn);
+    await wjsm.consumers.update(events, w1, { description: "mine" });
+  });
+  // What it may do: read the log through a consumer a master made for it.
+  const { state } = await store.replay();
+  assert.ok(state.lastSeq > 0);
 });
 
 test("roles used for the wrong job get a coded FORBIDDEN, not a hang", async ({ store }) => {
@@ -237,9 +242,13 @@ test("dfs creds and dfs provision set up a server that dfs does not start, and s
       assert.match(asClient.stderr, /^dfs: FORBIDDEN: /, "only the admin provisions");
       const add = await runCli(["creds", "add", "worker", "late", creds]);
       assert.is(add.code, 0, add.stderr);
+      assert.match(add.stderr, /dfs provision --workers late/);
+      const consumer = await runCli([...flags, "--creds", join(creds, "admin.creds"), "provision", "--workers", "late"]);
+      assert.is(consumer.code, 0, consumer.stderr);
+      // The late worker reads its own consumer with its new credentials.
       const nc = await connectNats({ servers: server.url, creds: add.stdout.trim(), name: "late" });
       const jsm = await jetstreamManager(nc);
-      await jsm.consumers.add("DFS_EVENTS", { durable_name: "worker-late", filter_subject: "dfs.evt.assign.late", ack_policy: "explicit" as never });
+      assert.is((await jsm.consumers.info("DFS_EVENTS", "worker-late")).config.filter_subject, "dfs.evt.assign.late");
       await nc.close();
       assert.match((await runCli(["creds", "add", "worker", creds])).stderr, /^dfs: BAD_REQUEST: /);
       assert.match((await runCli(["creds", "add", "worker", "x", join(dir, "nowhere")])).stderr, /^dfs: NOT_FOUND: no signing keys/);

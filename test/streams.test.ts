@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
-import { provisionMaster, provisionStreams, provisionWorker } from "../streams/provision.js";
+import { provisionMaster, provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { requireStore } from "../src/connection.js";
 import { startNatsServer, type RunningNatsServer } from "../client/nats-server.js";
 import { join } from "node:path";
@@ -50,7 +50,7 @@ test("catalogue - every name derives from the prefix, and ids must be subject to
 test("provisioning is idempotent and safe when everyone races to do it", async ({ nc }) => {
   const cat = catalogue("race");
   await Promise.all([provisionStreams(nc, cat), provisionStreams(nc, cat), provisionStreams(nc, cat)]);
-  await Promise.all([provisionMaster(nc, cat), provisionMaster(nc, cat), provisionWorker(nc, cat, "w1"), provisionWorker(nc, cat, "w1")]);
+  await Promise.all([provisionMaster(nc, cat), provisionMaster(nc, cat), provisionWorkers(nc, cat, ["w1"]), provisionWorkers(nc, cat, ["w1"])]);
   await provisionMaster(nc, cat);
   const jsm = await jetstreamManager(nc);
   const names: string[] = [];

@@ -7,7 +7,7 @@ import { statfs } from "node:fs/promises";
 import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
-import { provisionWorker } from "../streams/provision.js";
+import { consumerExists } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore } from "../src/connection.js";
 import { Watchers } from "../src/watchers.js";
@@ -112,7 +112,9 @@ export class Worker {
   static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
     const cat = catalogue(opts.prefix);
     await requireStore(nc, cat);
-    await provisionWorker(nc, cat, opts.id);
+    if (!(await consumerExists(nc, cat.eventsStream, cat.workerConsumer(opts.id)).catch((err) => Promise.reject(asDfsError(err))))) {
+      throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${opts.id} has no assignment consumer yet: run \`dfs provision --workers ${opts.id}\` (admin credentials)`);
+    }
     const store = await PieceStore.open(opts.dataDir);
     const worker = new Worker(nc, store, opts);
     worker.serveRpcs();
