@@ -193,7 +193,7 @@ function untilStopped(stop: (why: string) => Promise<void>): Promise<void> {
 export function buildProgram(): Command {
   const program = new Command("dfs")
     .description("A distributed file store whose master is event-sourced over NATS JetStream")
-    .addOption(new Option("--nats <url>", "NATS server URL").env("DFS_NATS").default(DEFAULT_NATS_URL))
+    .addOption(new Option("--nats <urls>", "NATS server URL (several, comma-separated: the first is used, the others when it is lost)").env("DFS_NATS").default(DEFAULT_NATS_URL))
     .addOption(new Option("--prefix <prefix>", "subject prefix of the store").env("DFS_PREFIX").default(DEFAULT_PREFIX))
     .addOption(new Option("--creds <file>", "NATS credentials to use (default: the command's role in --creds-dir)").env("DFS_CREDS"))
     .addOption(
@@ -212,25 +212,27 @@ export function buildProgram(): Command {
   program
     .command("up")
     .description("run a local cluster: nats-server, masters and workers, restarted when they die (Ctrl-C stops all)")
-    .option("--port <port>", "NATS port", integer(1), 4222)
+    .option("--port <port>", "NATS port (a cluster's servers: this one and the next ones)", integer(1), 4222)
+    .option("--cluster <n>", "nats-servers forming one JetStream cluster, streams replicated on up to 3 of them", integer(1), 1)
     .option("--dir <dir>", "where everything is stored", ".dfs")
     .option("--masters <n>", "number of masters", integer(1), DEFAULT_MASTERS)
     .option("--workers <n>", "number of workers", integer(1), DEFAULT_WORKERS)
     .option("--tls", "serve NATS over TLS, with a local CA made for it (DIR/tls/ca.pem)")
-    .action(async (opts: { port: number; dir: string; masters: number; workers: number; tls?: boolean }) => {
+    .action(async (opts: { port: number; cluster: number; dir: string; masters: number; workers: number; tls?: boolean }) => {
       const cluster = await LocalCluster.start({
         dir: opts.dir,
         port: opts.port,
+        servers: opts.cluster,
         masters: opts.masters,
         workers: opts.workers,
         tls: opts.tls,
         prefix: globals().prefix,
         cliEntry: CLI_ENTRY,
         // The server's own chatter stays out of the way; its warnings and errors do not.
-        log: (line) => (!line.startsWith("nats-server:") || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
+        log: (line) => (!/^nats-server( \d+)?:/.test(line) || /\[(WRN|ERR|FTL)\]/.test(line)) && process.stderr.write(`${line}\n`),
       });
       process.stdout.write(
-        `dfs is up: ${cluster.url} (${counted(cluster.masters, "master")}, ${counted(cluster.workers, "worker")}, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`,
+        `dfs is up: ${cluster.url} (${cluster.serverCount > 1 ? `${counted(cluster.serverCount, "nats-server")}, ` : ""}${counted(cluster.masters, "master")}, ${counted(cluster.workers, "worker")}, data in ${cluster.dir}, credentials in ${cluster.credsDir})\n`,
       );
       // Commands run from here find the credentials (and the CA) in ./.dfs by themselves.
       const here = resolve(HOME) === cluster.dir;

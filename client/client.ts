@@ -10,6 +10,7 @@ import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
 import { connectNats, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
+import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
@@ -352,7 +353,8 @@ export class DfsClient {
         const reason = clipText(asDfsError(err).message);
         // Given up: said durably first (a master that starts later abandons the version before
         // it reads any confirmation), then to a live master, so the version is abandoned now.
-        await this.js.publish(this.cat.abandon(uploadId), encode({ uploadId, reason }), { msgID: `abandon.${uploadId}`, timeout: 2_000 }).catch(() => undefined);
+        const note = encode({ uploadId, reason });
+        await throughFailover(() => this.js.publish(this.cat.abandon(uploadId), note, { msgID: `abandon.${uploadId}`, timeout: 2_000 })).catch(() => undefined);
         await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason }).catch(() => undefined);
         // The exit status must not lie: a version that committed all the same is a success.
         const last = await call<UploadProgress>(this.nc, this.cat.masterRpc("wait"), { uploadId, stored: -1 }, 2_000).catch(() => undefined);

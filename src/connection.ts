@@ -5,9 +5,13 @@ import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { streamExists } from "../streams/provision.js";
 import { readCredentials } from "./credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
+import { throughFailover } from "./failover.js";
 
 export interface NatsOptions {
-  /** NATS URL(s). */
+  /**
+   * NATS URL(s): a list, or one string of comma-separated URLs (as `--nats` takes them). The
+   * first is used; the others are where the connection goes when it loses that one.
+   */
   servers: string | string[];
   /** A `.creds` file; without one the connection is anonymous (a server without authentication). */
   creds?: string;
@@ -21,11 +25,18 @@ export interface NatsOptions {
   maxReconnectAttempts?: number;
 }
 
+/** `nats://a:4222,nats://b:4222` or a list of such strings, as one list of URLs. */
+export function serverList(servers: string | string[]): string[] {
+  return [servers].flat().flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+}
+
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   const user = opts.creds ? await readCredentials(opts.creds) : undefined;
   try {
     return await connect({
-      servers: opts.servers,
+      servers: serverList(opts.servers),
+      // In the order given: `dfs up` spreads its roles over a cluster by ordering their lists.
+      noRandomize: true,
       name: opts.name,
       maxReconnectAttempts: opts.maxReconnectAttempts ?? 10,
       ...(user ? { authenticator: credsAuthenticator(user.creds), inboxPrefix: catalogue(opts.prefix).inbox(user.user) } : {}),
@@ -51,7 +62,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
 export async function requireStore(nc: NatsConnection, cat: Catalogue, streams: readonly string[] = [cat.eventsStream, cat.confirmStream]): Promise<void> {
   for (const stream of streams) {
     // A role without the right to look (FORBIDDEN) learns it here, coded.
-    if (await streamExists(nc, stream).catch((err) => Promise.reject(asDfsError(err)))) continue;
+    if (await throughFailover(() => streamExists(nc, stream)).catch((err) => Promise.reject(asDfsError(err)))) continue;
     throw new DfsError(
       ErrorCodes.NOT_FOUND,
       `no store with prefix "${cat.prefix}" on this server (no stream ${stream}): check --prefix, or create it with \`dfs provision\` (admin credentials)`,

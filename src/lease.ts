@@ -4,9 +4,13 @@
 // only while the leader's own message is still the last. A leader that dies stops renewing,
 // its message ages out, and a follower takes over. The fence on every append stays: a leader
 // paused past its lease cannot fork the history, it only loses a race and steps down.
+// While a JetStream cluster elects a new leader for the lease stream (a lost server), nobody
+// can take the lease either: the leader keeps it through such a failover, for up to
+// FAILOVER_MS, rather than step down and set everything up again a few seconds later.
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { LEASE_TTL_MS, type Catalogue } from "../streams/catalogue.js";
 import { encode } from "./codec.js";
+import { FAILOVER_MS, isFailoverError } from "./failover.js";
 
 /** How often the leader renews, and a follower tries to take over. */
 export const LEASE_RENEW_MS = 500;
@@ -57,8 +61,11 @@ export class Lease {
     } catch (err) {
       if (this.held !== undefined) {
         const taken = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
-        // Unsure (the server did not answer): still ours until it would have aged out.
-        if (taken || Date.now() - this.renewedAt >= LEASE_TTL_MS - LEASE_RENEW_MS) this.lose(taken ? "another master took the lease" : `could not renew the lease: ${(err as Error).message}`);
+        // Unsure: still ours until it would have aged out, or, through a failover, until the
+        // cluster answers again (a rival that took it meanwhile is refused by the fence, and
+        // the next renewal says so).
+        const unsureForMs = isFailoverError(err) ? FAILOVER_MS : LEASE_TTL_MS - LEASE_RENEW_MS;
+        if (taken || Date.now() - this.renewedAt >= unsureForMs) this.lose(taken ? "another master took the lease" : `could not renew the lease: ${(err as Error).message}`);
       }
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), LEASE_RENEW_MS);

@@ -13,6 +13,7 @@ import type { Catalogue } from "../streams/catalogue.js";
 import { encode } from "./codec.js";
 import { DfsError, ErrorCodes } from "./errors.js";
 import type { DfsEvent } from "./events.js";
+import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
 import { subjectFor, type LoggedMessage } from "./fold.js";
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -24,12 +25,16 @@ export class AppendConflict extends Error {
   }
 }
 
-/** Append one event, only if the stream's last sequence is `expectedLastSeq`: the message as logged. */
+/**
+ * Append one event, only if the stream's last sequence is `expectedLastSeq`: the message as
+ * logged. Tried again through a failover: if an attempt landed but its ack was lost, the
+ * fence refuses the next one (an AppendConflict), so an event never lands twice.
+ */
 export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: DfsEvent, expectedLastSeq: number): Promise<LoggedMessage> {
   const subject = subjectFor(cat, event);
   const data = encode(event);
   try {
-    const ack = await js.publish(subject, data, { expect: { lastSequence: expectedLastSeq } });
+    const ack = await throughFailover(() => js.publish(subject, data, { expect: { lastSequence: expectedLastSeq } }));
     return { seq: ack.seq, subject, data };
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
@@ -67,8 +72,7 @@ export interface LogReader {
 }
 
 export async function lastSequence(nc: NatsConnection, cat: Catalogue, stream = cat.eventsStream): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  return (await jsm.streams.info(stream)).state.last_seq;
+  return throughFailover(async () => (await (await jetstreamManager(nc)).streams.info(stream)).state.last_seq);
 }
 
 /** Until the audit mirror holds the events stream up to `seq` (it follows within milliseconds). */
@@ -102,14 +106,16 @@ export async function readLog(
     void messages?.close();
   };
   if (!opts.follow && startLastSeq < fromSeq) return { done: Promise.resolve(), startLastSeq, stop };
-  const consumer = opts.consumer
-    ? await js.consumers.get(stream, opts.consumer)
-    : await js.consumers.get(stream, {
-        deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
-        ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
-        ...(opts.filter ? { filter_subjects: opts.filter } : {}),
-      });
-  messages = await consumer.consume({ max_messages: 10_000 });
+  const consumer = await throughFailover(() =>
+    opts.consumer
+      ? js.consumers.get(stream, opts.consumer)
+      : js.consumers.get(stream, {
+          deliver_policy: fromSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+          ...(fromSeq > 1 ? { opt_start_seq: fromSeq } : {}),
+          ...(opts.filter ? { filter_subjects: opts.filter } : {}),
+        }),
+  );
+  messages = await consumer.consume({ max_messages: 10_000, expires: PULL_EXPIRES_MS });
   let previous = fromSeq - 1;
   const done = (async () => {
     for await (const m of messages!) {

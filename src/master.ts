@@ -8,6 +8,7 @@ import { provisionMaster } from "../streams/provision.js";
 import { requireStore } from "./connection.js";
 import { Watchers } from "./watchers.js";
 import { Lease } from "./lease.js";
+import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
 import { decode } from "./codec.js";
 import { decide, type Command } from "./decide.js";
 import { DfsError, ErrorCodes, asDfsError, reportFatal } from "./errors.js";
@@ -137,7 +138,7 @@ export class Master {
 
   private async run(): Promise<void> {
     await requireStore(this.nc, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
-    await provisionMaster(this.nc, this.cat);
+    await throughFailover(() => provisionMaster(this.nc, this.cat));
     // Replay everything, then keep tailing: events appended by another master arrive here too.
     this.tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
       if (message.seq <= this.state.lastSeq) return; // already folded: our own append
@@ -193,21 +194,30 @@ export class Master {
     })().catch(this.fatal("the master could not read abandoned uploads"));
   }
 
+  /** The masters' shared durable consumer on `stream` (its info may be asked mid-failover). */
+  private durable(stream: string) {
+    return throughFailover(() => this.js.consumers.get(stream, this.cat.masterConfirmConsumer));
+  }
+
   private async drainAbandons(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.cat.abandonStream, this.cat.masterConfirmConsumer);
+    const consumer = await this.durable(this.cat.abandonStream);
     for (;;) {
-      let taken = 0;
-      for await (const m of await consumer.fetch({ max_messages: 256, expires: 1_000 })) {
-        taken += 1;
-        await this.onAbandon(m);
-      }
+      // Abandoning is idempotent, and what a failed fetch left unacknowledged comes again.
+      const taken = await throughFailover(async () => {
+        let n = 0;
+        for await (const m of await consumer.fetch({ max_messages: 256, expires: 1_000 })) {
+          n += 1;
+          await this.onAbandon(m);
+        }
+        return n;
+      });
       if (taken === 0 || !this.leading) return;
     }
   }
 
   private async consumeAbandons(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.cat.abandonStream, this.cat.masterConfirmConsumer);
-    const abandons = await consumer.consume({ max_messages: 64 });
+    const consumer = await this.durable(this.cat.abandonStream);
+    const abandons = await consumer.consume({ max_messages: 64, expires: PULL_EXPIRES_MS });
     if (!this.leading) return void (await abandons.close());
     this.abandons = abandons;
     for await (const m of abandons) {
@@ -470,8 +480,8 @@ export class Master {
   }
 
   private async consumeConfirmations(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.cat.confirmStream, this.cat.masterConfirmConsumer);
-    const confirms = await consumer.consume({ max_messages: 64 });
+    const consumer = await this.durable(this.cat.confirmStream);
+    const confirms = await consumer.consume({ max_messages: 64, expires: PULL_EXPIRES_MS });
     // Leadership may have gone while this was set up: then the next leader reads them.
     if (!this.leading) return void (await confirms.close());
     this.confirms = confirms;

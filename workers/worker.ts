@@ -10,6 +10,7 @@ import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { consumerExists } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore } from "../src/connection.js";
+import { PULL_EXPIRES_MS, throughFailover } from "../src/failover.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
 import type { AssignedPiece, CopiesOrdered, CopyOrder, PeersAssigned, PiecesDropped } from "../src/events.js";
@@ -112,9 +113,8 @@ export class Worker {
   static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
     const cat = catalogue(opts.prefix);
     await requireStore(nc, cat);
-    if (!(await consumerExists(nc, cat.eventsStream, cat.workerConsumer(opts.id)).catch((err) => Promise.reject(asDfsError(err))))) {
-      throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${opts.id} has no assignment consumer yet: run \`dfs provision --workers ${opts.id}\` (admin credentials)`);
-    }
+    const has = await throughFailover(() => consumerExists(nc, cat.eventsStream, cat.workerConsumer(opts.id))).catch((err) => Promise.reject(asDfsError(err)));
+    if (!has) throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${opts.id} has no assignment consumer yet: run \`dfs provision --workers ${opts.id}\` (admin credentials)`);
     const store = await PieceStore.open(opts.dataDir);
     const worker = new Worker(nc, store, opts);
     worker.serveRpcs();
@@ -213,8 +213,7 @@ export class Worker {
     await this.store.drop(sha256);
     this.log(`piece ${sha256} failed its SHA-256 (${why}): dropped`);
     const report: CorruptReport = { kind: "corrupt", workerId: this.id, sha256, reason: why };
-    await this.js
-      .publish(this.cat.confirm(this.id), encode(report), { retries: 5 })
+    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(report)))
       .catch((err) => this.log(`could not report the bad copy of ${sha256}: ${err instanceof Error ? err.message : String(err)}`));
     return "bad";
   }
@@ -231,8 +230,8 @@ export class Worker {
   }
 
   private async consumeAssignments(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.cat.eventsStream, this.cat.workerConsumer(this.id));
-    this.assignments = await consumer.consume({ max_messages: 64 });
+    const consumer = await throughFailover(() => this.js.consumers.get(this.cat.eventsStream, this.cat.workerConsumer(this.id)));
+    this.assignments = await consumer.consume({ max_messages: 64, expires: PULL_EXPIRES_MS });
     for await (const m of this.assignments) {
       // Start work now (so per-piece order follows the log), finish it in the background.
       const job = this.handleAssignment(m)
@@ -358,7 +357,7 @@ export class Worker {
     };
     if (failure) this.log(`copy of ${sha256} failed: ${failure.code}: ${failure.message}`);
     // One order (its log sequence) is confirmed once, however often this is retried.
-    await this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}`, retries: 5 });
+    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}` }));
   }
 
   private async storePieces(event: PeersAssigned, seq: number): Promise<void> {
@@ -514,10 +513,8 @@ export class Worker {
     };
     if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
     // The message id makes a retried confirmation (after a crash or a lost ack) count once.
-    await this.js.publish(this.cat.confirm(this.id), encode(confirmation), {
-      msgID: `${event.fileId}.${event.version}.${piece.piece}.${this.id}`,
-      retries: 5,
-    });
+    const msgID = `${event.fileId}.${event.version}.${piece.piece}.${this.id}`;
+    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID }));
   }
 
   async stop(): Promise<void> {

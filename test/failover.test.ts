@@ -1,0 +1,66 @@
+// What is retried through a failover can never land twice: an append whose ack was lost is
+// tried again and refused by its fence; what is not a failover is not retried.
+import { jetstream, JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
+import { TimeoutError } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import type { DfsEvent } from "../src/events.js";
+import { isFailoverError, throughFailover } from "../src/failover.js";
+import { AppendConflict, appendEvent, lastSequence } from "../src/log.js";
+import { TestStore, errorCode } from "./harness.js";
+
+// A store with no master: nothing else appends meanwhile.
+const test = suite<{ store: TestStore }>("failover", {} as { store: TestStore });
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("failover");
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+const joined = (workerId: string): DfsEvent => ({ type: "WorkerJoined", at: Date.now(), workerId }) as DfsEvent;
+
+/** A JetStream client whose first publish lands but whose ack is lost, as when its server dies right after storing it. */
+function losingFirstAck(js: JetStreamClient): JetStreamClient {
+  let lost = false;
+  return new Proxy(js, {
+    get(target, key) {
+      if (key !== "publish") return Reflect.get(target, key);
+      return async (...args: Parameters<JetStreamClient["publish"]>) => {
+        const ack = await target.publish(...args);
+        if (lost) return ack;
+        lost = true;
+        throw new TimeoutError();
+      };
+    },
+  });
+}
+
+test("an append whose ack was lost is tried again and refused by the fence: the event is logged once", async ({ store }) => {
+  const nc = await store.connect("master");
+  const before = await lastSequence(nc, store.cat);
+  const conflict = await appendEvent(losingFirstAck(jetstream(nc)), store.cat, joined("wx"), before).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  assert.instance(conflict, AppendConflict, "the retry lost to the first attempt");
+  assert.is((conflict as AppendConflict).lastSeq, before + 1, "where the first attempt landed");
+  assert.is(await lastSequence(nc, store.cat), before + 1, "logged once");
+});
+
+test("only a failover's errors are retried, and for a bounded time, then UNAVAILABLE", async () => {
+  assert.ok(isFailoverError(new TimeoutError()));
+  assert.not.ok(isFailoverError(new JetStreamApiError({ code: 400, err_code: 10071, description: "wrong last sequence: 7" })));
+  assert.ok(isFailoverError(new JetStreamApiError({ code: 503, err_code: 10008, description: "JetStream system temporarily unavailable" })));
+  let attempts = 0;
+  const started = Date.now();
+  assert.is(await errorCode(() => throughFailover(async () => (attempts++, Promise.reject(new TimeoutError())), 500)), "UNAVAILABLE");
+  assert.ok(attempts >= 3 && Date.now() - started < 1_500, `${attempts} attempts in ${Date.now() - started} ms`);
+  attempts = 0;
+  await throughFailover(async () => (attempts++, Promise.reject(new Error("not a failover")))).catch(() => undefined);
+  assert.is(attempts, 1);
+});
+
+test.run();
