@@ -228,9 +228,14 @@ export class TestStore {
   }
 
   /** A worker process; its background scrub is off unless `args` turn it on (`--scrub-rate`). */
-  async startWorker(id: string, args: string[] = []): Promise<Role> {
+  /** What a worker needs before it starts: its credentials, and its assignment consumer (the admin's job). */
+  async prepareWorker(id: string): Promise<void> {
     await this.creds("worker", id);
     await provisionWorkers(await this.connect("admin"), this.cat, [id]);
+  }
+
+  async startWorker(id: string, args: string[] = []): Promise<Role> {
+    await this.prepareWorker(id);
     const role = spawnRole(`worker ${id}`, ["worker", ...this.flags, "--id", id, "--data", join(this.dir, "workers", id), "--heartbeat", "250", "--scrub-rate", "0", ...args]);
     this.roles.push(role);
     return role;

@@ -147,7 +147,7 @@ const pipe = suite("parent pipe");
 pipe("a master and a worker started with DFS_PARENT_PIPE=1 stop cleanly (exit 0) when their stdin ends", async () => {
   const testStore = await TestStore.start("parent-pipe");
   try {
-    await testStore.creds("worker", "w1");
+    await testStore.prepareWorker("w1");
     const roles = [["master"], ["worker", "--id", "w1", "--data", join(testStore.dir, "workers", "w1")]].map((args) => {
       const child = spawn(process.execPath, [CLI, ...args, ...testStore.flags], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, [PARENT_PIPE_ENV]: "1" } });
       let stderr = "";
