@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DfsClient } from "../client/client.js";
+import { putGetMedians } from "./measure.js";
 import { LocalCluster } from "../client/local-cluster.js";
 
 const MiB = 1024 * 1024;
 const fileMiB = Number(process.argv[2] ?? 128);
 const runs = Number(process.argv[3] ?? 3);
 const pieceSizes = [1, 2, 4, 8, 16, 32].map((n) => n * MiB);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const dir = await mkdtemp(join(tmpdir(), "dfs-bench-"));
 const cluster = await LocalCluster.start({
@@ -31,19 +31,8 @@ try {
   for (const pieceSize of pieceSizes) {
     const row: string[] = [];
     for (const replicas of [1, 3]) {
-      const puts: number[] = [];
-      const gets: number[] = [];
-      for (let run = 0; run < runs; run++) {
-        const remote = `/bench/${pieceSize}/${replicas}/${run}`;
-        let t = performance.now();
-        await client.put(local, remote, { pieceSize, replicas });
-        puts.push((fileMiB * MiB) / 1e6 / ((performance.now() - t) / 1000));
-        t = performance.now();
-        await client.get(remote, join(dir, "output"));
-        gets.push((fileMiB * MiB) / 1e6 / ((performance.now() - t) / 1000));
-        await client.remove(remote);
-      }
-      row.push(median(puts).toFixed(0), median(gets).toFixed(0));
+      const { put, get } = await putGetMedians(client, local, fileMiB * MiB, runs, { pieceSize, replicas, scratchDir: dir, remote: `/bench/${pieceSize}/${replicas}` });
+      row.push(put.toFixed(0), get.toFixed(0));
     }
     console.log(`${String(pieceSize / MiB).padStart(6)} MiB | ${row[0]!.padStart(6)} | ${row[1]!.padStart(6)} | ${row[2]!.padStart(6)} | ${row[3]!.padStart(6)}`);
   }
