@@ -13,7 +13,7 @@ import { requireStore } from "../src/connection.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../src/failover.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
-import type { AssignedPiece, CopiesOrdered, CopyOrder, PeersAssigned, PiecesDropped } from "../src/events.js";
+import type { AssignedPiece, CopiesOrdered, PeersAssigned, PiecesDropped } from "../src/events.js";
 import {
   InventoryRequest,
   ReadRequest,
@@ -66,6 +66,9 @@ function sha256Of(frames: readonly Uint8Array[]): string {
   for (const frame of frames) hash.update(frame);
   return hash.digest("hex");
 }
+
+/** Where a piece's bytes come from: a peer that holds them, or the uploading client. */
+type PieceSource = { worker: string } | { upload: string; piece: number };
 
 /** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
 function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped | CopiesOrdered } | { rejected: string } {
@@ -305,7 +308,7 @@ export class Worker {
         this.inOrder(order.sha256, async () => {
           let failure: DfsError | undefined;
           try {
-            failure = await this.pieces.run(() => this.copyPiece(order, seq));
+            failure = await this.pieces.run(() => this.keepPiece(order, order.sources.map((worker) => ({ worker })), seq));
           } finally {
             this.storedWatch.changed(order.sha256);
           }
@@ -313,38 +316,6 @@ export class Worker {
         }),
       ),
     );
-  }
-
-  private async copyPiece(order: CopyOrder, seq: number): Promise<DfsError | undefined> {
-    if (await this.checkOwnCopy(order.sha256, "a stored copy was checked before it was counted again")) {
-      await this.store.keep(order.sha256, seq);
-      return undefined;
-    }
-    const tried: string[] = [];
-    for (const source of order.sources) {
-      const read = (offset: number, length: number) =>
-        callBytes(this.nc, this.cat.workerRpc(source, "read"), { sha256: order.sha256, offset, length }, PULL_TIMEOUT_MS);
-      let frames: Uint8Array[];
-      try {
-        frames = await this.pullFrames(order, read);
-      } catch (err) {
-        tried.push(`${source}: ${asDfsError(err).message}`);
-        continue;
-      }
-      if (sha256Of(frames) !== order.sha256) {
-        tried.push(`${source}: bytes that do not match`);
-        // That source's copy is bad: it checks itself, drops it and reports it.
-        void call(this.nc, this.cat.workerRpc(source, "verify"), { sha256: order.sha256 }, PULL_TIMEOUT_MS).catch(() => undefined);
-        continue;
-      }
-      try {
-        await this.store.put(order.sha256, frames, seq);
-      } catch (err) {
-        return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${order.sha256}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      return undefined;
-    }
-    return new DfsError(ErrorCodes.PIECE_UNAVAILABLE, clipText(`no source gave ${order.sha256}: ${tried.join("; ")}`));
   }
 
   private async confirmCopy(sha256: string, failure: DfsError | undefined, seq: number): Promise<void> {
@@ -370,7 +341,11 @@ export class Worker {
           const fromMajor = piece.pullFrom !== undefined && (await this.waitForPeer(piece.pullFrom, piece.sha256, event.uploadId));
           let outcome: DfsError | undefined;
           try {
-            outcome = await this.fairShare(event.uploadId, () => this.storePiece(event, piece, seq, fromMajor ? piece.pullFrom : undefined));
+            // From the major when it holds the piece (pipelined replication), else, or if that
+            // fails, from the uploader.
+            const uploader: PieceSource = { upload: event.uploadId, piece: piece.piece };
+            const sources = fromMajor ? [{ worker: piece.pullFrom! }, uploader] : [uploader];
+            outcome = await this.fairShare(event.uploadId, () => this.keepPiece(piece, sources, seq));
           } finally {
             const left = this.working.get(piece.sha256)! - 1;
             if (left > 0) this.working.set(piece.sha256, left);
@@ -423,42 +398,57 @@ export class Worker {
    * Pull, check and keep one piece, from the major when `major` is given (falling back to the
    * uploader if that fails); an error here is the upload's, reported in the confirmation.
    */
-  private async storePiece(event: PeersAssigned, piece: AssignedPiece, seq: number, major?: string): Promise<DfsError | undefined> {
-    // The same bytes already here (from any file) count only if they still hash right.
+  /**
+   * Keep one piece: the one code path for puts, re-replication and repair. The same bytes
+   * already here count only if they still hash right; otherwise they are pulled from the
+   * sources in order (peers holding them, or the uploader), checked, and stored. A peer that
+   * fails or serves bad bytes sends us to the next source (and is asked to check its copy);
+   * the uploader's failure is the upload's, and final.
+   */
+  private async keepPiece(piece: { sha256: string; size: number }, sources: readonly PieceSource[], seq: number): Promise<DfsError | undefined> {
     if (await this.checkOwnCopy(piece.sha256, "a stored copy was checked before it was counted again")) {
       await this.store.keep(piece.sha256, seq);
       return undefined;
     }
-    if (this.deadUploads.has(event.uploadId)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
-    let frames: Uint8Array[] | undefined;
-    if (major) {
-      const read = (offset: number, length: number) =>
-        callBytes(this.nc, this.cat.workerRpc(major, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS);
-      frames = await this.pullFrames(piece, read).catch(() => undefined);
-      if (frames && sha256Of(frames) !== piece.sha256) frames = undefined;
-    }
-    if (!frames) {
-      const subject = this.cat.pull(event.uploadId, piece.piece);
+    const tried: string[] = [];
+    for (const source of sources) {
+      if ("upload" in source && this.deadUploads.has(source.upload)) return new DfsError(ErrorCodes.UNAVAILABLE, "the uploader stopped serving the bytes");
+      const read =
+        "worker" in source
+          ? (offset: number, length: number) => callBytes(this.nc, this.cat.workerRpc(source.worker, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS)
+          : (offset: number, length: number) => this.pullFrame(this.cat.pull(source.upload, source.piece), offset, length);
+      let frames: Uint8Array[];
       try {
-        frames = await this.pullFrames(piece, (offset, length) => this.pullFrame(subject, offset, length));
+        frames = await this.pullFrames(piece, read);
       } catch (err) {
         const coded = asDfsError(err);
+        if ("worker" in source) {
+          tried.push(`${source.worker}: ${coded.message}`);
+          continue;
+        }
         // An uploader that stops answering (gone, or never meaning to) fails its other pieces at once.
-        if (coded.code === ErrorCodes.UNAVAILABLE || coded.code === ErrorCodes.TIMEOUT) this.noteDeadUpload(event.uploadId);
+        if (coded.code === ErrorCodes.UNAVAILABLE || coded.code === ErrorCodes.TIMEOUT) this.noteDeadUpload(source.upload);
         return coded;
       }
       const actual = sha256Of(frames);
       if (actual !== piece.sha256) {
-        return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${piece.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
+        if ("upload" in source) {
+          return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${source.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
+        }
+        tried.push(`${source.worker}: bytes that do not match`);
+        // That peer's copy is bad: it checks itself, drops it and reports it.
+        void call(this.nc, this.cat.workerRpc(source.worker, "verify"), { sha256: piece.sha256 }, PULL_TIMEOUT_MS).catch(() => undefined);
+        continue;
       }
+      try {
+        await this.store.put(piece.sha256, frames, seq);
+      } catch (err) {
+        // A full or broken disk fails the order now rather than after every retry.
+        return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${piece.sha256}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return undefined;
     }
-    try {
-      await this.store.put(piece.sha256, frames, seq);
-    } catch (err) {
-      // A full or broken disk fails the upload now rather than after every retry.
-      return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store piece ${piece.piece}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    return undefined;
+    return new DfsError(ErrorCodes.PIECE_UNAVAILABLE, clipText(`no source gave ${piece.sha256}: ${tried.join("; ")}`));
   }
 
   private noteDeadUpload(uploadId: string): void {
