@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
-import { catalogue, DEFAULT_NATS_URL, type Catalogue } from "../streams/catalogue.js";
+import { catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
 import { connectNats, requireStore } from "../src/connection.js";
@@ -25,6 +25,8 @@ import type { Progress } from "./progress.js";
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_REPLICAS = 3;
+/** How long a read waits for some master to answer. */
+const READ_WAIT_MS = 5_000;
 /** How long a call that only the leader answers waits for one (a new leader takes over within a few seconds). */
 const LEADER_WAIT_MS = 15_000;
 /** How long one `wait` for an upload's progress may be held by the master. */
@@ -119,6 +121,14 @@ export class DfsClient {
     return frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
   }
 
+  /**
+   * A read of the masters' table: any master answers, so nobody answering is a moment (a
+   * server or master failing over, a restart) worth waiting out, briefly.
+   */
+  private read<T>(op: MasterOp, request: unknown): Promise<T> {
+    return callRetrying<T>(this.nc, this.cat.masterRpc(op), request, { retryOn: [ErrorCodes.UNAVAILABLE], forMs: READ_WAIT_MS });
+  }
+
   private seen(seq: number | undefined): void {
     if (typeof seq === "number" && seq > this.seenSeq) this.seenSeq = seq;
   }
@@ -128,7 +138,7 @@ export class DfsClient {
     const files: ListEntry[] = [];
     let after: string | undefined;
     do {
-      const page: ListPage = await call(this.nc, this.cat.masterRpc("list"), { prefix, after, limit: opts.pageSize, atLeastSeq: this.seenSeq });
+      const page: ListPage = await this.read("list", { prefix, after, limit: opts.pageSize, atLeastSeq: this.seenSeq });
       files.push(...page.files);
       after = page.next;
     } while (after !== undefined);
@@ -136,13 +146,13 @@ export class DfsClient {
   }
 
   async stat(path: string): Promise<FileInfo> {
-    return call(this.nc, this.cat.masterRpc("stat"), { path, atLeastSeq: this.seenSeq });
+    return this.read("stat", { path, atLeastSeq: this.seenSeq });
   }
 
   /** Where every piece of a version lives, fetched a page at a time (all pages name one version). */
   async locate(path: string, version?: number, opts: { pageSize?: number } = {}): Promise<Location> {
     const request = (v: number | undefined, fromPiece: number) =>
-      call<LocationPage>(this.nc, this.cat.masterRpc("locate"), { path, version: v, fromPiece, limit: opts.pageSize, atLeastSeq: this.seenSeq });
+      this.read<LocationPage>("locate", { path, version: v, fromPiece, limit: opts.pageSize, atLeastSeq: this.seenSeq });
     const first = await request(version, 0);
     const { pieceCount: _count, fromPiece: _from, ...where } = first;
     while (where.pieces.length < first.pieceCount) {
@@ -161,7 +171,7 @@ export class DfsClient {
 
   /** The live master's view: its last folded sequence and the digest of its table. */
   async masterState(full = false): Promise<MasterState> {
-    return call(this.nc, this.cat.masterRpc("state"), { full });
+    return this.read("state", { full });
   }
 
   /** Every worker the log knows, live or lost, with what it reports of itself when it answers. */
