@@ -256,37 +256,48 @@ function services(): [string, Obj][] {
   return Object.entries(config.services as Obj).filter((e): e is [string, Obj] => isObj(e[1]));
 }
 
-function natsService(): [string, Obj] {
+/** The NATS servers: three, on the official image, as one cluster. */
+function natsServices(): [string, Obj][] {
   const found = services().filter(([, s]) => typeof s.image === "string" && OFFICIAL_NATS.test(s.image));
-  assert.is(found.length, 1, `expected one service on the official nats image, found ${found.map(([n]) => n).join(", ") || "none"}`);
-  return found[0]!;
+  assert.is(found.length, 3, `expected three services on the official nats image, found ${found.map(([n]) => n).join(", ") || "none"}`);
+  return found;
 }
 
 const role = (name: string) => services().filter(([, s]) => argv(s.command)[0] === name);
 
-Compose("a NATS service on the official image, with JetStream on a named volume", () => {
-  const [name, nats] = natsService();
-  assert.not.ok(nats.build, `${name} must use the official image, not a build`);
-  const args = argv(nats.command);
-  assert.ok(args.includes("-js") || args.includes("--jetstream"), `${name} must enable JetStream (-js or --jetstream): ${args.join(" ")}`);
-
-  const store = flag(args, "-sd", "--store_dir");
-  assert.ok(store, `${name} must give JetStream a store dir (-sd / --store_dir)`);
-  const mount = mounts(nats).find((m) => m.target === store);
-  assert.ok(mount, `the JetStream store dir ${store} of ${name} is not a mounted volume`);
-  assert.is(mount!.type, "volume", `${store} of ${name} must be a named volume, not ${mount!.type}`);
-  assert.is(mount!.source, "nats-data", `the JetStream store of ${name} must be the nats-data volume`);
-
-  const ports = publishedPorts(nats);
-  assert.ok(
-    ports.some((p) => p.target === NATS_PORT && p.published === NATS_PORT),
-    `${name} must publish ${NATS_PORT} to the host (so \`DFS_NATS=nats://127.0.0.1:${NATS_PORT} dfs ...\` works): ${JSON.stringify(nats.ports)}`,
-  );
+Compose("three NATS services on the official image, one JetStream cluster, each store on its own named volume", () => {
+  const nats = natsServices();
+  const names = new Set(nats.map(([name]) => name));
+  const volumes = new Set<string>();
+  const serverNames = new Set<string>();
+  for (const [name, server] of nats) {
+    assert.not.ok(server.build, `${name} must use the official image, not a build`);
+    const args = argv(server.command);
+    assert.ok(args.includes("-js") || args.includes("--jetstream"), `${name} must enable JetStream (-js or --jetstream): ${args.join(" ")}`);
+    const store = flag(args, "-sd", "--store_dir");
+    assert.ok(store, `${name} must give JetStream a store dir (-sd / --store_dir)`);
+    const mount = mounts(server).find((m) => m.target === store);
+    assert.ok(mount && mount.type === "volume" && mount.source, `the JetStream store dir ${store} of ${name} must be a named volume`);
+    assert.not.ok(volumes.has(mount!.source!), `${mount!.source} is shared by two servers`);
+    volumes.add(mount!.source!);
+    // A cluster: a name, one cluster name, routes to every other server.
+    const serverName = flag(args, "--server_name", "-n", "--name");
+    assert.ok(serverName && !serverNames.has(serverName), `${name} needs a server name of its own`);
+    serverNames.add(serverName!);
+    assert.is(flag(args, "--cluster_name"), "dfs", `${name} joins the cluster "dfs"`);
+    const routes = (flag(args, "--routes") ?? "").split(",").map((r) => new URL(r).hostname);
+    assert.equal(routes.sort(), [...names].filter((n) => n !== name).sort(), `${name} routes to the other two`);
+  }
+  const published = nats.flatMap(([, server]) => publishedPorts(server).filter((p) => p.target === NATS_PORT).map((p) => p.published));
+  assert.ok(published.includes(NATS_PORT), `one server is published on ${NATS_PORT} (so \`DFS_NATS=nats://127.0.0.1:${NATS_PORT} dfs ...\` works): ${published}`);
+  assert.is(new Set(published).size, 3, "each server on its own host port");
 });
 
-Compose("exactly one master service running `dfs master`", () => {
+Compose("two master services running `dfs master`, and the streams with three replicas", () => {
   const masters = role("master");
-  assert.is(masters.length, 1, `expected one master, found ${masters.map(([n]) => n).join(", ") || "none"}`);
+  assert.is(masters.length, 2, `expected two masters, found ${masters.map(([n]) => n).join(", ") || "none"}`);
+  const provision = role("provision");
+  assert.is(flag(argv(provision[0]![1].command), "--stream-replicas"), "3");
 });
 
 Compose("three workers, each with a distinct --id and its own named volume as --data", () => {
@@ -324,9 +335,8 @@ Compose("every named volume is declared", () => {
   }
 });
 
-Compose("every dfs service is built from the project's Dockerfile and talks to the nats service", () => {
-  const [natsName, nats] = natsService();
-  const natsHosts = new Set([natsName, ...(typeof nats.container_name === "string" ? [nats.container_name] : []), ...(typeof nats.hostname === "string" ? [nats.hostname] : [])]);
+Compose("every dfs service is built from the project's Dockerfile and talks to every nats service", () => {
+  const natsNames = natsServices().map(([name]) => name);
   const dfs = [...role("master"), ...role("worker")];
   assert.ok(dfs.length > 0, "no dfs services");
   for (const [name, service] of dfs) {
@@ -339,23 +349,24 @@ Compose("every dfs service is built from the project's Dockerfile and talks to t
 
     const url = flag(argv(service.command), "--nats") ?? environment(service).DFS_NATS;
     assert.ok(url, `${name} sets neither --nats nor DFS_NATS (it would look for NATS on its own localhost)`);
-    const first = url!.split(",")[0]!.trim();
-    const parsed = new URL(first.includes("://") ? first : `nats://${first}`);
-    assert.ok(natsHosts.has(parsed.hostname), `${name} points at ${url}, not at the ${natsName} service`);
-    assert.is(Number(parsed.port || NATS_PORT), NATS_PORT, `${name} points at port ${parsed.port} of ${natsName}`);
-    assert.ok(dependsOn(service).includes(natsName), `${name} should depend on ${natsName}`);
+    // Every server, so that it rides through the loss of one.
+    const hosts = url!.split(",").map((u) => new URL(u.trim().includes("://") ? u.trim() : `nats://${u.trim()}`));
+    assert.equal(hosts.map((h) => h.hostname).sort(), [...natsNames].sort(), `${name} must be given every NATS server: ${url}`);
+    assert.ok(hosts.every((h) => Number(h.port || NATS_PORT) === NATS_PORT), `${name} points at the client port of each server`);
+    for (const nats of natsNames) assert.ok(dependsOn(service).includes(nats), `${name} should depend on ${nats}`);
   }
 });
 
 Compose("authentication on: the server loads the generated config, every role runs with its own credentials", () => {
-  const [natsName, nats] = natsService();
-  const config = flag(argv(nats.command), "-c", "--config");
-  assert.ok(config?.startsWith("/creds/"), `${natsName} must load the auth config that \`dfs creds init\` writes: ${argv(nats.command).join(" ")}`);
   const credsVolume = (name: string, service: Obj) => {
     const mount = mounts(service).find((m) => m.target === "/creds");
     assert.ok(mount && mount.type === "volume" && mount.source === "creds", `${name} must mount the creds volume at /creds`);
   };
-  credsVolume(natsName, nats);
+  for (const [natsName, nats] of natsServices()) {
+    const config = flag(argv(nats.command), "-c", "--config");
+    assert.ok(config?.startsWith("/creds/"), `${natsName} must load the auth config that \`dfs creds init\` writes: ${argv(nats.command).join(" ")}`);
+    credsVolume(natsName, nats);
+  }
   const init = role("creds");
   assert.is(init.length, 1, "one one-shot service runs `dfs creds init`");
   assert.is(argv(init[0]![1].command)[1], "init");
