@@ -4,7 +4,7 @@ import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
 import { ROLES, userName, type RoleName } from "../streams/permissions.js";
@@ -25,6 +25,8 @@ import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
+/** The package's version, as npm knows it. */
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** Exit statuses, documented in the README. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -193,6 +195,8 @@ function untilStopped(stop: (why: string) => Promise<void>): Promise<void> {
 export function buildProgram(): Command {
   const program = new Command("dfs")
     .description("A distributed file store whose master is event-sourced over NATS JetStream")
+    // `dfs --version` is handled in main, alone: commands keep their own --version (a file's).
+    .addHelpText("after", "\n`dfs --version` prints the version of dfs.")
     .addOption(new Option("--nats <urls>", "NATS server URL (several, comma-separated: the first is used, the others when it is lost)").env("DFS_NATS").default(DEFAULT_NATS_URL))
     .addOption(new Option("--prefix <prefix>", "subject prefix of the store").env("DFS_PREFIX").default(DEFAULT_PREFIX))
     .addOption(new Option("--creds <file>", "NATS credentials to use (default: the command's role in --creds-dir)").env("DFS_CREDS"))
@@ -375,8 +379,9 @@ export function buildProgram(): Command {
     .command("get")
     .description("read a file back, verifying every piece")
     .argument("<remote>", "remote path")
-    .argument("[local]", "local file, or - for stdout (default: basename of remote)")
+    .argument("[local]", "local file or directory, or - for stdout (default: basename of remote)")
     .option("--version <n>", "a named version instead of the latest", integer(1))
+    .addHelpText("after", "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less")
     .action(async (remote: string, local: string | undefined, opts: { version?: number }) => {
       await withClient(globals(), (client) =>
         // Ctrl-C stops the get and removes its temporary file.
@@ -384,13 +389,29 @@ export function buildProgram(): Command {
           const toStdout = local === "-";
           const bar = toStdout ? progressBar("") : progressBar("get");
           try {
-            const dest = toStdout ? process.stdout : (local ?? basename(remote));
+            // Into a directory (one that exists, or any path ending in /), as cp does.
+            const intoDir = local !== undefined && !toStdout && (local.endsWith("/") || statSync(local, { throwIfNoEntry: false })?.isDirectory());
+            const dest = toStdout ? process.stdout : intoDir ? join(local!, basename(remote)) : (local ?? basename(remote));
             const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update, signal });
             bar.stop();
             if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
           } finally {
             bar.stop();
           }
+        }),
+      );
+    });
+
+  program
+    .command("cat")
+    .description("write files to stdout, one after the other, each verified")
+    .argument("<remote...>", "remote paths")
+    .option("--version <n>", "a named version instead of the latest (of every file named)", integer(1))
+    .addHelpText("after", "\nExample:\n  dfs cat /logs/a.txt /logs/b.txt | grep error")
+    .action(async (remotes: string[], opts: { version?: number }) => {
+      await withClient(globals(), (client) =>
+        interruptible(async (signal) => {
+          for (const remote of remotes) await client.get(remote, process.stdout, { version: opts.version, signal });
         }),
       );
     });
@@ -544,6 +565,11 @@ export async function main(argv: string[]): Promise<void> {
   // `git log | head` does: nothing more is wanted.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => (err.code === "EPIPE" ? process.exit(EXIT.ok) : fail(err)));
   const program = buildProgram();
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {
