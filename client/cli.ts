@@ -17,7 +17,7 @@ import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
 import { runDemo } from "./demo.js";
-import { counted, eventJson, formatEvent, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { counted, eventJson, formatEvent, formatHistory, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
 import type { Progress } from "./progress.js";
@@ -463,6 +463,23 @@ export function buildProgram(): Command {
         if (opts.json) process.stdout.write(JSON.stringify(workers, null, 2) + "\n");
         else if (workers.length) process.stdout.write(formatWorkers(workers) + "\n");
       });
+    });
+
+  program
+    .command("history")
+    .description("every version a path ever had, committed, abandoned or deleted, with its events (from the log)")
+    .argument("<remote>", "remote path")
+    .option("--json", "JSON")
+    .addHelpText("after", "\nExample:\n  dfs history /docs/report.pdf")
+    .action(async (remote: string, opts: { json?: boolean }) => {
+      await withClient(
+        globals(),
+        async (client) => {
+          const versions = await client.history(remote);
+          process.stdout.write((opts.json ? JSON.stringify(versions, null, 2) : formatHistory(versions)) + "\n");
+        },
+        "auditor",
+      );
     });
 
   program

@@ -15,7 +15,7 @@ import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
-import { auditLog, replayLog, type AuditEntry, type ReplayResult } from "../src/replay.js";
+import { auditLog, pathHistory, replayLog, type AuditEntry, type ReplayResult, type VersionHistory } from "../src/replay.js";
 import { scrub, scrubTargets, storeStatus, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -196,6 +196,12 @@ export class DfsClient {
   async scrub(opts: ScrubOptions = {}): Promise<ScrubResult> {
     const { workers } = await this.masterState();
     return scrub(this.nc, this.cat, scrubTargets(workers, opts.worker), opts);
+  }
+
+  /** Every version a path ever had, with the events about each, from the log (the auditor's right). */
+  async history(path: string): Promise<VersionHistory[]> {
+    await requireStore(this.nc, this.cat, [this.cat.auditStream]);
+    return pathHistory(this.nc, this.cat, path);
   }
 
   async replay(untilSeq?: number): Promise<ReplayResult> {

@@ -1,6 +1,7 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
 import type { FileInfo, ListEntry } from "../src/queries.js";
 import type { AuditEntry } from "../src/replay.js";
+import type { VersionHistory } from "../src/replay.js";
 import type { ScrubResult, StatusReport } from "./admin.js";
 import type { WorkerReport } from "./client.js";
 
@@ -146,4 +147,14 @@ export function formatStatus(s: StatusReport): string {
 export function formatScrub(r: ScrubResult): string {
   const bad = r.bad.length;
   return `checked ${r.checked} piece${r.checked === 1 ? "" : "s"} (${humanBytes(r.bytes)}): ${bad} bad, ${r.repaired} repaired${r.unrepaired.length ? `, ${r.unrepaired.length} NOT repaired` : ""}`;
+}
+
+/** `dfs history`: a line per version (file id, number, status, size, sha256), then its events. */
+export function formatHistory(versions: VersionHistory[]): string {
+  const lines: string[] = [];
+  for (const v of versions) {
+    lines.push(`${v.fileId}  v${v.version}  ${v.status.padEnd(9)}  ${humanBytes(v.size).padStart(9)}  sha256 ${v.sha256.slice(0, 12)}…${v.reason ? `  (${v.reason})` : ""}`);
+    for (const e of v.events) lines.push(`    ${String(e.seq).padStart(6)}  ${time(Date.parse(e.time))}  ${e.type}`);
+  }
+  return lines.join("\n");
 }

@@ -39,4 +39,30 @@ test("cat writes several files to stdout, in order", async ({ store }) => {
   assert.match(missing.stderr, /^dfs: NOT_FOUND: no file \/h\/none/);
 });
 
+test("history lists every version of a path, committed, deleted or abandoned, with its events", async ({ store }) => {
+  const put = async (text: string) => {
+    await writeFile(join(store.dir, "hist"), text);
+    const run = await runCli([...store.flags, "put", join(store.dir, "hist"), "/h/hist", "--replicas", "1"]);
+    assert.is(run.code, 0, run.stderr);
+  };
+  await put("one");
+  await put("two");
+  assert.is((await runCli([...store.flags, "rm", "/h/hist", "--version", "1"])).code, 0);
+  assert.is((await runCli([...store.flags, "rm", "/h/hist"])).code, 0);
+  await put("three"); // a new file at the same path
+  const json = await runCli([...store.flags, "history", "/h/hist", "--json"]);
+  assert.is(json.code, 0, json.stderr);
+  const versions = JSON.parse(json.stdout) as { fileId: string; version: number; status: string; size: number; events: { type: string; seq: number }[] }[];
+  assert.equal(versions.map((v) => [v.version, v.status, v.size]), [[1, "deleted", 3], [2, "deleted", 3], [1, "committed", 5]]);
+  assert.is(new Set(versions.map((v) => v.fileId)).size, 2, "deleted and put again: a new file id");
+  assert.equal(versions[0]!.events.map((e) => e.type).filter((t) => t !== "PeersAssigned" && t !== "PieceStored"), ["FileCreated", "PiecesPlanned", "FileCommitted", "FileDeleted"]);
+  assert.ok(versions[1]!.events.at(-1)!.type === "FileDeleted", "the whole file's delete is in every version's events");
+  const human = await runCli([...store.flags, "history", "h/hist"]);
+  assert.match(human.stdout, /v2  deleted/);
+  assert.match(human.stdout, /FileCommitted/);
+  const none = await runCli([...store.flags, "history", "/h/never"]);
+  assert.is(none.code, 3);
+  assert.match(none.stderr, /^dfs: NOT_FOUND: no file was ever at \/h\/never/);
+});
+
 test.run();
