@@ -17,7 +17,7 @@ import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
 import { runDemo } from "./demo.js";
-import { counted, eventJson, formatEvent, formatHistory, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
 import type { Progress } from "./progress.js";
@@ -431,13 +431,17 @@ export function buildProgram(): Command {
 
   program
     .command("stat")
-    .description("show a file: size, sha256, pieces, versions")
+    .description("show a file: size, sha256, pieces, versions (and with --pieces, where each piece is)")
     .argument("<remote>", "remote path")
-    .option("--json", "JSON")
-    .action(async (remote: string, opts: { json?: boolean }) => {
+    .option("--pieces", "the layout: each piece's offset, size, sha256 and the workers holding it")
+    .option("--json", "JSON (with --pieces, the layout under `layout`)")
+    .addHelpText("after", "\nExample:\n  dfs stat /photos/cat.jpg --pieces")
+    .action(async (remote: string, opts: { json?: boolean; pieces?: boolean }) => {
       await withClient(globals(), async (client) => {
         const info = await client.stat(remote);
-        process.stdout.write((opts.json ? JSON.stringify(info, null, 2) : formatStat(info)) + "\n");
+        const layout = opts.pieces ? await client.locate(remote, info.version) : undefined;
+        if (opts.json) process.stdout.write(JSON.stringify(layout ? { ...info, layout: layout.pieces } : info, null, 2) + "\n");
+        else process.stdout.write(formatStat(info) + (layout ? "\n" + formatLayout(layout) : "") + "\n");
       });
     });
 

@@ -1,7 +1,6 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
-import type { FileInfo, ListEntry } from "../src/queries.js";
-import type { AuditEntry } from "../src/replay.js";
-import type { VersionHistory } from "../src/replay.js";
+import type { FileInfo, ListEntry, Location } from "../src/queries.js";
+import type { AuditEntry, VersionHistory } from "../src/replay.js";
 import type { ScrubResult, StatusReport } from "./admin.js";
 import type { WorkerReport } from "./client.js";
 
@@ -157,4 +156,12 @@ export function formatHistory(versions: VersionHistory[]): string {
     for (const e of v.events) lines.push(`    ${String(e.seq).padStart(6)}  ${time(Date.parse(e.time))}  ${e.type}`);
   }
   return lines.join("\n");
+}
+
+/** `dfs stat --pieces`: one line per piece, its offset, size, SHA-256 and the workers holding it (live first). */
+export function formatLayout(where: Location): string {
+  const rows = where.pieces.map((p) => [`#${p.index}`, `@${p.index * where.pieceSize}`, humanBytes(p.size), `${p.sha256.slice(0, 12)}…`, p.workers.join(",") || "(no copy)"]);
+  if (rows.length === 0) return "layout    (no pieces: an empty file)";
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return ["layout", ...rows.map((r) => "  " + r.map((cell, c) => (c === 1 || c === 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd())].join("\n");
 }

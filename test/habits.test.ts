@@ -65,4 +65,15 @@ test("history lists every version of a path, committed, deleted or abandoned, wi
   assert.match(none.stderr, /^dfs: NOT_FOUND: no file was ever at \/h\/never/);
 });
 
+test("stat --pieces shows the layout: each piece's offset, size, sha256 and holders", async ({ store }) => {
+  await writeFile(join(store.dir, "three-pieces"), Buffer.alloc(2 * 4096 + 10, 7));
+  assert.is((await runCli([...store.flags, "put", join(store.dir, "three-pieces"), "/h/three", "--replicas", "1", "--piece-size", "4KiB"])).code, 0);
+  const json = await runCli([...store.flags, "stat", "/h/three", "--pieces", "--json"]);
+  assert.is(json.code, 0, json.stderr);
+  const info = JSON.parse(json.stdout) as { layout: { index: number; size: number; sha256: string; workers: string[] }[] };
+  assert.equal(info.layout.map((p) => [p.index, p.size, p.workers]), [[0, 4096, ["w1"]], [1, 4096, ["w1"]], [2, 10, ["w1"]]]);
+  const human = await runCli([...store.flags, "stat", "/h/three", "--pieces"]);
+  assert.match(human.stdout, /layout\n  #0\s+@0\s+4\.0 KiB\s+[0-9a-f]{12}…\s+w1\n  #1\s+@4096/);
+});
+
 test.run();
