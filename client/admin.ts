@@ -33,10 +33,6 @@ export interface ScrubResult {
 
 const SCRUB_CALL_MS = 60_000;
 
-export async function storeStatus(nc: NatsConnection, cat: Catalogue, atLeastSeq: number): Promise<StatusReport> {
-  return call(nc, cat.masterRpc("status"), { atLeastSeq });
-}
-
 /**
  * Have workers hash every piece again, a page at a time; bad copies are dropped and reported
  * by the workers themselves, and the master orders them made again. Resolves once every bad

@@ -16,7 +16,7 @@ import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import { auditLog, pathHistory, replayLog, type AuditEntry, type ReplayResult, type VersionHistory } from "../src/replay.js";
-import { scrub, scrubTargets, storeStatus, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
+import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
@@ -189,7 +189,7 @@ export class DfsClient {
 
   /** The store's health: workers, pieces short of copies or with too many, copies in flight. */
   async status(): Promise<StatusReport> {
-    return storeStatus(this.nc, this.cat, this.seenSeq);
+    return this.read("status", { atLeastSeq: this.seenSeq });
   }
 
   /** Hash every piece again on one worker or every live one, and wait for the bad ones to be repaired. */

@@ -113,13 +113,26 @@ export function forgiveDrop(state: State, workerId: string, sha256: string): voi
 export function retire(state: State, c: ContentState): void {
   const workers = new Set([...c.holders, ...c.copying, ...c.assigned.keys()]);
   state.content.delete(c.sha256);
-  for (const w of c.copying) {
-    const set = state.copyingTo.get(w);
-    if (set?.delete(c.sha256) && set.size === 0) state.copyingTo.delete(w);
-  }
+  for (const w of c.copying) indexCopy(state, w, c.sha256, false);
   state.unhealthy.delete(c.sha256);
   for (const w of workers) {
     syncPlacement(state, c, w);
     oweDrop(state, w, c.sha256);
   }
+}
+
+/** Keep the index of copies in flight by target true: `workerId` is (or is no longer) copying these bytes. */
+export function indexCopy(state: State, workerId: string, sha256: string, copying: boolean): void {
+  let set = state.copyingTo.get(workerId);
+  if (copying) {
+    if (!set) state.copyingTo.set(workerId, (set = new Set()));
+    set.add(sha256);
+  } else if (set?.delete(sha256) && set.size === 0) state.copyingTo.delete(workerId);
+}
+
+/** Copy orders in flight now, over every target. */
+export function copiesInFlight(state: State): number {
+  let n = 0;
+  for (const shas of state.copyingTo.values()) n += shas.size;
+  return n;
 }

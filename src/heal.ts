@@ -3,7 +3,7 @@
 // least-loaded live worker that lacks it), drop copies beyond that, re-place the shares of an
 // open upload whose worker was lost, and turn a worker's own account of its store into facts.
 // The shell runs them whenever the table changes in a way that may need them, and on a timer.
-import { isPlaced, liveHolders, liveCopies, wantedReplicas, type ContentState } from "./content.js";
+import { copiesInFlight, isPlaced, liveHolders, liveCopies, wantedReplicas, type ContentState } from "./content.js";
 import {
   MAX_SOURCES,
   PIECES_PER_EVENT,
@@ -90,13 +90,6 @@ function replanUploads(state: State, at: number, loads: Map<string, number>, tou
   return events;
 }
 
-/** Copies in flight now, over every target. */
-function copiesInFlight(state: State): number {
-  let n = 0;
-  for (const shas of state.copyingTo.values()) n += shas.size;
-  return n;
-}
-
 /**
  * Committed bytes with too few or too many readable copies: order copies from live holders
  * to the least-loaded live workers that lack them (within the in-flight budget), and drop
@@ -147,7 +140,8 @@ function healContent(state: State, at: number, loads: Map<string, number>, touch
   return events;
 }
 
-function recentlyFailed(c: ContentState, workerId: string, at: number): boolean {
+/** Whether a copy of these bytes failed on that worker too recently to order it there again. */
+export function recentlyFailed(c: ContentState, workerId: string, at: number): boolean {
   const failed = c.failedAt.get(workerId);
   return failed !== undefined && at - failed < COPY_RETRY_MS;
 }

@@ -105,9 +105,7 @@ export class Master {
   private abandons?: ConsumerMessages;
   private lastHeard = new Map<string, number>();
   private joining = new Set<string>();
-  /** Each worker's run, from its heartbeats. */
-  private boots = new Map<string, string>();
-  /** Each worker's last heartbeat: its free space, for `status`. */
+  /** Each worker's last heartbeat: its free space for `status`, its run (`boot`) to notice a restart. */
   private heartbeats = new Map<string, Heartbeat>();
   private livenessTimer?: NodeJS.Timeout;
   /** Callers of `wait`, woken when an event about their file is folded. */
@@ -450,9 +448,8 @@ export class Master {
       return;
     }
     this.lastHeard.set(hb.workerId, Date.now());
+    const boot = this.heartbeats.get(hb.workerId)?.boot;
     this.heartbeats.set(hb.workerId, hb);
-    const boot = this.boots.get(hb.workerId);
-    if (hb.boot !== undefined) this.boots.set(hb.workerId, hb.boot);
     if (!this.leading) return;
     // Restarted faster than it could be missed: what its store holds is asked again all the same.
     if (boot !== undefined && hb.boot !== undefined && boot !== hb.boot && this.state.workers.get(hb.workerId)?.live) this.inventorySoon(hb.workerId);

@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { contentFor, forgiveDrop, oweDrop, recheck, retire, syncPlacement, type ContentState } from "./content.js";
+import { contentFor, forgiveDrop, indexCopy, oweDrop, recheck, retire, syncPlacement, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -291,14 +291,6 @@ export function apply(state: State, event: DfsEvent): void {
       }
       return;
   }
-}
-
-function indexCopy(state: State, workerId: string, sha256: string, copying: boolean): void {
-  let set = state.copyingTo.get(workerId);
-  if (copying) {
-    if (!set) state.copyingTo.set(workerId, (set = new Set()));
-    set.add(sha256);
-  } else if (set?.delete(sha256) && set.size === 0) state.copyingTo.delete(workerId);
 }
 
 /** A worker's liveness changed: the health of every piece it is expected to keep may have too. */

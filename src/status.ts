@@ -1,7 +1,7 @@
 // How healthy the store is, read from the table: what `dfs status` and `dfs scrub` show.
 // Pure, like the other queries; the master adds what only heartbeats know (free space).
-import { isPlaced, liveCopies, liveHolders, wantedReplicas, type ContentState } from "./content.js";
-import { COPY_RETRY_MS } from "./heal.js";
+import { copiesInFlight, isPlaced, liveCopies, liveHolders, wantedReplicas, type ContentState } from "./content.js";
+import { recentlyFailed } from "./heal.js";
 import type { State } from "./state.js";
 
 /** What is wrong with a piece's copies, if anything. */
@@ -67,7 +67,7 @@ export function pieceHealth(state: State, c: ContentState, at: number): PieceHea
   if (live > wanted) return { ...health, problem: "excess" };
   const need = wanted - live - copying;
   if (need > 0) {
-    const targets = [...state.workers.values()].filter((w) => w.live && !isPlaced(c, w.workerId) && at - (c.failedAt.get(w.workerId) ?? -Infinity) >= COPY_RETRY_MS);
+    const targets = [...state.workers.values()].filter((w) => w.live && !isPlaced(c, w.workerId) && !recentlyFailed(c, w.workerId, at));
     return { ...health, problem: targets.length < need ? "unplaceable" : "under-replicated" };
   }
   return live + copying < wanted ? { ...health, problem: "under-replicated" } : health;
@@ -84,8 +84,6 @@ export function storeStatus(state: State, at: number): StoreStatus {
   }
   let committed = 0;
   for (const c of state.content.values()) if (wantedReplicas(c) > 0) committed += 1;
-  let copiesInFlight = 0;
-  for (const shas of state.copyingTo.values()) copiesInFlight += shas.size;
   const workers = [...state.workers.values()]
     .sort((a, b) => (a.workerId < b.workerId ? -1 : 1))
     .map((w) => ({
@@ -107,7 +105,7 @@ export function storeStatus(state: State, at: number): StoreStatus {
       unplaceable: counts.unplaceable,
       excess: counts.excess,
     },
-    copiesInFlight,
+    copiesInFlight: copiesInFlight(state),
     uploadsPending: state.pendingUploads.size,
     dropsOwed: [...state.dropsOwed.values()].reduce((n, owed) => n + owed.size, 0),
     problems: problems.sort((a, b) => SEVERITY[a.problem!] - SEVERITY[b.problem!] || (a.sha256 < b.sha256 ? -1 : 1)).slice(0, PROBLEMS_SHOWN),

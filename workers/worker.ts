@@ -174,8 +174,8 @@ export class Worker {
         this.cat.workerRpc(this.id, "verify"),
         async (request): Promise<VerifyReply> => {
           const { sha256 } = parse(VerifyRequest, request, "verify request");
-          const held = await this.store.has(sha256);
-          return { held, ok: held && (await this.inOrder(sha256, () => this.checkOwnCopy(sha256, "a reader got bytes that do not match"))) };
+          const outcome = await this.inOrder(sha256, () => this.checkCopy(sha256, "a reader got bytes that do not match"));
+          return { held: outcome !== "absent", ok: outcome === "good" };
         },
         { onInternalError },
       ),
