@@ -61,6 +61,8 @@ const RECONCILE_DELAY_MS = 25;
 /** How often the table is checked for work left (retries after a failed copy, unplaced pieces). */
 const HEAL_TICK_MS = 1_000;
 const INVENTORY_PAGE = 5_000;
+const LOG_QUIET_MS = 10_000;
+const QUIET_SUBJECTS_KEPT = 1_000;
 /** Facts after which the table may owe something. */
 const RECONCILE_AFTER: ReadonlySet<DfsEvent["type"]> = new Set([
   "WorkerJoined",
@@ -105,6 +107,8 @@ export class Master {
   private abandons?: ConsumerMessages;
   private lastHeard = new Map<string, number>();
   private joining = new Set<string>();
+  /** Per subject, when garbage on it was last logged and how much since was not (see logRarely). */
+  private quiet = new Map<string, { at: number; unshown: number }>();
   /** Each worker's last heartbeat: its free space for `status`, its run (`boot`) to notice a restart. */
   private heartbeats = new Map<string, Heartbeat>();
   private livenessTimer?: NodeJS.Timeout;
@@ -159,6 +163,22 @@ export class Master {
       this.lease = new Lease(this.js, this.cat, this.instanceId, { lead: () => this.lead(), follow: (why) => this.follow(why) });
       this.lease.start();
     }
+  }
+
+  /**
+   * A line about garbage on `subject`, at most once per LOG_QUIET_MS per subject (with how many
+   * were not shown): whoever may publish there cannot flood the master's log.
+   */
+  private logRarely(subject: string, line: string): void {
+    const now = Date.now();
+    const last = this.quiet.get(subject);
+    if (last && now - last.at < LOG_QUIET_MS) {
+      last.unshown += 1;
+      return;
+    }
+    if (this.quiet.size >= QUIET_SUBJECTS_KEPT) this.quiet.clear();
+    this.quiet.set(subject, { at: now, unshown: 0 });
+    this.log(last?.unshown ? `${line} (and ${last.unshown} more like it not shown)` : line);
   }
 
   private fatal(what: string) {
@@ -230,7 +250,7 @@ export class Master {
       note = parse(AbandonNote, decode(m.data), "abandon note");
       if (m.subject !== this.cat.abandon(note.uploadId)) throw new Error(`upload ${note.uploadId} on ${m.subject}`);
     } catch (err) {
-      this.log(`dropped an abandon note on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+      this.logRarely(m.subject, `dropped an abandon note on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
       return m.term();
     }
     try {
@@ -444,7 +464,7 @@ export class Master {
       // A worker speaks only for itself: its permissions pin the subject, the subject pins the id.
       if (subject !== this.cat.heartbeat(hb.workerId)) throw new Error(`worker ${hb.workerId} on ${subject}`);
     } catch (err) {
-      this.log(`ignored a heartbeat: ${err instanceof Error ? err.message : String(err)}`);
+      this.logRarely(subject, `ignored a heartbeat on ${subject}: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     this.lastHeard.set(hb.workerId, Date.now());
@@ -492,7 +512,7 @@ export class Master {
         report = parse(WorkerReport, decode(m.data), "worker report");
         if (m.subject !== this.cat.confirm(report.workerId)) throw new Error(`worker ${report.workerId} on ${m.subject}`);
       } catch (err) {
-        this.log(`dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
+        this.logRarely(m.subject, `dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
         m.term();
         continue;
       }

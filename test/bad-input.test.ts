@@ -120,6 +120,16 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
   }
 });
 
+test("garbage on one subject is logged once a while, not once a message: nobody floods the master's log", async ({ store }) => {
+  const w2 = await store.connect("worker", "w2");
+  for (let i = 0; i < 50; i++) w2.publish(cat.heartbeat("w2"), encode({ workerId: "not-w2", pieces: 0, bytes: 0, at: 1 }));
+  await w2.flush();
+  await waitFor("the master to see them", () => store.role("master").output().includes("ignored a heartbeat on dfs.hb.w2"), 5_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const lines = store.role("master").output().split("\n").filter((l) => l.includes("ignored a heartbeat on dfs.hb.w2"));
+  assert.is(lines.length, 1, lines.join("\n"));
+});
+
 test("an upload whose bytes never come holds up no other upload", async ({ store }) => {
   const client = await store.client();
   // A client creates a version of many pieces and answers none of the pulls (it subscribes,
