@@ -12,7 +12,7 @@ import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
-import { Master } from "../src/master.js";
+import { Master } from "../src/master/master.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS } from "./client.js";

@@ -17,5 +17,5 @@ export type { DecodedEvent } from "./codec.js";
 export { readLog, appendEvent, AppendConflict } from "./log.js";
 export { auditLog, replayLog } from "./replay.js";
 export type { AuditEntry } from "./replay.js";
-export { Master } from "./master.js";
-export type { MasterOptions } from "./master.js";
+export { Master } from "./master/master.js";
+export type { MasterOptions } from "./master/master.js";
