@@ -19,6 +19,8 @@ import { auditLog, pathHistory, replayLog, type AuditEntry, type ReplayResult, t
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
+import type { SnapshotHead } from "../src/snapshot.js";
+import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
 import type { Progress } from "./progress.js";
 
@@ -207,6 +209,11 @@ export class DfsClient {
   async replay(untilSeq?: number): Promise<ReplayResult> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return replayLog(this.nc, this.cat, untilSeq);
+  }
+
+  /** The head of the latest snapshot of the master's table (what it covers and its digest), if one was written. */
+  async latestSnapshot(): Promise<SnapshotHead | undefined> {
+    return latestSnapshotHead(this.nc, this.cat);
   }
 
   /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */

@@ -17,6 +17,8 @@ import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
 import { AppendConflict, lastSequence, openReader, readLog, type LogReader } from "../log.js";
 import { Limiter } from "../limiter.js";
 import { Appender } from "./appender.js";
+import { readLatestSnapshot, writeSnapshot } from "./snapshots.js";
+import { encodeTable } from "../snapshot.js";
 import {
   AbandonNote,
   AbortRequest,
@@ -54,7 +56,11 @@ export interface MasterOptions {
   lease?: boolean;
   /** The master can no longer follow the log or the confirmations (default: throw). */
   onFatal?: (err: DfsError) => void;
+  /** The leader writes a snapshot of the table every this many events (default 100,000; 0: never). */
+  snapshotEvery?: number;
 }
+
+export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
 const FOLDED = "folded";
@@ -132,6 +138,9 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
+  /** The sequence the latest snapshot covers (read at start, or written since). */
+  private snapshotSeq = 0;
+  private snapshotting = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
     this.cat = catalogue(opts.prefix);
@@ -163,9 +172,13 @@ export class Master {
     }
   }
 
-  /** Fold the log from its first event, then keep tailing it: events appended by another master arrive here too. */
+  /**
+   * Fold the log from the latest snapshot (or its first event), then keep tailing it: events
+   * appended by another master arrive here too.
+   */
   private async followLog(): Promise<void> {
-    const tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
+    this.state = (await this.latestSnapshot()) ?? initialState();
+    const tail = await readLog(this.nc, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
       if (message.seq <= this.state.lastSeq) return; // already folded: our own append
       if (message.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
@@ -181,6 +194,40 @@ export class Master {
     this.appender.reset(this.state.lastSeq);
   }
 
+  /** The table of the latest snapshot, if there is a good one: otherwise the log is folded from its first event. */
+  private async latestSnapshot(): Promise<State | undefined> {
+    try {
+      const snapshot = await readLatestSnapshot(this.nc, this.cat);
+      if (!snapshot) return undefined;
+      this.snapshotSeq = snapshot.head.seq;
+      this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${snapshot.head.files} files)`);
+      return snapshot.state;
+    } catch (err) {
+      this.log(`not starting from the latest snapshot, folding the whole log: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
+  /** Write a snapshot of the table as it is now, once the log holds all of it. */
+  private async snapshot(): Promise<void> {
+    const started = Date.now();
+    const seq = this.state.lastSeq;
+    try {
+      const files = this.state.paths.size;
+      const bytes = encodeTable(this.state);
+      const digest = stateDigest(this.state);
+      await this.appender.whenLogged(seq);
+      const head = await writeSnapshot(this.nc, this.cat, bytes, { seq, digest, files });
+      this.log(`snapshot at sequence ${seq}: ${files} files, ${bytes.length} bytes in ${head.chunks} chunks, ${Date.now() - started} ms`);
+    } catch (err) {
+      this.log(`no snapshot at sequence ${seq}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      // Tried again only after as many events again, whatever happened.
+      this.snapshotSeq = seq;
+      this.snapshotting = false;
+    }
+  }
+
   /**
    * The table ran ahead of the log and the log did not take it (an append was refused: a
    * rival master appended first; or its fate is unknown): fold it again from the first event.
@@ -191,7 +238,6 @@ export class Master {
       await this.appender.settled();
       this.log(`folding the log again: ${why instanceof Error ? why.message : String(why)}`);
       this.tail?.stop();
-      this.state = initialState();
       await this.followLog();
     })();
     try {
@@ -322,6 +368,11 @@ export class Master {
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event) this.folded(event);
     this.foldWatch.changed(FOLDED);
+    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+      this.snapshotting = true;
+      setImmediate(() => void this.snapshot()); // not in the middle of a decision
+    }
   }
 
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
