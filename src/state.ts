@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { contentFor, forgiveDrop, indexCopy, oweDrop, recheck, retire, syncPlacement, type ContentState } from "./content.js";
+import { added, contentFor, counted, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -134,8 +134,12 @@ export function recordRejection(state: State, reason: string): void {
   if (rejected.recent.length > RECENT_REJECTIONS_KEPT) rejected.recent.shift();
 }
 
+const own = (s: string) => Buffer.from(s, "utf8").toString("utf8");
+
 /** Apply an event that does not contradict the state (see `evolve` in fold.ts, which checks first). */
 export function apply(state: State, event: DfsEvent): void {
+  // Worker ids kept in the table share the worker's own string.
+  if ("workerId" in event && event.type !== "WorkerJoined") event = { ...event, workerId: state.workers.get(event.workerId)?.workerId ?? event.workerId };
   switch (event.type) {
     case "WorkerJoined": {
       const worker = state.workers.get(event.workerId);
@@ -143,7 +147,7 @@ export function apply(state: State, event: DfsEvent): void {
         worker.live = true;
         worker.joinedAt = event.at;
       } else {
-        state.workers.set(event.workerId, { workerId: event.workerId, live: true, joinedAt: event.at, assignedBytes: 0 });
+        state.workers.set(event.workerId, { workerId: own(event.workerId), live: true, joinedAt: event.at, assignedBytes: 0 });
       }
       livenessChanged(state, event.workerId);
       return;
@@ -153,6 +157,7 @@ export function apply(state: State, event: DfsEvent): void {
       livenessChanged(state, event.workerId);
       return;
     case "FileCreated": {
+      event = { ...event, fileId: own(event.fileId), path: own(event.path), sha256: own(event.sha256), uploadId: own(event.uploadId) };
       let file = state.files.get(event.fileId);
       if (!file) {
         file = { fileId: event.fileId, path: event.path, versions: new Map(), deleted: false, lastVersion: 0 };
@@ -181,8 +186,9 @@ export function apply(state: State, event: DfsEvent): void {
     case "PiecesPlanned": {
       const v = versionOf(state, event.fileId, event.version)!;
       for (const p of event.pieces) {
-        v.pieces[p.index] = { index: p.index, size: p.size, sha256: p.sha256, peers: [], stored: [] };
-        contentFor(state, p.sha256, p.size).refs += 1;
+        const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
+        v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: [], stored: [] };
+        contentFor(state, sha256, p.size).refs += 1;
       }
       return;
     }
@@ -192,7 +198,7 @@ export function apply(state: State, event: DfsEvent): void {
         const piece = v.pieces[a.piece]!;
         piece.peers.push({ workerId: event.workerId, role: a.role });
         const c = state.content.get(piece.sha256)!;
-        c.assigned.set(event.workerId, (c.assigned.get(event.workerId) ?? 0) + 1);
+        c.assigned = counted(c.assigned, event.workerId, 1);
         forgiveDrop(state, event.workerId, c.sha256);
         syncPlacement(state, c, event.workerId);
       }
@@ -204,7 +210,7 @@ export function apply(state: State, event: DfsEvent): void {
       piece.stored.push(event.workerId);
       if (piece.stored.length === v.replicas) v.completePieces += 1;
       const c = state.content.get(piece.sha256)!;
-      c.holders.add(event.workerId);
+      c.holders = added(c.holders, event.workerId);
       syncPlacement(state, c, event.workerId);
       recheck(state, c);
       return;
@@ -216,7 +222,7 @@ export function apply(state: State, event: DfsEvent): void {
       state.pendingUploads.delete(v.uploadId);
       for (const piece of v.pieces) {
         const c = state.content.get(piece.sha256)!;
-        c.wanted.set(v.replicas, (c.wanted.get(v.replicas) ?? 0) + 1);
+        c.wanted = counted(c.wanted, v.replicas, 1);
         settleAssignments(state, c, piece);
         recheck(state, c);
       }
@@ -248,7 +254,7 @@ export function apply(state: State, event: DfsEvent): void {
         forgiveDrop(state, event.workerId, sha256);
         const c = state.content.get(sha256);
         if (!c) continue;
-        c.holders.delete(event.workerId);
+        c.holders = removed(c.holders, event.workerId);
         syncPlacement(state, c, event.workerId);
         recheck(state, c);
       }
@@ -256,7 +262,7 @@ export function apply(state: State, event: DfsEvent): void {
     case "CopiesOrdered":
       for (const order of event.pieces) {
         const c = state.content.get(order.sha256)!;
-        c.copying.add(event.workerId);
+        c.copying = added(c.copying, event.workerId);
         indexCopy(state, event.workerId, c.sha256, true);
         forgiveDrop(state, event.workerId, c.sha256);
         syncPlacement(state, c, event.workerId);
@@ -265,9 +271,12 @@ export function apply(state: State, event: DfsEvent): void {
       return;
     case "ReplicaStored": {
       const c = state.content.get(event.sha256)!;
-      c.holders.add(event.workerId);
-      if (c.copying.delete(event.workerId)) indexCopy(state, event.workerId, c.sha256, false);
-      c.failedAt.delete(event.workerId);
+      c.holders = added(c.holders, event.workerId);
+      if (c.copying.has(event.workerId)) {
+        c.copying = removed(c.copying, event.workerId);
+        indexCopy(state, event.workerId, c.sha256, false);
+      }
+      c.failedAt = withEntry(c.failedAt, event.workerId, undefined);
       forgiveDrop(state, event.workerId, c.sha256);
       syncPlacement(state, c, event.workerId);
       recheck(state, c);
@@ -275,9 +284,9 @@ export function apply(state: State, event: DfsEvent): void {
     }
     case "CopyFailed": {
       const c = state.content.get(event.sha256)!;
-      c.copying.delete(event.workerId);
+      c.copying = removed(c.copying, event.workerId);
       indexCopy(state, event.workerId, c.sha256, false);
-      c.failedAt.set(event.workerId, event.at);
+      c.failedAt = withEntry(c.failedAt, event.workerId, event.at);
       syncPlacement(state, c, event.workerId);
       recheck(state, c);
       return;
@@ -285,7 +294,7 @@ export function apply(state: State, event: DfsEvent): void {
     case "ReplicasLost":
       for (const sha256 of event.sha256s) {
         const c = state.content.get(sha256)!;
-        c.holders.delete(event.workerId);
+        c.holders = removed(c.holders, event.workerId);
         syncPlacement(state, c, event.workerId);
         recheck(state, c);
       }
@@ -305,9 +314,7 @@ function livenessChanged(state: State, workerId: string): void {
  */
 function settleAssignments(state: State, c: ContentState, piece: PieceState): void {
   for (const peer of piece.peers) {
-    const left = (c.assigned.get(peer.workerId) ?? 0) - 1;
-    if (left > 0) c.assigned.set(peer.workerId, left);
-    else c.assigned.delete(peer.workerId);
+    c.assigned = counted(c.assigned, peer.workerId, -1);
     syncPlacement(state, c, peer.workerId);
     if (state.content.get(c.sha256) === c && !c.holders.has(peer.workerId) && !c.copying.has(peer.workerId) && !c.assigned.has(peer.workerId)) {
       oweDrop(state, peer.workerId, c.sha256);
@@ -322,9 +329,7 @@ function releaseVersion(state: State, v: VersionState): void {
     const c = state.content.get(piece.sha256)!;
     if (v.status === "pending") settleAssignments(state, c, piece);
     if (v.status === "committed") {
-      const left = (c.wanted.get(v.replicas) ?? 0) - 1;
-      if (left > 0) c.wanted.set(v.replicas, left);
-      else c.wanted.delete(v.replicas);
+      c.wanted = counted(c.wanted, v.replicas, -1);
     }
     c.refs -= 1;
     if (c.refs === 0) retire(state, c);

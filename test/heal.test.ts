@@ -8,7 +8,7 @@ import { decide, type Command, type CreateVersion } from "../src/decide.js";
 import { MIN_PIECE_SIZE, type DfsEvent, type PlannedPiece } from "../src/events.js";
 import { evolve } from "../src/fold.js";
 import { COPY_RETRY_MS, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
-import { liveHolders, wantedReplicas } from "../src/content.js";
+import { liveHolders, sharedEmptiesAreEmpty, wantedReplicas } from "../src/content.js";
 import { locate } from "../src/queries.js";
 import { initialState, type State } from "../src/state.js";
 
@@ -326,6 +326,11 @@ Heal("random joins, losses, puts, deletes and rot: every decision folds, and the
   for (const c of s.state.content.values()) {
     if (wantedReplicas(c) > 0 && c.holders.size > 0) assert.is(liveHolders(s.state, c).length, wantedReplicas(c));
   }
+});
+
+// Runs last: every case above copied, failed, dropped and lost copies.
+Heal("the empty collections content shares were never filled in place", () => {
+  assert.ok(sharedEmptiesAreEmpty());
 });
 
 Heal.run();
