@@ -72,6 +72,12 @@ function tlsCaOf(globals: GlobalOptions): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
+/** An id that becomes a subject token (a worker's id). */
+function subjectToken(text: string): string {
+  if (!isSubjectToken(text)) throw new InvalidArgumentError("must be 1-64 letters, digits, _ or -");
+  return text;
+}
+
 function integer(min: number) {
   return (text: string) => {
     const n = Number(text);
@@ -277,7 +283,7 @@ export function buildProgram(): Command {
   program
     .command("worker")
     .description("run a worker that keeps pieces in LevelDB")
-    .requiredOption("--id <id>", "worker id (letters, digits, _ and -)")
+    .requiredOption("--id <id>", "worker id (1-64 letters, digits, _ and -)", subjectToken)
     .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
     .option("--scrub-rate <bytes>", "bytes a second the background scrub hashes again, e.g. 16MiB; 0 turns it off", bytes, DEFAULT_SCRUB_RATE)

@@ -17,6 +17,7 @@ import { SERVER_AUTH_FILE, credsFile, initCredentials } from "../src/credentials
 import { DfsError, ErrorCodes } from "../src/errors.js";
 import { throughFailover } from "../src/failover.js";
 import { DfsClient } from "./client.js";
+import { lockFolder } from "./folder-lock.js";
 import { freePort, startNatsServer } from "./nats-server.js";
 import { PARENT_PIPE_ENV } from "./parent-pipe.js";
 import { SupervisedChild } from "./supervisor.js";
@@ -66,6 +67,7 @@ export class LocalCluster {
     /** The CA to trust when the server speaks TLS. */
     readonly tlsCa: string | undefined,
     private readonly opts: LocalClusterOptions,
+    private readonly unlock: () => Promise<void>,
   ) {}
 
   /** Every server's URL. */
@@ -99,6 +101,16 @@ export class LocalCluster {
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
     const dir = resolve(opts.dir);
     await mkdir(dir, { recursive: true });
+    const unlock = await lockFolder(dir);
+    try {
+      return await LocalCluster.startIn(dir, opts, unlock);
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
+  }
+
+  private static async startIn(dir: string, opts: LocalClusterOptions, unlock: () => Promise<void>): Promise<LocalCluster> {
     const cat = catalogue(opts.prefix);
     const workerIds = Array.from({ length: opts.workers ?? DEFAULT_WORKERS }, (_, i) => `w${i + 1}`);
     await initCredentials(join(dir, "creds"), cat, { workers: workerIds });
@@ -124,7 +136,7 @@ export class LocalCluster {
         ].join("\n"),
       );
     }
-    const cluster = new LocalCluster(dir, places, tls?.caFile, opts);
+    const cluster = new LocalCluster(dir, places, tls?.caFile, opts, unlock);
     try {
       for (const place of places) cluster.servers.push(cluster.supervisedServer(place));
       await Promise.all(cluster.servers.map((server) => server.start()));
@@ -263,5 +275,6 @@ export class LocalCluster {
     for (const server of this.servers) server.endSupervision();
     await Promise.all(this.roles.map((role) => role.stop()));
     await Promise.all(this.servers.map((server) => server.stop()));
+    await this.unlock();
   }
 }

@@ -30,6 +30,8 @@ export const ErrorCodes = {
   INTERRUPTED: "INTERRUPTED",
   /** A local file could not be read or written. */
   LOCAL_IO: "LOCAL_IO",
+  /** A data folder is in use by another process (a worker's store, a `dfs up`). */
+  IN_USE: "IN_USE",
   /** nats-server is not installed. */
   NO_NATS_SERVER: "NO_NATS_SERVER",
   /** A bug: something that should not happen did. */

@@ -30,6 +30,15 @@ test("dfs up --tls runs a store with authentication and TLS until SIGINT, then s
     assert.is(get.stdout, "hello from dfs up\n");
     const tail = await runCli([...flags, "tail"], { cwd: dir });
     assert.match(tail.stdout, /FileCommitted\s+path=\/hello\.txt/, "tail runs as the auditor");
+    // A second `dfs up` on the same folder is refused before it touches anything.
+    const second = await runCli(["up", "--port", String(await freePort()), "--dir", store], { cwd: dir });
+    assert.is(second.code, 1);
+    assert.match(second.stderr, /^dfs: IN_USE: .* is in use by another dfs up \(pid \d+\)/);
+    // So is a worker on a data folder a running worker has open.
+    const twin = await runCli([...flags, "worker", "--id", "w1", "--data", join(store, "workers", "w1")], { cwd: dir, timeoutMs: 20_000 });
+    assert.is(twin.code, 1);
+    assert.match(twin.stderr, /^dfs: IN_USE: the data folder .* is in use by another worker\n$/);
+    assert.is((await runCli([...flags, "get", "/hello.txt", "-"], { cwd: dir })).stdout, "hello from dfs up\n", "the first one still serves");
     // Elsewhere, without the CA or without credentials, the server is closed.
     const noCa = await runCli([...flags, "--creds-dir", join(store, "creds"), "ls"], { cwd: tmpdir() });
     assert.is(noCa.code, 1);
@@ -38,6 +47,7 @@ test("dfs up --tls runs a store with authentication and TLS until SIGINT, then s
     assert.match(noCreds.stderr, /^dfs: UNAUTHORIZED: /);
     up.process.kill("SIGINT");
     assert.is(await up.exited, 0, "dfs up exits 0 on SIGINT");
+    assert.not.ok(existsSync(join(store, "up.pid")), "the folder is given back");
     assert.match(up.stderr(), /dfs up: SIGINT: stopping everything/);
     assert.match(up.stdout(), /dfs is down/);
     await waitFor("every child to be gone", () => children.every((pid) => !alive(pid)), 10_000);
@@ -65,6 +75,13 @@ test("dfs up on a port that is taken says so and exits non-zero", async () => {
     holder.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("a worker id that cannot be one is a usage error, before anything connects", async () => {
+  const bad = await runCli(["worker", "--id", "bad id!", "--nats", "nats://127.0.0.1:1"]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--id .*must be 1-64 letters, digits, _ or -/);
+  assert.is(bad.stderr.trim().split("\n").length, 1, "one line");
 });
 
 test("dfs demo puts, gets and verifies sample files, then exits 0", async () => {

@@ -3,6 +3,7 @@
 // one value, and written in one batch with its metadata, so a piece is all there or absent.
 import { createHash } from "node:crypto";
 import { Level } from "level";
+import { DfsError, ErrorCodes } from "../src/errors.js";
 
 interface PieceMeta {
   size: number;
@@ -31,7 +32,13 @@ export class PieceStore {
 
   static async open(dir: string): Promise<PieceStore> {
     const db = new Level<string, unknown>(dir, { keyEncoding: "utf8" });
-    await db.open();
+    try {
+      await db.open();
+    } catch (err) {
+      // LevelDB locks its folder: another worker (or this one, started twice) has it open.
+      if ((err as { cause?: { code?: string } }).cause?.code === "LEVEL_LOCKED") throw new DfsError(ErrorCodes.IN_USE, `the data folder ${dir} is in use by another worker`, { cause: err });
+      throw new DfsError(ErrorCodes.LOCAL_IO, `cannot open the data folder ${dir}: ${(err as Error).message}`, { cause: err });
+    }
     const counts = { pieces: 0, bytes: 0 };
     for await (const value of db.values({ gt: "m!", lt: "m~", ...META })) {
       counts.pieces += 1;
