@@ -39,7 +39,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       const started = performance.now();
       const r = await client.put(local, remote, { replicas });
       const ms = performance.now() - started;
-      out(`put ${remote} v${r.version}: ${humanBytes(r.size)}, ${r.pieces} pieces × ${r.replicas} replicas in ${ms.toFixed(0)} ms`);
+      out(`put ${remote} v${r.version}: ${humanBytes(r.size)}, ${counted(r.pieces, "piece")} × ${counted(r.replicas, "replica")} in ${ms.toFixed(0)} ms`);
     }
     // An update makes version 2; version 1 stays readable.
     const v2 = Buffer.from("hello again: this is version 2\n");

@@ -16,10 +16,7 @@ export function humanBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
-/** `1 master`, `2 masters`. */
-export function counted(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
+export { counted } from "../src/errors.js";
 
 /** Parse `4096`, `64KiB`, `8MiB`, `1G`... into bytes. */
 export function parseBytes(text: string): number {

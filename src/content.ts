@@ -24,7 +24,7 @@ export interface ContentState {
 // Most bytes are being copied by nobody, failed nowhere and (once committed) assigned to no
 // upload: an empty Map or Set costs about 170 bytes, so empty ones are shared. The fold never
 // changes a collection of a ContentState in place when it is empty, nor leaves one empty: it
-// goes through `added`, `removed` and `counted`, which swap in a new one or the shared one.
+// goes through `added`, `removed`, `withEntry` and `withCount`, which swap in a new one or the shared one.
 const EMPTY_SET: Set<string> = new Set();
 const EMPTY_MAP: Map<unknown, unknown> = new Map();
 
@@ -57,7 +57,7 @@ export function withEntry<K, V>(map: Map<K, V>, key: K, value: V | undefined): M
 }
 
 /** `map` with the count at `key` changed by `delta`; a count that reaches 0 is removed. */
-export function counted<K>(map: Map<K, number>, key: K, delta: number): Map<K, number> {
+export function withCount<K>(map: Map<K, number>, key: K, delta: number): Map<K, number> {
   const count = (map.get(key) ?? 0) + delta;
   return withEntry(map, key, count > 0 ? count : undefined);
 }

@@ -178,7 +178,7 @@ function placePieces(
   if (pieces.length === 0) return byWorker;
   const live = [...state.workers.values()].filter((w) => w.live);
   if (live.length < replicas) {
-    throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replicas asked for, but ${live.length} worker${live.length === 1 ? " is" : "s are"} live`);
+    throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replica${replicas === 1 ? "" : "s"} asked for, but ${live.length} worker${live.length === 1 ? " is" : "s are"} live`);
   }
   const load = new Map(live.map((w) => [w.workerId, w.assignedBytes]));
   for (const piece of pieces) {

@@ -89,6 +89,11 @@ export function clipText(text: string, max = MAX_MESSAGE_LENGTH): string {
   return text.slice(0, end) + "…";
 }
 
+/** `1 master`, `2 masters`: a count in a message, singular or plural. */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 /**
  * User input as it may appear in a message: JSON-quoted (control characters escaped), bidi
  * controls escaped, and cut to 64 characters (with its length in bytes) when longer, so an

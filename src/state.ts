@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { added, contentFor, counted, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
+import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -198,7 +198,7 @@ export function apply(state: State, event: DfsEvent): void {
         const piece = v.pieces[a.piece]!;
         piece.peers.push({ workerId: event.workerId, role: a.role });
         const c = state.content.get(piece.sha256)!;
-        c.assigned = counted(c.assigned, event.workerId, 1);
+        c.assigned = withCount(c.assigned, event.workerId, 1);
         forgiveDrop(state, event.workerId, c.sha256);
         syncPlacement(state, c, event.workerId);
       }
@@ -222,7 +222,7 @@ export function apply(state: State, event: DfsEvent): void {
       state.pendingUploads.delete(v.uploadId);
       for (const piece of v.pieces) {
         const c = state.content.get(piece.sha256)!;
-        c.wanted = counted(c.wanted, v.replicas, 1);
+        c.wanted = withCount(c.wanted, v.replicas, 1);
         settleAssignments(state, c, piece);
         recheck(state, c);
       }
@@ -314,7 +314,7 @@ function livenessChanged(state: State, workerId: string): void {
  */
 function settleAssignments(state: State, c: ContentState, piece: PieceState): void {
   for (const peer of piece.peers) {
-    c.assigned = counted(c.assigned, peer.workerId, -1);
+    c.assigned = withCount(c.assigned, peer.workerId, -1);
     syncPlacement(state, c, peer.workerId);
     if (state.content.get(c.sha256) === c && !c.holders.has(peer.workerId) && !c.copying.has(peer.workerId) && !c.assigned.has(peer.workerId)) {
       oweDrop(state, peer.workerId, c.sha256);
@@ -329,7 +329,7 @@ function releaseVersion(state: State, v: VersionState): void {
     const c = state.content.get(piece.sha256)!;
     if (v.status === "pending") settleAssignments(state, c, piece);
     if (v.status === "committed") {
-      c.wanted = counted(c.wanted, v.replicas, -1);
+      c.wanted = withCount(c.wanted, v.replicas, -1);
     }
     c.refs -= 1;
     if (c.refs === 0) retire(state, c);

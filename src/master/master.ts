@@ -10,7 +10,7 @@ import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
 import { decide, type Command } from "../decide.js";
-import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../errors.js";
+import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
 import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
@@ -162,7 +162,7 @@ export class Master {
     await this.followLog();
     const now = Date.now();
     for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
-    this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
+    this.log(`replayed ${counted(this.state.lastSeq, "event")}: ${counted(this.state.paths.size, "file")}, ${counted(this.state.workers.size, "worker")}`);
     this.serveReads();
     this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
     if (this.opts.lease === false) this.lead();
@@ -200,7 +200,7 @@ export class Master {
       const snapshot = await readLatestSnapshot(this.nc, this.cat);
       if (!snapshot) return undefined;
       this.snapshotSeq = snapshot.head.seq;
-      this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${snapshot.head.files} files)`);
+      this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${counted(snapshot.head.files, "file")})`);
       return snapshot.state;
     } catch (err) {
       this.log(`not starting from the latest snapshot, folding the whole log: ${err instanceof Error ? err.message : String(err)}`);
@@ -218,7 +218,7 @@ export class Master {
       const digest = stateDigest(this.state);
       await this.appender.whenLogged(seq);
       const head = await writeSnapshot(this.nc, this.cat, bytes, { seq, digest, files });
-      this.log(`snapshot at sequence ${seq}: ${files} files, ${bytes.length} bytes in ${head.chunks} chunks, ${Date.now() - started} ms`);
+      this.log(`snapshot at sequence ${seq}: ${counted(files, "file")}, ${counted(bytes.length, "byte")} in ${counted(head.chunks, "chunk")}, ${Date.now() - started} ms`);
     } catch (err) {
       this.log(`no snapshot at sequence ${seq}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
@@ -675,7 +675,7 @@ export class Master {
       after = page.next;
     } while (after !== undefined && !this.stopped);
     const events = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
-    this.log(`worker ${workerId} holds ${held.size} piece${held.size === 1 ? "" : "s"}${events.length ? `: ${summarise(events)}` : ""}`);
+    this.log(`worker ${workerId} holds ${counted(held.size, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
   }
 
   async stop(): Promise<void> {
