@@ -337,8 +337,11 @@ export class Worker {
         this.working.set(piece.sha256, (this.working.get(piece.sha256) ?? 0) + 1);
         return this.inOrder(piece.sha256, async () => {
           // Wait for the major outside the limiter: a slot held while waiting could starve the
-          // very pieces this worker must store as a major.
-          const fromMajor = piece.pullFrom !== undefined && (await this.waitForPeer(piece.pullFrom, piece.sha256, event.uploadId));
+          // very pieces this worker must store as a major. A piece that travels in one frame
+          // comes from the uploader at once: waiting for the major (whose assignment may not
+          // even have reached it yet) costs more than the uploader serving it twice.
+          const fromMajor =
+            piece.pullFrom !== undefined && piece.size > this.frameSize && (await this.waitForPeer(piece.pullFrom, piece.sha256, event.uploadId));
           let outcome: DfsError | undefined;
           try {
             // From the major when it holds the piece (pipelined replication), else, or if that
