@@ -249,14 +249,14 @@ export class TestStore {
   }
 
   /**
-   * Rot: stop a worker and flip a byte of a piece's first chunk in its LevelDB (the store's
-   * own key layout). The caller starts it again as it needs.
+   * Rot: stop a worker and flip a byte of one chunk of a piece (the first unless told) in its
+   * LevelDB (the store's own key layout). The caller starts it again as it needs.
    */
-  async rot(workerId: string, sha256: string): Promise<void> {
+  async rot(workerId: string, sha256: string, chunkIndex = 0): Promise<void> {
     await this.role(`worker ${workerId}`).stop();
     const db = new Level<string, Uint8Array>(join(this.dir, "workers", workerId), { keyEncoding: "utf8", valueEncoding: "view" });
     try {
-      const key = `c!${sha256}!000000`;
+      const key = `c!${sha256}!${String(chunkIndex).padStart(6, "0")}`;
       const chunk = await db.get(key);
       if (!chunk) throw new Error(`worker ${workerId} does not hold ${sha256}`);
       const rotten = Buffer.from(chunk);
