@@ -4,6 +4,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { Level } from "level";
 import { PieceStore } from "../workers/store.js";
 import { tempDir } from "./harness.js";
 
@@ -75,6 +76,41 @@ test("store - refuses chunks of uneven sizes", () =>
     await store.put(sha(bytes), [bytes.subarray(0, 100), bytes.subarray(100, 300)]).catch(() => (refused = true));
     assert.ok(refused);
     assert.not.ok(await store.has(sha(bytes)));
+  }),
+);
+
+test("store - a piece being written is absent until committed; an aborted one, or one whose writer died, leaves no chunk", () =>
+  withStore(async (open, reopen) => {
+    const bytes = randomBytes(10_000);
+    const id = sha(bytes);
+    const chunkCount = async () => {
+      let n = 0;
+      for await (const _ of (open() as unknown as { db: Level<string, unknown> }).db.keys({ gt: "c!", lt: "c~" })) n += 1;
+      return n;
+    };
+    const writer = await open().begin(id);
+    await writer.write(bytes.subarray(0, 4_096));
+    assert.not.ok(await open().has(id), "absent while written");
+    assert.is(await open().read(id, 0, 10), undefined, "nothing to read while written");
+    await writer.abort();
+    assert.is(await chunkCount(), 0, "aborted: no chunk left");
+
+    const dying = await open().begin(id);
+    await dying.write(bytes.subarray(0, 4_096));
+    await dying.write(bytes.subarray(4_096, 8_192));
+    assert.is(await chunkCount(), 2);
+    await reopen(); // the worker died mid-piece
+    assert.is(await chunkCount(), 0, "its chunks were removed at the next open");
+    assert.not.ok(await open().has(id));
+    assert.is(open().pieces, 0);
+
+    const done = await open().begin(id);
+    for (const chunk of chunksOf(bytes, 4_096)) await done.write(chunk);
+    await done.commit(7);
+    await reopen();
+    assert.ok(Buffer.compare(Buffer.from((await open().read(id, 0, 10_000))!), bytes) === 0, "committed: all there after a reopen");
+    assert.is(open().pieces, 1);
+    assert.is(await open().keptSince(id), 7);
   }),
 );
 

@@ -1,6 +1,8 @@
 // A worker's piece store: one LevelDB, pieces keyed by their SHA-256 (the same bytes are kept
 // once). A piece is kept as chunks no bigger than a NATS frame, so a read of one frame touches
-// one value, and written in one batch with its metadata, so a piece is all there or absent.
+// one value. Its chunks are written as they come and its metadata last, in the batch that also
+// clears its "being written" mark: a piece without metadata is absent, and the chunks of one
+// whose writer died (a crash) are removed at the next open.
 import { createHash } from "node:crypto";
 import { Level } from "level";
 import { DfsError, ErrorCodes } from "../src/errors.js";
@@ -16,13 +18,37 @@ interface PieceMeta {
   keptSince?: number;
 }
 
+/** A piece being written, chunk by chunk: invisible until `commit`. */
+export interface PieceWriter {
+  /** The next chunk: all of one size but the last, which may be shorter. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Make the piece visible, its bytes already checked against its SHA-256. */
+  commit(keptSince?: number): Promise<void>;
+  /** Remove what was written. */
+  abort(): Promise<void>;
+}
+
 const CHUNK_KEY_DIGITS = 6;
 const META = { valueEncoding: "json" } as const;
 const BYTES = { valueEncoding: "view" } as const;
 
-// Two key spaces in one database: `m!<sha256>` → PieceMeta, `c!<sha256>!<chunk>` → bytes.
+// Three key spaces in one database: `m!<sha256>` → PieceMeta, `c!<sha256>!<chunk>` → bytes,
+// `w!<sha256>` → a piece being written (its start time).
 const metaKey = (sha256: string) => `m!${sha256}`;
 const chunkKey = (sha256: string, index: number) => `c!${sha256}!${String(index).padStart(CHUNK_KEY_DIGITS, "0")}`;
+const chunksOf = (sha256: string) => ({ gt: `c!${sha256}!`, lt: `c!${sha256}!~` });
+const writingKey = (sha256: string) => `w!${sha256}`;
+
+/**
+ * LevelDB's memory, bounded whatever the store's size. LevelDB maps each table file it holds
+ * open into memory (up to 1,000 files), and every page read from one (a piece served,
+ * scrubbed, checked) stays in the worker's RSS until the file is closed: with the defaults
+ * (1,000 open files of 2-5 MiB) a worker that read 1 GiB held 1 GiB of it (README,
+ * Benchmarks). So: 74 open files, LevelDB's floor (64 tables and 10 others), and tables of one
+ * chunk each (a 512 KiB write buffer and table size: a chunk of up to 960 KiB closes a table),
+ * which bounds the mapped pages near 64 MiB; an 8 MiB block cache (the default, said here).
+ */
+const LEVEL_OPTIONS = { cacheSize: 8 * 1024 * 1024, writeBufferSize: 512 * 1024, maxFileSize: 512 * 1024, maxOpenFiles: 74 } as const;
 
 export class PieceStore {
   private constructor(
@@ -31,13 +57,19 @@ export class PieceStore {
   ) {}
 
   static async open(dir: string): Promise<PieceStore> {
-    const db = new Level<string, unknown>(dir, { keyEncoding: "utf8" });
+    const db = new Level<string, unknown>(dir, { keyEncoding: "utf8", ...LEVEL_OPTIONS });
     try {
       await db.open();
     } catch (err) {
       // LevelDB locks its folder: another worker (or this one, started twice) has it open.
       if ((err as { cause?: { code?: string } }).cause?.code === "LEVEL_LOCKED") throw new DfsError(ErrorCodes.IN_USE, `the data folder ${dir} is in use by another worker`, { cause: err });
       throw new DfsError(ErrorCodes.LOCAL_IO, `cannot open the data folder ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    // Pieces whose writing never ended (the worker died): their chunks go, they were never there.
+    for await (const key of db.keys({ gt: "w!", lt: "w~" })) {
+      const sha256 = key.slice(2);
+      await db.clear(chunksOf(sha256));
+      await db.del(key);
     }
     const counts = { pieces: 0, bytes: 0 };
     for await (const value of db.values({ gt: "m!", lt: "m~", ...META })) {
@@ -69,19 +101,49 @@ export class PieceStore {
    */
   async put(sha256: string, chunks: readonly Uint8Array[], keptSince = 0): Promise<void> {
     if (await this.has(sha256)) return this.keep(sha256, keptSince);
-    const chunkSize = chunks[0]?.length ?? 0;
-    // Every piece has at least one byte (an empty file has no pieces).
-    if (chunkSize === 0 || chunks.some((c, i) => (i < chunks.length - 1 ? c.length !== chunkSize : c.length > chunkSize))) {
-      throw new Error("chunks must be non-empty and all of one size but the last");
+    const writer = await this.begin(sha256);
+    try {
+      for (const chunk of chunks) await writer.write(chunk);
+      await writer.commit(keptSince);
+    } catch (err) {
+      await writer.abort();
+      throw err;
     }
-    const batch = this.db.batch();
-    chunks.forEach((chunk, i) => batch.put(chunkKey(sha256, i), chunk, BYTES));
-    const size = chunks.reduce((n, c) => n + c.length, 0);
-    const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince };
-    batch.put(metaKey(sha256), meta, META);
-    await batch.write();
-    this.counts.pieces += 1;
-    this.counts.bytes += size;
+  }
+
+  /**
+   * Start writing a piece that is not here, chunk by chunk as its bytes come (the caller
+   * checks them against `sha256` before it commits). One writer per piece at a time.
+   */
+  async begin(sha256: string): Promise<PieceWriter> {
+    const db = this.db;
+    await db.put(writingKey(sha256), Date.now(), META);
+    let chunks = 0;
+    let size = 0;
+    let chunkSize = 0;
+    let short = false;
+    return {
+      write: async (chunk) => {
+        // Every piece has at least one byte (an empty file has no pieces).
+        if (chunk.length === 0 || short || (chunks > 0 && chunk.length > chunkSize)) throw new Error("chunks must be non-empty and all of one size but the last");
+        if (chunks === 0) chunkSize = chunk.length;
+        else if (chunk.length < chunkSize) short = true;
+        await db.put(chunkKey(sha256, chunks), chunk, BYTES);
+        chunks += 1;
+        size += chunk.length;
+      },
+      commit: async (keptSince = 0) => {
+        if (chunks === 0) throw new Error("a piece has at least one chunk");
+        const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince };
+        await db.batch().put(metaKey(sha256), meta, META).del(writingKey(sha256)).write();
+        this.counts.pieces += 1;
+        this.counts.bytes += size;
+      },
+      abort: async () => {
+        await db.clear(chunksOf(sha256));
+        await db.del(writingKey(sha256));
+      },
+    };
   }
 
   /** Bytes [offset, offset+length) of a piece, or undefined if the piece is not here. */

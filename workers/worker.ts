@@ -32,6 +32,7 @@ import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
 import { Limiter } from "../src/limiter.js";
+import { fetchInOrder } from "../src/in-order.js";
 
 export interface WorkerOptions {
   id: string;
@@ -60,12 +61,6 @@ const STOP_GRACE_MS = 2_000;
 /** How long a minor waits for the piece's major to hold it before pulling from the uploader. */
 const PEER_WAIT_MS = 20_000;
 const PEER_PROBES = 4;
-
-function sha256Of(frames: readonly Uint8Array[]): string {
-  const hash = createHash("sha256");
-  for (const frame of frames) hash.update(frame);
-  return hash.digest("hex");
-}
 
 /** Where a piece's bytes come from: a peer that holds them, or the uploading client. */
 type PieceSource = { worker: string } | { upload: string; piece: number };
@@ -420,11 +415,13 @@ export class Worker {
         "worker" in source
           ? (offset: number, length: number) => callBytes(this.nc, this.cat.workerRpc(source.worker, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS)
           : (offset: number, length: number) => this.pullFrame(this.cat.pull(source.upload, source.piece), offset, length);
-      let frames: Uint8Array[];
+      let actual: string;
       try {
-        frames = await this.pullFrames(piece, read);
+        actual = await this.pullInto(piece, read, seq);
       } catch (err) {
         const coded = asDfsError(err);
+        // A full or broken disk fails the order now rather than after every retry.
+        if (coded.code === ErrorCodes.STORAGE_FAILED) return coded;
         if ("worker" in source) {
           tried.push(`${source.worker}: ${coded.message}`);
           continue;
@@ -433,7 +430,6 @@ export class Worker {
         if (coded.code === ErrorCodes.UNAVAILABLE || coded.code === ErrorCodes.TIMEOUT) this.noteDeadUpload(source.upload);
         return coded;
       }
-      const actual = sha256Of(frames);
       if (actual !== piece.sha256) {
         if ("upload" in source) {
           return new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `piece ${source.piece} has SHA-256 ${actual}, declared ${piece.sha256} (did the file change during the upload?)`);
@@ -442,12 +438,6 @@ export class Worker {
         // That peer's copy is bad: it checks itself, drops it and reports it.
         void call(this.nc, this.cat.workerRpc(source.worker, "verify"), { sha256: piece.sha256 }, PULL_TIMEOUT_MS).catch(() => undefined);
         continue;
-      }
-      try {
-        await this.store.put(piece.sha256, frames, seq);
-      } catch (err) {
-        // A full or broken disk fails the order now rather than after every retry.
-        return new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${piece.sha256}: ${err instanceof Error ? err.message : String(err)}`);
       }
       return undefined;
     }
@@ -460,23 +450,41 @@ export class Worker {
     if (this.deadUploads.size > DEAD_UPLOADS_KEPT) this.deadUploads.delete(this.deadUploads.values().next().value!);
   }
 
-  /** A piece as the frames it travelled in, in order: they become its chunks in the store, uncopied. */
-  private async pullFrames(piece: { size: number; sha256: string }, pull: (offset: number, length: number) => Promise<Uint8Array>): Promise<Uint8Array[]> {
-    const frames: Uint8Array[] = [];
-    const offsets: number[] = [];
-    for (let offset = 0; offset < piece.size; offset += this.frameSize) offsets.push(offset);
-    let next = 0;
-    const lane = async () => {
-      while (next < offsets.length) {
-        const offset = offsets[next++]!;
-        const length = Math.min(this.frameSize, piece.size - offset);
-        const frame = await pull(offset, length);
-        if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.sha256} has ${frame.length} bytes, expected ${length}`);
-        frames[offset / this.frameSize] = frame;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.opts.framesInFlight ?? 4, offsets.length) }, lane));
-    return frames;
+  /**
+   * Pull a piece and write it to the store as it comes: its frames asked a few at a time,
+   * hashed in order and written as its chunks, uncopied, so memory holds a few frames whatever
+   * the piece's size. Kept (at log sequence `seq`) only if the bytes hash to its SHA-256;
+   * resolves with what they hashed to. A store that fails is STORAGE_FAILED.
+   */
+  private async pullInto(piece: { size: number; sha256: string }, pull: (offset: number, length: number) => Promise<Uint8Array>, seq: number): Promise<string> {
+    const storageFailed = (err: unknown) =>
+      new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${piece.sha256}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    const writer = await this.store.begin(piece.sha256).catch((err) => Promise.reject(storageFailed(err)));
+    const hash = createHash("sha256");
+    try {
+      await fetchInOrder(
+        Math.ceil(piece.size / this.frameSize),
+        this.opts.framesInFlight ?? 4,
+        async (index) => {
+          const offset = index * this.frameSize;
+          const length = Math.min(this.frameSize, piece.size - offset);
+          const frame = await pull(offset, length);
+          if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.sha256} has ${frame.length} bytes, expected ${length}`);
+          return frame;
+        },
+        async (frame) => {
+          hash.update(frame);
+          await writer.write(frame).catch((err) => Promise.reject(storageFailed(err)));
+        },
+      );
+      const actual = hash.digest("hex");
+      if (actual === piece.sha256) await writer.commit(seq).catch((err) => Promise.reject(storageFailed(err)));
+      else await writer.abort();
+      return actual;
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      throw err;
+    }
   }
 
   private async pullFrame(subject: string, offset: number, length: number): Promise<Uint8Array> {
