@@ -2,7 +2,7 @@
 // directory at the same relative path, several files in flight, each an ordinary get (verified,
 // written under a temporary name, renamed when complete). One that fails does not stop the others.
 import { mkdir } from "node:fs/promises";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Limiter } from "../src/limiter.js";
 import { baseName, normalisePrefix } from "../src/paths.js";
@@ -55,7 +55,7 @@ export async function getTree(source: TreeSource, prefix: string, dir: string, o
         let ended: GetOutcome;
         try {
           local = localPathFor(file.path, from, dir);
-          await mkdir(join(local, ".."), { recursive: true }).catch((err: Error) => {
+          await mkdir(dirname(local), { recursive: true }).catch((err: Error) => {
             throw new DfsError(ErrorCodes.LOCAL_IO, `cannot make the directory for ${local}: ${err.message}`, { cause: err });
           });
           ended = { remote: file.path, local, result: await getFile(source, file.path, local, { version: file.version, parallelPieces: 1, signal: opts.signal }) };
