@@ -15,11 +15,12 @@ import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
-import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
+import { DfsClient, DEFAULT_REPLICAS, type PutResult } from "./client.js";
 import { runDemo } from "./demo.js";
 import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
+import { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
 import type { Progress } from "./progress.js";
 import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
@@ -123,6 +124,29 @@ function progressBar(label: string): { update: (p: Progress) => void; stop: () =
       bar.update(p.done, payload);
     },
     stop: () => started && bar.stop(),
+  };
+}
+
+/**
+ * One line of progress for many files when stderr is a terminal: files done of the total, and
+ * bytes. `log` prints a line above it (or just prints it, without a terminal).
+ */
+function filesBar(label: string, total: number): { update: (bytes: number) => void; log: (line: string, stream: NodeJS.WriteStream) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, log: (line, stream) => stream.write(line), stop: () => undefined };
+  const bars = new cliProgress.MultiBar(
+    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} files, {bytes}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const bar = bars.create(total, 0, { bytes: humanBytes(0) });
+  let stopped = false;
+  return {
+    update: (bytes) => bar.increment(1, { bytes: humanBytes(bytes) }),
+    // Lines for the terminal go above the bar; a redirected stream gets them as they are.
+    log: (line, stream) => (stream.isTTY ? bars.log(line) : stream.write(line)),
+    stop: () => {
+      if (!stopped) bars.stop();
+      stopped = true;
+    },
   };
 }
 
@@ -353,29 +377,83 @@ export function buildProgram(): Command {
 
   program
     .command("put")
-    .description("store a local file (a new version if REMOTE exists)")
-    .argument("<local>", "local file")
-    .argument("[remote]", "remote path (default: /<basename of local>)")
+    .description("store local files (a new version where a path exists), directories with -r, stdin with -")
+    .argument("<local...>", "local files (directories with -r, - for stdin), then REMOTE when more than one is named")
+    .option("-r, --recursive", "store directories: each keeps its name below REMOTE")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
     .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
-    .option("--timeout <seconds>", "give up after this long without progress", integer(1), 60)
-    .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number; timeout: number }) => {
+    .option("--timeout <seconds>", "give up a file after this long without progress", integer(1), 60)
+    .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--verbose", "with several files or -r: a line for every file stored")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  dfs put cat.jpg                    # /cat.jpg\n  dfs put cat.jpg /photos/           # /photos/cat.jpg\n  dfs put a.txt b.txt /docs          # /docs/a.txt, /docs/b.txt\n  dfs put -r photos /backup          # /backup/photos/...\n  tar c . | dfs put - /backup/all.tar",
+    )
+    .action(async (args: string[], opts: { recursive?: boolean; replicas: number; pieceSize?: number; timeout: number; parallel: number; verbose?: boolean }) => {
+      const [locals, remote] = args.length === 1 ? [args, undefined] : [args.slice(0, -1), args.at(-1)!];
+      const putOptions = { replicas: opts.replicas, pieceSize: opts.pieceSize, idleTimeoutMs: opts.timeout * 1000 };
+      const stored = (r: PutResult) =>
+        `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${counted(r.pieces, "piece")} × ${counted(r.replicas, "replica")} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`;
+      if (locals.includes("-")) {
+        if (locals.length > 1 || opts.recursive) throw new DfsError(ErrorCodes.BAD_REQUEST, "- (stdin) must be the only LOCAL, without -r");
+        if (remote === undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "stdin needs a REMOTE path: dfs put - REMOTE");
+        await withClient(globals(), (client) =>
+          interruptible(async (signal) => {
+            const bar = progressBar("put");
+            try {
+              const r = await client.putStream(process.stdin, remote, { ...putOptions, onProgress: bar.update, signal });
+              bar.stop();
+              process.stdout.write(stored(r));
+            } finally {
+              bar.stop();
+            }
+          }),
+        );
+        return;
+      }
+      const plan = await planPut(locals, remote ?? "/", { recursive: opts.recursive });
+      for (const s of plan.skipped) process.stderr.write(`dfs: skipped ${s.local}: ${s.reason}\n`);
+      if (locals.length === 1 && !opts.recursive) {
+        const [entry] = plan.entries;
+        await withClient(globals(), (client) =>
+          // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
+          interruptible(async (signal) => {
+            const bar = progressBar("put");
+            try {
+              const r = await client.put(entry!.local, entry!.remote, { ...putOptions, onProgress: bar.update, signal });
+              bar.stop();
+              process.stdout.write(stored(r));
+            } finally {
+              bar.stop();
+            }
+          }),
+        );
+        return;
+      }
       await withClient(globals(), (client) =>
-        // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
+        // Ctrl-C abandons every version in flight and starts no more.
         interruptible(async (signal) => {
-          const bar = progressBar("put");
+          const started = performance.now();
+          const bar = filesBar("put", plan.entries.length);
+          let bytes = 0;
           try {
-            const r = await client.put(local, remote ?? `/${basename(local)}`, {
-              replicas: opts.replicas,
-              pieceSize: opts.pieceSize,
-              idleTimeoutMs: opts.timeout * 1000,
-              onProgress: bar.update,
+            const { stored: done, failed } = await client.putMany(plan.entries, {
+              ...putOptions,
+              parallel: opts.parallel,
               signal,
+              onFile: (outcome) => {
+                if ("error" in outcome) bar.log(`dfs: ${outcome.error.code}: ${outcome.entry.local}: ${outcome.error.message}\n`, process.stderr);
+                else {
+                  bytes += outcome.result.size;
+                  if (opts.verbose) bar.log(stored(outcome.result), process.stdout);
+                }
+                bar.update(bytes);
+              },
             });
             bar.stop();
-            process.stdout.write(
-              `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`,
-            );
+            const seconds = ((performance.now() - started) / 1000).toFixed(1);
+            process.stdout.write(`stored ${counted(done.length, "file")}, ${humanBytes(bytes)}, in ${seconds} s${plan.skipped.length ? ` (${plan.skipped.length} skipped)` : ""}\n`);
+            if (failed.length > 0) throw new DfsError(ErrorCodes.SOME_FILES_FAILED, `${failed.length} of ${counted(plan.entries.length, "file")} failed`);
           } finally {
             bar.stop();
           }
@@ -385,12 +463,51 @@ export function buildProgram(): Command {
 
   program
     .command("get")
-    .description("read a file back, verifying every piece")
-    .argument("<remote>", "remote path")
+    .description("read a file back, verifying every piece; with -r, every file below a prefix")
+    .argument("<remote>", "remote path (with -r, a prefix)")
     .argument("[local]", "local file or directory, or - for stdout (default: basename of remote)")
+    .option("-r, --recursive", "every file at or below REMOTE, written below LOCAL at the same relative path")
     .option("--version <n>", "a named version instead of the latest", integer(1))
-    .addHelpText("after", "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less")
-    .action(async (remote: string, local: string | undefined, opts: { version?: number }) => {
+    .option("--parallel <n>", "with -r: files in flight at once", integer(1), DEFAULT_PARALLEL_FILES)
+    .addHelpText(
+      "after",
+      "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less\n  dfs get -r /backup/photos restore  # /backup/photos/x/y.jpg into restore/x/y.jpg",
+    )
+    .action(async (remote: string, local: string | undefined, opts: { recursive?: boolean; version?: number; parallel: number }) => {
+      if (opts.recursive) {
+        if (local === "-") throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r writes files, not stdout: use dfs cat");
+        if (opts.version !== undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r reads the latest version of each file: --version names one file's");
+        const name = basename(remote.replace(/\/+$/, ""));
+        if (local === undefined && name === "") throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r / needs a local directory: dfs get -r / DIR");
+        const dir = local ?? name;
+        await withClient(globals(), (client) =>
+          // Ctrl-C stops every get in flight and removes its temporary file.
+          interruptible(async (signal) => {
+            const started = performance.now();
+            let bar: ReturnType<typeof filesBar> | undefined;
+            let bytes = 0;
+            try {
+              const { files, written, failed } = await client.getTree(remote, dir, {
+                parallel: opts.parallel,
+                signal,
+                onFile: (outcome) => {
+                  if ("error" in outcome) bar?.log(`dfs: ${outcome.error.code}: ${outcome.remote}: ${outcome.error.message}\n`, process.stderr);
+                  else bytes += outcome.result.size;
+                  bar?.update(bytes);
+                },
+                onListed: (n) => (bar = filesBar("get", n)),
+              });
+              bar?.stop();
+              const seconds = ((performance.now() - started) / 1000).toFixed(1);
+              process.stderr.write(`read ${counted(written.length, "file")} into ${dir}: ${humanBytes(bytes)} in ${seconds} s, sha256 verified\n`);
+              if (failed.length > 0) throw new DfsError(ErrorCodes.SOME_FILES_FAILED, `${failed.length} of ${counted(files, "file")} failed`);
+            } finally {
+              bar?.stop();
+            }
+          }),
+        );
+        return;
+      }
       await withClient(globals(), (client) =>
         // Ctrl-C stops the get and removes its temporary file.
         interruptible(async (signal) => {

@@ -1,8 +1,8 @@
 // The client library: everything `dfs` does, usable from a program. It holds no state of the
 // store; it asks the master, serves its own bytes to workers during a put, and reads pieces
 // from workers during a get (`get.ts`), checking every SHA-256.
-import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
@@ -22,7 +22,11 @@ import type { projection } from "../src/state.js";
 import type { SnapshotHead } from "../src/snapshot.js";
 import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
+import { getTree, type GetTreeOptions, type GetTreeResult } from "./get-many.js";
+import { PieceHasher, type ContentHashes } from "./piece-hasher.js";
 import type { Progress } from "./progress.js";
+import { putMany, type PutEntry, type PutManyOptions, type PutManyResult } from "./put-many.js";
+import { spoolStream } from "./spool.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
@@ -88,12 +92,66 @@ export interface WorkerReport {
   status?: WorkerStatus;
 }
 
+/** Files up to this size are read once, into memory, and served from there. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
+/** What a put asks the master for, its content hashed. */
+interface UploadPlanned extends ContentHashes {
+  path: string;
+  pieceSize: number;
+  replicas: number;
+}
+
+/** The bytes of a put's content at a position (a frame a worker pulls). */
+type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
+
 /** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
 export function pieceSizeFor(size: number, requested?: number): number {
   if (requested !== undefined) return requested;
   let pieceSize = DEFAULT_PIECE_SIZE;
   while (Math.ceil(size / pieceSize) > MAX_PIECES) pieceSize *= 2;
   return pieceSize;
+}
+
+function checkedPieceSize(size: number, requested?: number): number {
+  const pieceSize = pieceSizeFor(size, requested);
+  if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
+    throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
+  }
+  return pieceSize;
+}
+
+/** A whole small file, in one buffer. */
+async function readWhole(file: FileHandle, size: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(size);
+  for (let position = 0; position < size; ) {
+    const { bytesRead } = await file.read(bytes, position, size - position, position);
+    if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
+    position += bytesRead;
+  }
+  return bytes;
+}
+
+/** A file's hashes, read once from start to end in steps of at most 4 MiB. */
+async function hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void): Promise<ContentHashes> {
+  const hasher = new PieceHasher(pieceSize);
+  const buffer = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024));
+  for (let position = 0; position < size; ) {
+    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);
+    if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
+    hasher.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+    onProgress?.({ phase: "hash", done: position, total: size });
+  }
+  return hasher.digest();
+}
+
+function readerOf(file: FileHandle): ReadAt {
+  return async (position, length) => {
+    const frame = Buffer.allocUnsafe(length);
+    const { bytesRead } = await file.read(frame, 0, length, position);
+    return frame.subarray(0, bytesRead);
+  };
 }
 
 export class DfsClient {
@@ -222,59 +280,64 @@ export class DfsClient {
     return auditLog(this.nc, this.cat, opts, onEntry);
   }
 
+  /**
+   * Store a local file at `remotePath` (a new version if the path exists). A small file is read
+   * once, into memory; a larger one is read twice, streaming (to hash it, then as workers pull).
+   */
   async put(localPath: string, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
     const path = normalisePath(remotePath);
-    let file: FileHandle;
-    try {
-      file = await open(localPath, "r");
-    } catch (err) {
-      throw new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
-    }
+    const unreadable = (err: unknown) =>
+      err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
+    const file = await open(localPath, "r").catch((err) => Promise.reject(unreadable(err)));
+    let isOpen = true;
+    const close = async () => {
+      if (isOpen) await file.close();
+      isOpen = false;
+    };
     try {
       const info = await file.stat();
       if (!info.isFile()) throw new DfsError(ErrorCodes.LOCAL_IO, `${localPath} is not a regular file`);
-      const size = info.size;
-      const pieceSize = pieceSizeFor(size, opts.pieceSize);
-      if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
-        throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
+      const pieceSize = checkedPieceSize(info.size, opts.pieceSize);
+      const replicas = opts.replicas ?? DEFAULT_REPLICAS;
+      if (info.size <= SMALL_FILE_BYTES) {
+        const bytes = await readWhole(file, info.size).catch((err) => Promise.reject(unreadable(err)));
+        await close();
+        const hasher = new PieceHasher(pieceSize);
+        hasher.update(bytes);
+        return await this.upload({ path, pieceSize, replicas, ...hasher.digest() }, async (position, length) => bytes.subarray(position, position + length), opts);
       }
-      const { sha256, pieceHashes } = await this.hashFile(file, size, pieceSize, opts.onProgress).catch((err) => {
-        throw err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
-      });
-      return await this.upload(file, { path, size, pieceSize, sha256, pieceHashes, replicas: opts.replicas ?? DEFAULT_REPLICAS }, opts);
+      const hashes = await hashFile(file, info.size, pieceSize, opts.onProgress).catch((err) => Promise.reject(unreadable(err)));
+      return await this.upload({ path, pieceSize, replicas, ...hashes }, readerOf(file), opts);
     } finally {
-      await file.close();
+      await close();
     }
   }
 
-  private async hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void) {
-    const pieceCount = size === 0 ? 0 : Math.ceil(size / pieceSize);
-    const whole = createHash("sha256");
-    const pieces = Buffer.alloc(pieceCount * 32);
-    const buffer = Buffer.allocUnsafe(Math.min(pieceSize, 4 * 1024 * 1024));
-    for (let piece = 0; piece < pieceCount; piece++) {
-      const hash = createHash("sha256");
-      const start = piece * pieceSize;
-      const end = Math.min(size, start + pieceSize);
-      for (let position = start; position < end; ) {
-        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position);
-        if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
-        const chunk = buffer.subarray(0, bytesRead);
-        hash.update(chunk);
-        whole.update(chunk);
-        position += bytesRead;
-        onProgress?.({ phase: "hash", done: position, total: size });
+  /**
+   * Store what `input` yields (stdin) at `remotePath`. It can be read only once, so it is
+   * spooled to a temporary file in the OS temporary folder, hashed on the way in, and put from
+   * there; the file is removed however the put ends.
+   */
+  async putStream(input: Readable, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
+    const path = normalisePath(remotePath);
+    const spooled = await spoolStream(input, checkedPieceSize(0, opts.pieceSize), opts.signal);
+    try {
+      let hashes: ContentHashes = { size: spooled.size, sha256: spooled.sha256, pieceHashes: spooled.pieceHashes };
+      const file = await open(spooled.path, "r");
+      try {
+        // Past MAX_PIECES default-sized pieces (160 GiB), pieces grow: hashed again at their size.
+        const pieceSize = checkedPieceSize(spooled.size, opts.pieceSize);
+        if (pieceSize !== spooled.pieceSize) hashes = await hashFile(file, spooled.size, pieceSize, opts.onProgress);
+        return await this.upload({ path, pieceSize, replicas: opts.replicas ?? DEFAULT_REPLICAS, ...hashes }, readerOf(file), opts);
+      } finally {
+        await file.close();
       }
-      hash.digest().copy(pieces, piece * 32);
+    } finally {
+      await spooled.remove();
     }
-    return { sha256: whole.digest("hex"), pieceHashes: pieces };
   }
 
-  private async upload(
-    file: FileHandle,
-    plan: { path: string; size: number; pieceSize: number; sha256: string; pieceHashes: Buffer; replicas: number },
-    opts: PutOptions,
-  ): Promise<PutResult> {
+  private async upload(plan: UploadPlanned, readAt: ReadAt, opts: PutOptions): Promise<PutResult> {
     const uploadId = nuid.next();
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
@@ -291,11 +354,10 @@ export class DfsClient {
       if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
         throw new DfsError(ErrorCodes.BAD_REQUEST, `piece ${where.piece} has no bytes [${req.offset}, +${req.length})`);
       }
-      const frame = Buffer.allocUnsafe(req.length);
-      const { bytesRead } = await file.read(frame, 0, req.length, start + req.offset);
+      const frame = await readAt(start + req.offset, req.length);
       lastActivity = Date.now();
-      servedBytes += bytesRead;
-      return frame.subarray(0, bytesRead);
+      servedBytes += frame.length;
+      return frame;
     });
     try {
       // A create is the same decision however often it is asked (its upload id says which), so
@@ -393,6 +455,19 @@ export class DfsClient {
       over = true;
       await server.drain().catch(() => undefined);
     }
+  }
+
+  /**
+   * Put many files over this connection, `parallel` at a time (default 16), each an ordinary
+   * put committed or abandoned on its own; see `planPut` for which file goes where.
+   */
+  async putMany(entries: readonly PutEntry[], opts: PutManyOptions = {}): Promise<PutManyResult> {
+    return putMany(this, entries, opts);
+  }
+
+  /** Write every latest committed file at or below `prefix` below the local `dir`; see `getTree`. */
+  async getTree(prefix: string, dir: string, opts: GetTreeOptions = {}): Promise<GetTreeResult> {
+    return getTree(this, prefix, dir, opts);
   }
 
   /**

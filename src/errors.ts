@@ -28,6 +28,8 @@ export const ErrorCodes = {
   TIMEOUT: "TIMEOUT",
   /** The caller stopped the operation (an AbortSignal; Ctrl-C or SIGTERM in the CLI). */
   INTERRUPTED: "INTERRUPTED",
+  /** Some files of a put or get of many failed; each was reported on its own. */
+  SOME_FILES_FAILED: "SOME_FILES_FAILED",
   /** A local file could not be read or written. */
   LOCAL_IO: "LOCAL_IO",
   /** A data folder is in use by another process (a worker's store, a `dfs up`). */
