@@ -212,6 +212,38 @@ test("tail colours the type on request, never when piped or with NO_COLOR", asyn
   assert.is(bad.code, 2);
 });
 
+test("the --json shapes are the README's", async ({ store }) => {
+  await tell(store);
+  const json = async (args: string[]) => {
+    const run = await runCli([...store.flags, ...args, "--json"]);
+    assert.is(run.code, 0, run.stderr);
+    return JSON.parse(run.stdout) as Record<string, unknown> & Record<string, unknown>[];
+  };
+  const keys = (value: unknown) => Object.keys(value as object).sort();
+  const entry = ["committedAt", "createdAt", "fileId", "path", "pieceSize", "pieces", "replicas", "sha256", "size", "version", "versionCount"];
+  assert.equal(keys((await json(["ls"]))[0]), entry);
+  const stat = await json(["stat", "/t/a", "--pieces"]);
+  assert.equal(keys(stat), [...entry, "layout", "versions"].sort());
+  assert.equal(keys((stat.versions as unknown[])[0]), ["committedAt", "createdAt", "pieceSize", "pieces", "replicas", "sha256", "size", "version"]);
+  assert.equal(keys((stat.layout as unknown[])[0]), ["index", "sha256", "size", "workers"]);
+  const history = await json(["history", "/t/a"]);
+  assert.equal(keys(history[0]), ["events", "fileId", "sha256", "size", "status", "version"]);
+  assert.equal(keys((history[0]!.events as unknown[])[0]), ["seq", "time", "type"]);
+  assert.equal(keys((await tail(store))[0]), ["event", "seq", "subject", "time"]);
+  const replay = await json(["replay"]);
+  assert.equal(keys(replay), ["content", "dropsOwed", "files", "lastSeq", "rejected", "workers"]);
+  assert.equal(keys((replay.workers as unknown[])[0]), ["assignedBytes", "joinedAt", "live", "workerId"]);
+  assert.equal(keys((replay.files as unknown[])[0]), ["deleted", "fileId", "lastVersion", "path", "versions"]);
+  assert.equal(keys((replay.content as unknown[])[0]), ["assigned", "copying", "failedAt", "holders", "refs", "sha256", "size", "wanted"]);
+  const workers = await json(["workers"]);
+  assert.equal(keys(workers[0]), ["assignedBytes", "live", "status", "workerId"]);
+  assert.equal(keys(workers[0]!.status), ["at", "boot", "bytes", "freeBytes", "pieces", "workerId"]);
+  const status = await json(["status"]);
+  assert.equal(keys(status), ["copiesInFlight", "dropsOwed", "lastSeq", "pieces", "problems", "rejected", "uploadsPending", "workers"]);
+  assert.equal(keys(status.pieces), ["excess", "healthy", "total", "unavailable", "underReplicated", "unplaceable"]);
+  assert.equal(keys((status.workers as unknown[])[0]), ["bytes", "copying", "freeBytes", "live", "pieces", "workerId"]);
+});
+
 test("tail --follow rides through a nats-server restart without repeating or skipping, and says so when the server stays away", async ({ store }) => {
   await tell(store);
   const follow = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
