@@ -244,6 +244,39 @@ test("the --json shapes are the README's", async ({ store }) => {
   assert.equal(keys((status.workers as unknown[])[0]), ["bytes", "copying", "freeBytes", "live", "pieces", "workerId"]);
 });
 
+/** `dfs tail --follow --json ARGS` until it exits by itself (bounded): its status and what it printed. */
+async function followUntilExit(store: TestStore, args: string[], meanwhile: () => Promise<void>) {
+  const follow = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  follow.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  follow.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => follow.once("exit", resolve));
+  try {
+    await meanwhile();
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 30_000))]);
+    return { code, stderr, printed: stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Logged) };
+  } finally {
+    follow.kill("SIGKILL");
+  }
+}
+
+test("tail --follow --until a point still to come ends there, by sequence and by time", async ({ store }) => {
+  await tell(store);
+  const last = (await tail(store)).at(-1)!.seq;
+  const client = await store.client();
+  await writeFile(join(store.dir, "d"), "a few more events");
+  const bySeq = await followUntilExit(store, ["--since", String(last), "--until", String(last + 2)], async () => {
+    await client.put(join(store.dir, "d"), "/t/d", { replicas: 1 });
+  });
+  assert.is(bySeq.code, 0, bySeq.stderr);
+  assert.equal(bySeq.printed.map((e) => e.seq), [last, last + 1, last + 2]);
+  const soon = new Date(Date.now() + 2_000).toISOString();
+  const byTime = await followUntilExit(store, ["--since", "0s", "--until", soon], async () => undefined);
+  assert.is(byTime.code, 0, byTime.stderr);
+  for (const e of byTime.printed) assert.ok(e.time <= soon, `${e.time} is not after ${soon}`);
+});
+
 test("tail --follow rides through a nats-server restart without repeating or skipping, and says so when the server stays away", async ({ store }) => {
   await tell(store);
   const follow = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
