@@ -12,7 +12,7 @@ import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
-import { Master } from "../src/master.js";
+import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
 import { parseLogPoint, type LogPoint } from "../src/log-point.js";
 import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
@@ -271,13 +271,15 @@ export function buildProgram(): Command {
     .command("master")
     .description("run a master against a NATS server with JetStream")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
+    .option("--snapshot-every <events>", "write a snapshot of the table every this many events (0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
-    .action(async (opts: { workerTimeout: number; lease: boolean }) => {
+    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number }) => {
       const nc = await connectRole(globals(), "master");
       const master = await Master.start(nc, {
         prefix: globals().prefix,
         lease: opts.lease,
         workerTimeoutMs: opts.workerTimeout,
+        snapshotEvery: opts.snapshotEvery,
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
@@ -610,6 +612,13 @@ export function buildProgram(): Command {
         if (live) {
           if (live.digest !== digest) throw new DfsError(ErrorCodes.INTERNAL, `replay differs from the live master at sequence ${live.lastSeq}: ${digest} ≠ ${live.digest}`);
           process.stderr.write(`replay matches the live master at sequence ${live.lastSeq}\n`);
+          // The snapshot masters start from must be what the log says too.
+          const snapshot = await client.latestSnapshot();
+          if (snapshot) {
+            const replayed = snapshot.seq === state.lastSeq ? digest : stateDigest((await client.replay(snapshot.seq)).state);
+            if (replayed !== snapshot.digest) throw new DfsError(ErrorCodes.INTERNAL, `replay differs from the snapshot at sequence ${snapshot.seq}: ${replayed} ≠ ${snapshot.digest}`);
+            process.stderr.write(`replay matches the snapshot at sequence ${snapshot.seq}\n`);
+          }
         }
       }, "auditor");
     });

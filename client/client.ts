@@ -21,6 +21,8 @@ import { auditLog, locateAt, pathHistory, replayLog, type AuditEntry, type Audit
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
+import type { SnapshotHead } from "../src/snapshot.js";
+import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
 import type { Progress } from "./progress.js";
 
@@ -231,6 +233,11 @@ export class DfsClient {
   async replay(until?: number | LogPoint): Promise<ReplayResult> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return replayLog(this.nc, this.cat, typeof until === "number" ? { seq: until } : until);
+  }
+
+  /** The head of the latest snapshot of the master's table (what it covers and its digest), if one was written. */
+  async latestSnapshot(): Promise<SnapshotHead | undefined> {
+    return latestSnapshotHead(this.nc, this.cat);
   }
 
   /** The audit log, filtered as `opts` say, each message judged by a fold of the whole log. */

@@ -39,6 +39,9 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
       noRandomize: true,
       name: opts.name,
       maxReconnectAttempts: opts.maxReconnectAttempts ?? 10,
+      // Otherwise every request captures a stack trace up front, in case it fails: a third
+      // of the master's CPU when small files come in fast.
+      noAsyncTraces: true,
       ...(user ? { authenticator: credsAuthenticator(user.creds), inboxPrefix: catalogue(opts.prefix).inbox(user.user) } : {}),
       ...(opts.tlsCa ? { tls: { caFile: opts.tlsCa } } : {}),
     });

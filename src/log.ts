@@ -10,36 +10,45 @@ import {
 } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
-import { encode } from "./codec.js";
 import { DfsError, ErrorCodes } from "./errors.js";
-import type { DfsEvent } from "./events.js";
 import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
-import { subjectFor, type LoggedMessage } from "./fold.js";
+import type { LoggedMessage } from "./fold.js";
 
+/** JetStream's answers to a fenced publish that lost: the stream's last sequence, or last message id, is not the one expected. */
 const WRONG_LAST_SEQUENCE = 10071;
+const WRONG_LAST_MSG_ID = 10070;
 
-/** Another writer appended first: `lastSeq` is where the stream really is. */
+/** Another writer appended first: `lastSeq`, when known, is where the stream really is. */
 export class AppendConflict extends Error {
   constructor(readonly expected: number, readonly lastSeq: number | undefined) {
     super(`stream is past sequence ${expected}${lastSeq === undefined ? "" : ` (at ${lastSeq})`}`);
   }
 }
 
+/** Where an append must land: right after `lastSeq`, and after the event whose id is `lastId` when this writer appended that one too. */
+export interface AppendFence {
+  lastSeq: number;
+  /** Chains appends sent without waiting for each other: one after a refused one is refused too. */
+  lastId?: string;
+}
+
 /**
- * Append one event, only if the stream's last sequence is `expectedLastSeq`: the message as
- * logged. Tried again through a failover: if an attempt landed but its ack was lost, the
- * fence refuses the next one (an AppendConflict), so an event never lands twice.
+ * Append one message, only if the stream's last sequence (and last message id) are the
+ * fence's: resolves with its sequence. Each append carries a new message id, so one tried
+ * again through a failover after its ack was lost is recognised as the same message (the
+ * stream deduplicates before it checks the fence) and never lands twice.
  */
-export async function appendEvent(js: JetStreamClient, cat: Catalogue, event: DfsEvent, expectedLastSeq: number): Promise<LoggedMessage> {
-  const subject = subjectFor(cat, event);
-  const data = encode(event);
+export async function appendEvent(js: JetStreamClient, message: { subject: string; data: Uint8Array }, fence: AppendFence, id = nuid.next()): Promise<number> {
   try {
-    const ack = await throughFailover(() => js.publish(subject, data, { expect: { lastSequence: expectedLastSeq } }));
-    return { seq: ack.seq, subject, data };
+    const ack = await throughFailover(() =>
+      js.publish(message.subject, message.data, { msgID: id, expect: { lastSequence: fence.lastSeq, ...(fence.lastId ? { lastMsgID: fence.lastId } : {}) } }),
+    );
+    if (ack.seq !== fence.lastSeq + 1) throw new AppendConflict(fence.lastSeq, undefined);
+    return ack.seq;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+    if (err instanceof JetStreamApiError && (err.code === WRONG_LAST_SEQUENCE || err.code === WRONG_LAST_MSG_ID)) {
       const match = /wrong last sequence: (\d+)/.exec(err.message);
-      throw new AppendConflict(expectedLastSeq, match ? Number(match[1]) : undefined);
+      throw new AppendConflict(fence.lastSeq, match ? Number(match[1]) : undefined);
     }
     throw err;
   }

@@ -19,5 +19,5 @@ export { auditLog, locateAt, replayLog, replayPast } from "./replay.js";
 export type { AuditEntry, AuditOptions } from "./replay.js";
 export { parseLogPoint } from "./log-point.js";
 export type { LogPoint } from "./log-point.js";
-export { Master } from "./master.js";
-export type { MasterOptions } from "./master.js";
+export { Master } from "./master/master.js";
+export type { MasterOptions } from "./master/master.js";

@@ -55,6 +55,12 @@ export interface Catalogue {
   leaseStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   /** A mirror of the events stream, for readers: they may make consumers on it, never on the events stream itself. */
   readonly auditStream: string;
+  /** The masters' snapshots of the table: chunks first, then the head that names them (the commit). */
+  readonly snapshotStream: string;
+  snapshotHead(): string;
+  /** The chunks of one snapshot (`*`: every snapshot's). */
+  snapshotChunks(snapshotId: string): string;
+  snapshotStreamConfig(replicas?: number): Partial<StreamConfig> & { name: string; subjects: string[] };
   /** Durable consumer the masters share on the confirmation work queue. */
   readonly masterConfirmConsumer: string;
   /** Queue group the masters share for RPCs, so each request is answered once. */
@@ -105,6 +111,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
   const auditStream = `${upper}_AUDIT`;
   const leaseStream = `${upper}_LEASE`;
   const abandonStream = `${upper}_ABANDON`;
+  const snapshotStream = `${upper}_SNAPSHOTS`;
   const token = (kind: string, value: string) => {
     if (!isSubjectToken(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}`);
     return value;
@@ -133,6 +140,18 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: 5 * 1_000_000_000,
+    }),
+    snapshotStream,
+    snapshotHead: () => `${p}.snap.head`,
+    snapshotChunks: (snapshotId) => `${p}.snap.chunk.${snapshotId === "*" ? "*" : token("snapshot id", snapshotId)}`,
+    snapshotStreamConfig: (replicas = 1) => ({
+      name: snapshotStream,
+      subjects: [`${p}.snap.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      // A head is small; the chunks of a snapshot a newer head replaced are purged by the master.
+      max_msgs_per_subject: -1,
+      num_replicas: replicas,
     }),
     masterConfirmConsumer: "master",
     masterQueue: `${p}-master`,

@@ -24,6 +24,9 @@ const api = {
   consumerInfo: (stream: string, name: string) => `$JS.API.CONSUMER.INFO.${stream}.${name}`,
   consumerDelete: (stream: string, name: string) => `$JS.API.CONSUMER.DELETE.${stream}.${name}`,
   next: (stream: string, name: string) => `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
+  /** One stored message, such as the last on a subject. */
+  messageGet: (stream: string) => `$JS.API.STREAM.MSG.GET.${stream}`,
+  purge: (stream: string) => `$JS.API.STREAM.PURGE.${stream}`,
   ack: (stream: string, name: string) => `$JS.ACK.${stream}.${name}.>`,
   all: "$JS.API.>",
 };
@@ -76,6 +79,12 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
           api.consumerInfo(abandons, consumer),
           api.next(abandons, consumer),
           api.ack(abandons, consumer),
+          // Snapshots of the table: written, read back at start, the replaced ones purged.
+          cat.snapshotHead(),
+          cat.snapshotChunks("*"),
+          ...logReader(cat.snapshotStream),
+          api.messageGet(cat.snapshotStream),
+          api.purge(cat.snapshotStream),
         ],
         subscribe: [cat.allMasterRpcs(), cat.allHeartbeats(), `${cat.inbox(userName("master"))}.>`],
         respond: true,
@@ -123,8 +132,8 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
       };
     case "auditor":
       return {
-        // The log, and the master's own digest of it for `dfs replay --check`.
-        publish: [...mirrorReader(cat), cat.masterRpc("state"), cat.masterRpc("status")],
+        // The log, and the master's own digests of it (live, and the latest snapshot's head) for `dfs replay --check`.
+        publish: [...mirrorReader(cat), cat.masterRpc("state"), cat.masterRpc("status"), api.streamInfo(cat.snapshotStream), api.messageGet(cat.snapshotStream)],
         subscribe: [`${cat.inbox(userName("auditor"))}.>`],
         respond: false,
       };

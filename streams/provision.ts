@@ -58,6 +58,7 @@ export async function provisionStreams(nc: NatsConnection, cat: Catalogue, opts:
   await ensureStream(jsm, cat.auditStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.leaseStreamConfig(opts.replicas));
   await ensureStream(jsm, cat.abandonStreamConfig(opts.replicas));
+  await ensureStream(jsm, cat.snapshotStreamConfig(opts.replicas));
 }
 
 /** Whether a stream is there (readers and roles never create one). */

@@ -1,10 +1,11 @@
 // What is retried through a failover can never land twice: an append whose ack was lost is
-// tried again and refused by its fence; what is not a failover is not retried.
+// tried again and recognised by the stream as the same message; appends sent together are
+// chained, so once one is refused the ones after it are too; what is not a failover is not retried.
 import { jetstream, JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { DfsEvent } from "../src/events.js";
+import { encode } from "../src/codec.js";
 import { isFailoverError, throughFailover } from "../src/failover.js";
 import { AppendConflict, appendEvent, lastSequence } from "../src/log.js";
 import { TestStore, errorCode } from "./harness.js";
@@ -20,7 +21,6 @@ test.after(async (ctx) => {
   await ctx.store?.stop();
 });
 
-const joined = (workerId: string): DfsEvent => ({ type: "WorkerJoined", at: Date.now(), workerId }) as DfsEvent;
 
 /** A JetStream client whose first publish lands but whose ack is lost, as when its server dies right after storing it. */
 function losingFirstAck(js: JetStreamClient): JetStreamClient {
@@ -38,16 +38,33 @@ function losingFirstAck(js: JetStreamClient): JetStreamClient {
   });
 }
 
-test("an append whose ack was lost is tried again and refused by the fence: the event is logged once", async ({ store }) => {
+const joined = (store: TestStore, workerId: string) => ({ subject: store.cat.workerEvents(workerId), data: encode({ type: "WorkerJoined", at: Date.now(), workerId }) });
+
+test("an append whose ack was lost is tried again and recognised as the same message: the event is logged once", async ({ store }) => {
   const nc = await store.connect("master");
   const before = await lastSequence(nc, store.cat);
-  const conflict = await appendEvent(losingFirstAck(jetstream(nc)), store.cat, joined("wx"), before).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  assert.instance(conflict, AppendConflict, "the retry lost to the first attempt");
-  assert.is((conflict as AppendConflict).lastSeq, before + 1, "where the first attempt landed");
+  const seq = await appendEvent(losingFirstAck(jetstream(nc)), joined(store, "wx"), { lastSeq: before });
+  assert.is(seq, before + 1, "where the first attempt landed");
   assert.is(await lastSequence(nc, store.cat), before + 1, "logged once");
+});
+
+test("appends sent together are chained: once one is refused by the fence, every one after it is refused too", async ({ store }) => {
+  const nc = await store.connect("master");
+  const js = jetstream(nc);
+  const before = await lastSequence(nc, store.cat);
+  // A rival takes the next sequence first.
+  await appendEvent(js, joined(store, "rival"), { lastSeq: before });
+  const outcomes = await Promise.all(
+    ["w1", "w2", "w3"].map((id, i) =>
+      appendEvent(js, joined(store, id), { lastSeq: before + i, ...(i > 0 ? { lastId: `chain-${i - 1}` } : {}) }, `chain-${i}`).then(
+        () => "landed",
+        (err: unknown) => (err instanceof AppendConflict ? "refused" : String(err)),
+      ),
+    ),
+  );
+  // Without the chain, w2 (expecting the stream at before + 1, where the rival left it) would land after a hole.
+  assert.equal(outcomes, ["refused", "refused", "refused"]);
+  assert.is(await lastSequence(nc, store.cat), before + 1, "only the rival's event");
 });
 
 test("only a failover's errors are retried, and for a bounded time, then UNAVAILABLE", async () => {

@@ -55,7 +55,7 @@ test("provisioning is idempotent and safe when everyone races to do it", async (
   const jsm = await jetstreamManager(nc);
   const names: string[] = [];
   for await (const s of jsm.streams.list()) names.push(s.config.name);
-  assert.equal(names.filter((n) => n.startsWith("RACE_")).sort(), ["RACE_ABANDON", "RACE_AUDIT", "RACE_CONFIRM", "RACE_EVENTS", "RACE_LEASE"]);
+  assert.equal(names.filter((n) => n.startsWith("RACE_")).sort(), ["RACE_ABANDON", "RACE_AUDIT", "RACE_CONFIRM", "RACE_EVENTS", "RACE_LEASE", "RACE_SNAPSHOTS"]);
   const consumers: string[] = [];
   for await (const c of jsm.consumers.list("RACE_EVENTS")) consumers.push(c.name);
   assert.equal(consumers, ["worker-w1"]);

@@ -3,18 +3,22 @@
 // by folding events read from, or appended to, the stream.
 import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { catalogue, type Catalogue, type MasterOp } from "../streams/catalogue.js";
-import { provisionMaster } from "../streams/provision.js";
-import { requireStore } from "./connection.js";
-import { Watchers } from "./watchers.js";
-import { Lease } from "./lease.js";
-import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
-import { decode } from "./codec.js";
-import { decide, type Command } from "./decide.js";
-import { DfsError, ErrorCodes, asDfsError, reportFatal } from "./errors.js";
-import type { DfsEvent } from "./events.js";
-import { foldLogged, type LoggedMessage } from "./fold.js";
-import { AppendConflict, appendEvent, lastSequence, openReader, readLog, type LogReader } from "./log.js";
+import { catalogue, type Catalogue, type MasterOp } from "../../streams/catalogue.js";
+import { provisionMaster } from "../../streams/provision.js";
+import { requireStore } from "../connection.js";
+import { Watchers } from "../watchers.js";
+import { Lease } from "../lease.js";
+import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
+import { decide, type Command } from "../decide.js";
+import { DfsError, ErrorCodes, asDfsError, reportFatal } from "../errors.js";
+import type { DfsEvent } from "../events.js";
+import { decode, encode } from "../codec.js";
+import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
+import { AppendConflict, lastSequence, openReader, readLog, type LogReader } from "../log.js";
+import { Limiter } from "../limiter.js";
+import { Appender } from "./appender.js";
+import { readLatestSnapshot, writeSnapshot } from "./snapshots.js";
+import { encodeTable } from "../snapshot.js";
 import {
   AbandonNote,
   AbortRequest,
@@ -33,12 +37,12 @@ import {
   parse,
   type InventoryPage,
   replyBudgetFor,
-} from "./protocol.js";
-import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "./queries.js";
-import { call, serve } from "./rpc.js";
-import { hasWork } from "./heal.js";
-import { piecesHealth, storeStatus } from "./status.js";
-import { initialState, projection, stateDigest, versionOf, type State } from "./state.js";
+} from "../protocol.js";
+import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
+import { call, serve } from "../rpc.js";
+import { hasWork } from "../heal.js";
+import { piecesHealth, storeStatus } from "../status.js";
+import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
 
 export interface MasterOptions {
   prefix?: string;
@@ -52,7 +56,11 @@ export interface MasterOptions {
   lease?: boolean;
   /** The master can no longer follow the log or the confirmations (default: throw). */
   onFatal?: (err: DfsError) => void;
+  /** The leader writes a snapshot of the table every this many events (default 100,000; 0: never). */
+  snapshotEvery?: number;
 }
+
+export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
 const FOLDED = "folded";
@@ -89,10 +97,12 @@ function summarise(events: readonly DfsEvent[]): string {
   return [...counts].map(([type, n]) => `${n} ${type}`).join(", ");
 }
 const CATCH_UP_TIMEOUT_MS = 15_000;
+/** Confirmations decided at once, their appends in flight together. */
+const CONFIRMATIONS_IN_FLIGHT = 256;
 
 export class Master {
   readonly cat: Catalogue;
-  readonly state: State = initialState();
+  private state: State = initialState();
   /** Appends that lost a race and were decided again: the fence at work. */
   conflicts = 0;
   /** Tells masters apart in `state` replies (they share one queue group). */
@@ -100,7 +110,11 @@ export class Master {
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Decisions are taken one at a time, each on the table every earlier one left. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private readonly appender: Appender;
+  /** While the table is folded again from the log (after a refused append), reads wait for it. */
+  private refolding?: Promise<void>;
   private tail?: LogReader;
   private subs: Subscription[] = [];
   private confirms?: ConsumerMessages;
@@ -124,10 +138,14 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
+  /** The sequence the latest snapshot covers (read at start, or written since). */
+  private snapshotSeq = 0;
+  private snapshotting = false;
 
   private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
     this.cat = catalogue(opts.prefix);
     this.js = jetstream(nc);
+    this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
   }
@@ -141,8 +159,26 @@ export class Master {
   private async run(): Promise<void> {
     await requireStore(this.nc, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
     await throughFailover(() => provisionMaster(this.nc, this.cat));
-    // Replay everything, then keep tailing: events appended by another master arrive here too.
-    this.tail = await readLog(this.nc, this.cat, { follow: true }, (message) => {
+    await this.followLog();
+    const now = Date.now();
+    for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
+    this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
+    this.serveReads();
+    this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
+    if (this.opts.lease === false) this.lead();
+    else {
+      this.lease = new Lease(this.js, this.cat, this.instanceId, { lead: () => this.lead(), follow: (why) => this.follow(why) });
+      this.lease.start();
+    }
+  }
+
+  /**
+   * Fold the log from the latest snapshot (or its first event), then keep tailing it: events
+   * appended by another master arrive here too.
+   */
+  private async followLog(): Promise<void> {
+    this.state = (await this.latestSnapshot()) ?? initialState();
+    const tail = await readLog(this.nc, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
       if (message.seq <= this.state.lastSeq) return; // already folded: our own append
       if (message.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
@@ -150,18 +186,64 @@ export class Master {
         return;
       }
       this.fold(message);
+      this.appender.noteLogged(message.seq);
     });
-    await this.waitForSeq(this.tail.startLastSeq);
-    const now = Date.now();
-    for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
-    this.log(`replayed ${this.state.lastSeq} events: ${this.state.paths.size} files, ${this.state.workers.size} workers`);
-    this.serveReads();
-    this.subs.push(this.nc.subscribe(this.cat.allHeartbeats(), { callback: (_e, msg) => this.onHeartbeat(msg.subject, msg.data) }));
-    this.tail.done.catch(this.fatal("the master stopped following the log"));
-    if (this.opts.lease === false) this.lead();
-    else {
-      this.lease = new Lease(this.js, this.cat, this.instanceId, { lead: () => this.lead(), follow: (why) => this.follow(why) });
-      this.lease.start();
+    this.tail = tail;
+    tail.done.catch((err) => this.tail === tail && this.fatal("the master stopped following the log")(err));
+    await this.waitForSeq(tail.startLastSeq);
+    this.appender.reset(this.state.lastSeq);
+  }
+
+  /** The table of the latest snapshot, if there is a good one: otherwise the log is folded from its first event. */
+  private async latestSnapshot(): Promise<State | undefined> {
+    try {
+      const snapshot = await readLatestSnapshot(this.nc, this.cat);
+      if (!snapshot) return undefined;
+      this.snapshotSeq = snapshot.head.seq;
+      this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${snapshot.head.files} files)`);
+      return snapshot.state;
+    } catch (err) {
+      this.log(`not starting from the latest snapshot, folding the whole log: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
+  /** Write a snapshot of the table as it is now, once the log holds all of it. */
+  private async snapshot(): Promise<void> {
+    const started = Date.now();
+    const seq = this.state.lastSeq;
+    try {
+      const files = this.state.paths.size;
+      const bytes = encodeTable(this.state);
+      const digest = stateDigest(this.state);
+      await this.appender.whenLogged(seq);
+      const head = await writeSnapshot(this.nc, this.cat, bytes, { seq, digest, files });
+      this.log(`snapshot at sequence ${seq}: ${files} files, ${bytes.length} bytes in ${head.chunks} chunks, ${Date.now() - started} ms`);
+    } catch (err) {
+      this.log(`no snapshot at sequence ${seq}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      // Tried again only after as many events again, whatever happened.
+      this.snapshotSeq = seq;
+      this.snapshotting = false;
+    }
+  }
+
+  /**
+   * The table ran ahead of the log and the log did not take it (an append was refused: a
+   * rival master appended first; or its fate is unknown): fold it again from the first event.
+   */
+  private async refold(): Promise<void> {
+    const why = this.appender.broken;
+    this.refolding = (async () => {
+      await this.appender.settled();
+      this.log(`folding the log again: ${why instanceof Error ? why.message : String(why)}`);
+      this.tail?.stop();
+      await this.followLog();
+    })();
+    try {
+      await this.refolding;
+    } finally {
+      this.refolding = undefined;
     }
   }
 
@@ -286,12 +368,17 @@ export class Master {
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event) this.folded(event);
     this.foldWatch.changed(FOLDED);
+    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+      this.snapshotting = true;
+      setImmediate(() => void this.snapshot()); // not in the middle of a decision
+    }
   }
 
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
   private folded(event: DfsEvent): void {
     if ("fileId" in event) this.uploadWatch.changed(event.fileId);
-    if (!this.leading) return; // replaying, or following: the leader decides
+    if (!this.leading || this.refolding) return; // replaying, or following: the leader decides
     if (RECONCILE_AFTER.has(event.type)) this.reconcileSoon();
     if (event.type === "WorkerJoined") this.inventorySoon(event.workerId);
   }
@@ -310,39 +397,44 @@ export class Master {
     }
   }
 
-  /** Decide and append, one command at a time; a lost race means: catch up, decide again. */
-  execute(cmd: Command): Promise<DfsEvent[]> {
-    const run = this.queue.then(() => this.decideAndAppend(cmd));
-    this.queue = run.catch(() => undefined);
+  /** Run `step` after every step handed in before it. */
+  private inTurn<T>(step: () => T | Promise<T>): Promise<T> {
+    const run = this.turn.then(step);
+    this.turn = run.catch(() => undefined);
     return run;
   }
 
-  private async decideAndAppend(cmd: Command): Promise<DfsEvent[]> {
+  /**
+   * Decide and append: decisions are taken in turn, each folded at once, and their appends
+   * pipelined (see Appender); resolves once the decision's events are in the log. A refused
+   * append means: fold the log again, decide again.
+   */
+  async execute(cmd: Command): Promise<DfsEvent[]> {
     const appended: DfsEvent[] = [];
     for (let attempt = 0; attempt < MAX_DECISION_ATTEMPTS; attempt++) {
-      let events: DfsEvent[];
-      try {
-        events = decide(this.state, cmd);
-      } catch (err) {
-        // Part of this decision landed before a rival's event; what it says now is settled.
-        if (appended.length > 0) return appended;
-        throw err;
-      }
-      if (events.length === 0) return appended;
-      const base = this.state.lastSeq;
-      try {
-        for (const [i, event] of events.entries()) {
-          // Folded from the bytes as logged, so this table is the one every reader of the log gets.
-          const logged = await appendEvent(this.js, this.cat, event, base + i);
-          if (this.state.lastSeq === logged.seq - 1) this.fold(logged);
-          appended.push(event);
+      const decision = await this.inTurn(async () => {
+        if (this.appender.broken !== undefined) await this.refold();
+        let events: DfsEvent[];
+        try {
+          events = decide(this.state, cmd);
+        } catch (err) {
+          // Part of this decision landed before a rival's event; what it says now is settled.
+          if (appended.length > 0) return undefined;
+          throw err;
         }
-        return appended;
-      } catch (err) {
-        if (!(err instanceof AppendConflict)) throw err;
-        this.conflicts += 1;
-        await this.waitForSeq(err.lastSeq ?? base + 1);
-      }
+        if (events.length === 0) return undefined;
+        const base = this.state.lastSeq;
+        const messages = events.map((event, i) => ({ seq: base + 1 + i, subject: subjectFor(this.cat, event), data: encode(event) }));
+        // Folded from the bytes as they will be logged, so this table is the one every reader of the log gets.
+        for (const message of messages) this.fold(message);
+        return { events, sent: this.appender.append(messages) };
+      });
+      if (!decision) return appended;
+      const { landed, failure } = await decision.sent;
+      appended.push(...decision.events.slice(0, landed));
+      if (failure === undefined) return appended;
+      if (!(failure instanceof AppendConflict)) throw failure;
+      this.conflicts += 1;
     }
     throw new DfsError(ErrorCodes.INTERNAL, `gave up on ${cmd.type} after ${MAX_DECISION_ATTEMPTS} lost races`);
   }
@@ -355,7 +447,24 @@ export class Master {
 
   private rpc(op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown): Subscription {
     const onInternalError = (err: unknown) => this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
-    return serve(this.nc, this.cat.masterRpc(op), handler, { queue: this.cat.masterQueue, onInternalError });
+    const answer = async (request: unknown) => {
+      for (let attempt = 1; ; attempt++) {
+        await this.refolding;
+        const reply = await handler(request);
+        try {
+          // The table may be ahead of the log by the appends in flight: nothing is told before the log has it.
+          await this.appender.whenLogged(this.state.lastSeq);
+          return reply;
+        } catch (err) {
+          if (attempt >= 3 || this.appender.broken === undefined) throw err;
+          // Answer again from the table folded again from the log.
+          await this.inTurn(async () => {
+            if (this.appender.broken !== undefined) await this.refold();
+          });
+        }
+      }
+    };
+    return serve(this.nc, this.cat.masterRpc(op), answer, { queue: this.cat.masterQueue, onInternalError });
   }
 
   /** The RPCs that decide (and append): only the leader answers them. */
@@ -446,7 +555,7 @@ export class Master {
       const req = parse(StateRequest, request, "state request");
       // Behind pending decisions, so the answer is a state the log really had (mid-decision
       // the table may be ahead of what the caller could replay).
-      return this.queue.then(() => ({
+      return this.turn.then(() => ({
         masterId: this.instanceId,
         lastSeq: this.state.lastSeq,
         digest: stateDigest(this.state),
@@ -502,6 +611,7 @@ export class Master {
     // Leadership may have gone while this was set up: then the next leader reads them.
     if (!this.leading) return void (await confirms.close());
     this.confirms = confirms;
+    const confirming = new Limiter(CONFIRMATIONS_IN_FLIGHT);
     for await (const m of confirms) {
       if (!this.leading) {
         m.nak();
@@ -516,16 +626,19 @@ export class Master {
         m.term();
         continue;
       }
-      try {
+      // Decided as they come, without waiting for one another's appends (the consumer's unacknowledged limit bounds them).
+      void confirming.run(async () => {
         // A rival master may have decided what this answers in events we have not folded yet.
         if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.nc, this.cat));
-        await this.execute(commandFor(report, Date.now()));
-        m.ack();
-      } catch (err) {
-        if (this.stopped) return;
-        this.log(`confirmation from ${report.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
-        m.nak(1_000);
-      }
+        return this.execute(commandFor(report, Date.now()));
+      }).then(
+        () => m.ack(),
+        (err) => {
+          if (this.stopped) return;
+          this.log(`confirmation from ${report.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
+          m.nak(1_000);
+        },
+      );
     }
   }
 
@@ -577,6 +690,7 @@ export class Master {
     for (const sub of this.subs) sub.unsubscribe();
     await this.confirms?.close();
     this.tail?.stop();
-    await this.queue;
+    await this.turn;
+    await this.appender.settled();
   }
 }

@@ -1,0 +1,81 @@
+// Snapshots on JetStream: the table's bytes as chunks on a subject of their own, then a head
+// that names them (the last write is the commit, as NATS Object Store does it), then the
+// chunks of the snapshots it replaces purged.
+import { createHash } from "node:crypto";
+import { jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
+import type { Catalogue } from "../../streams/catalogue.js";
+import { decode, encode } from "../codec.js";
+import { readLog } from "../log.js";
+import { frameSizeFor } from "../protocol.js";
+import { SNAPSHOT_FORMAT, SnapshotHead, decodeTable } from "../snapshot.js";
+import type { State } from "../state.js";
+import { throughFailover } from "../failover.js";
+
+/** Chunks sent before waiting for their acknowledgements. */
+const CHUNKS_IN_FLIGHT = 16;
+/** JetStream's code for a stream that does not exist (a store provisioned before snapshots). */
+const STREAM_NOT_FOUND = 10059;
+
+/** Write a snapshot of an encoded table; resolves with its head once the head is stored. */
+export async function writeSnapshot(
+  nc: NatsConnection,
+  cat: Catalogue,
+  bytes: Uint8Array,
+  about: { seq: number; digest: string; files: number },
+): Promise<SnapshotHead> {
+  const js = jetstream(nc);
+  const snapshotId = nuid.next();
+  const subject = cat.snapshotChunks(snapshotId);
+  const chunkSize = frameSizeFor(nc.info?.max_payload ?? 1024 * 1024);
+  const hash = createHash("sha256").update(bytes);
+  let chunks = 0;
+  for (let offset = 0; offset < bytes.length; offset += chunkSize * CHUNKS_IN_FLIGHT) {
+    const window = [];
+    for (let start = offset; start < Math.min(bytes.length, offset + chunkSize * CHUNKS_IN_FLIGHT); start += chunkSize) {
+      window.push(throughFailover(() => js.publish(subject, bytes.subarray(start, start + chunkSize))));
+      chunks += 1;
+    }
+    await Promise.all(window);
+  }
+  const head: SnapshotHead = { format: SNAPSHOT_FORMAT, snapshotId, ...about, bytes: bytes.length, chunks, sha256: hash.digest("hex"), at: Date.now() };
+  await throughFailover(() => js.publish(cat.snapshotHead(), encode(head)));
+  await purgeReplaced(nc, cat, snapshotId);
+  return head;
+}
+
+/** Remove every snapshot but `keep`: older ones, and the chunks of any whose head never came. */
+async function purgeReplaced(nc: NatsConnection, cat: Catalogue, keep: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(cat.snapshotStream, { subjects_filter: cat.snapshotChunks("*") });
+  const current = cat.snapshotChunks(keep);
+  for (const subject of Object.keys(info.state.subjects ?? {})) {
+    if (subject !== current) await jsm.streams.purge(cat.snapshotStream, { filter: subject });
+  }
+  await jsm.streams.purge(cat.snapshotStream, { filter: cat.snapshotHead(), keep: 1 });
+}
+
+/** The latest snapshot's head, if any (undefined too on a store made before snapshots). */
+export async function latestSnapshotHead(nc: NatsConnection, cat: Catalogue): Promise<SnapshotHead | undefined> {
+  const jsm = await jetstreamManager(nc);
+  let stored;
+  try {
+    stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, { last_by_subj: cat.snapshotHead() }));
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return undefined;
+    throw err;
+  }
+  return stored ? SnapshotHead.parse(decode(stored.data)) : undefined;
+}
+
+/** The latest snapshot, read back and checked against its head; undefined when there is none. */
+export async function readLatestSnapshot(nc: NatsConnection, cat: Catalogue): Promise<{ head: SnapshotHead; state: State } | undefined> {
+  const head = await latestSnapshotHead(nc, cat);
+  if (!head) return undefined;
+  const chunks: Uint8Array[] = [];
+  if (head.chunks > 0) {
+    const reader = await readLog(nc, cat, { stream: cat.snapshotStream, filter: cat.snapshotChunks(head.snapshotId) }, (m) => void chunks.push(m.data));
+    await reader.done;
+  }
+  return { head, state: decodeTable(head, chunks) };
+}

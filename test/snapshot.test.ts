@@ -1,0 +1,85 @@
+// Snapshots shorten restarts and are never the truth: the table a snapshot holds is exactly
+// the replay of the log up to its sequence, a master starts from it and folds only the rest,
+// a snapshot that does not check out is ignored, and `dfs replay --check` compares it.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { encode } from "../src/codec.js";
+import { latestSnapshotHead, readLatestSnapshot } from "../src/master/snapshots.js";
+import { stateDigest } from "../src/state.js";
+import { TestStore, runCli, tempDir, waitFor } from "./harness.js";
+
+const test = suite<{ store: TestStore }>("snapshots", {} as { store: TestStore });
+const SNAPSHOT_EVERY = 15;
+
+test.before(async (ctx) => {
+  ctx.store = await TestStore.start("snapshots");
+  ctx.store.startMaster(3_000, ["--snapshot-every", String(SNAPSHOT_EVERY)]);
+  for (const id of ["s1", "s2"]) await ctx.store.startWorker(id);
+  await ctx.store.waitForLiveWorkers(2);
+});
+
+test.after(async (ctx) => {
+  await ctx.store?.stop();
+});
+
+test("the leader writes snapshots that hold exactly the table the log gives at their sequence", async ({ store }) => {
+  const client = await store.client();
+  const dir = await tempDir("snap");
+  for (let i = 0; i < 6; i++) {
+    const local = join(dir, `f${i}`);
+    await writeFile(local, `file ${i} `.repeat(100 + i));
+    await client.put(local, `/snap/f${i % 4}`, { replicas: 2 });
+  }
+  await client.remove("/snap/f0");
+  const nc = await store.connect("master");
+  await waitFor("a snapshot past the deletes", async () => ((await latestSnapshotHead(nc, store.cat))?.seq ?? 0) > SNAPSHOT_EVERY * 2);
+  const snapshot = (await readLatestSnapshot(nc, store.cat))!;
+  const replayed = (await store.replay(snapshot.head.seq)).state;
+  // Every map, set and index of the table, not only what the digest covers.
+  assert.equal(snapshot.state, replayed);
+  assert.is(snapshot.head.digest, stateDigest(replayed));
+  // Only the latest snapshot is kept.
+  const jsm = await jetstreamManager(await store.connect("admin"));
+  const subjects = (await jsm.streams.info(store.cat.snapshotStream, { subjects_filter: store.cat.snapshotChunks("*") })).state.subjects ?? {};
+  assert.equal(Object.keys(subjects), snapshot.head.chunks > 0 ? [store.cat.snapshotChunks(snapshot.head.snapshotId)] : []);
+});
+
+test("a master killed and started again starts from the snapshot and agrees with the log", async ({ store }) => {
+  const head = (await latestSnapshotHead(await store.connect("master"), store.cat))!;
+  await store.role("master").kill();
+  const master = store.startMaster(3_000, ["--snapshot-every", String(SNAPSHOT_EVERY)]);
+  await waitFor("the new master to start from the snapshot", async () => master.output().includes(`starting from the snapshot at sequence `));
+  const auditor = await store.client("auditor");
+  await waitFor("the new master answers", async () => (await auditor.masterState().catch(() => undefined)) !== undefined);
+  const live = await auditor.masterState();
+  assert.ok(live.lastSeq >= head.seq);
+  assert.is(live.digest, stateDigest((await store.replay(live.lastSeq)).state));
+  const check = await runCli(["replay", "--check", ...store.flags]);
+  assert.is(check.code, 0, check.stderr);
+  assert.match(check.stderr, /replay matches the live master at sequence \d+/);
+  assert.match(check.stderr, /replay matches the snapshot at sequence \d+/);
+});
+
+test("a snapshot that does not check out is ignored: the master folds the whole log", async ({ store }) => {
+  const nc = await store.connect("master");
+  const head = (await latestSnapshotHead(nc, store.cat))!;
+  // A head naming the latest chunks with a wrong hash and digest (as a torn or tampered write would).
+  await jetstream(nc).publish(store.cat.snapshotHead(), encode({ ...head, sha256: "0".repeat(64), digest: "f".repeat(64) }));
+  await store.role("master").kill();
+  const master = store.startMaster(3_000, ["--snapshot-every", "0"]);
+  await waitFor("the master to refuse the snapshot", async () => master.output().includes("not starting from the latest snapshot"));
+  assert.match(master.output(), /do not match their SHA-256/);
+  const auditor = await store.client("auditor");
+  await waitFor("the master answers", async () => (await auditor.masterState().catch(() => undefined)) !== undefined);
+  const live = await auditor.masterState();
+  assert.is(live.digest, stateDigest((await store.replay(live.lastSeq)).state));
+  // And the check says the snapshot is wrong.
+  const check = await runCli(["replay", "--check", ...store.flags]);
+  assert.is(check.code, 1);
+  assert.match(check.stderr, /replay differs from the snapshot at sequence \d+/);
+});
+
+test.run();
