@@ -13,11 +13,13 @@ import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
+import { parseLogPoint, type LogPoint } from "../src/log-point.js";
+import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
 import { DfsClient, DEFAULT_REPLICAS, type PutResult } from "./client.js";
 import { runDemo } from "./demo.js";
-import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes, useColour } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
 import { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
@@ -94,6 +96,19 @@ function bytes(text: string): number {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+
+/** A point in the log (`42`, `2026-11-27T10:00Z`, `10m`), or BAD_REQUEST naming the option. */
+function point(option: string) {
+  return (text: string): LogPoint => {
+    try {
+      return parseLogPoint(text);
+    } catch (err) {
+      throw new DfsError(ErrorCodes.BAD_REQUEST, `${option}: ${asDfsError(err).message}`);
+    }
+  };
+}
+
+const AT_HELP = "as the store was right after this point of the log: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago (reads the log: the auditor's credentials)";
 
 function exitCodeFor(err: DfsError): number {
   if (err instanceof Interrupted) return SIGNAL_EXIT[err.signal];
@@ -469,12 +484,14 @@ export function buildProgram(): Command {
     .option("-r, --recursive", "every file at or below REMOTE, written below LOCAL at the same relative path")
     .option("--version <n>", "a named version instead of the latest", integer(1))
     .option("--parallel <n>", "with -r: files in flight at once", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--at <point>", AT_HELP, point("--at"))
     .addHelpText(
       "after",
-      "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less\n  dfs get -r /backup/photos restore  # /backup/photos/x/y.jpg into restore/x/y.jpg",
+      "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less\n  dfs get /notes.txt old.txt --at 2h  # as it was two hours ago\n  dfs get -r /backup/photos restore  # /backup/photos/x/y.jpg into restore/x/y.jpg",
     )
-    .action(async (remote: string, local: string | undefined, opts: { recursive?: boolean; version?: number; parallel: number }) => {
+    .action(async (remote: string, local: string | undefined, opts: { recursive?: boolean; version?: number; parallel: number; at?: LogPoint }) => {
       if (opts.recursive) {
+        if (opts.at !== undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r reads the latest version of each file: --at names one file's past");
         if (local === "-") throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r writes files, not stdout: use dfs cat");
         if (opts.version !== undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r reads the latest version of each file: --version names one file's");
         const name = basename(remote.replace(/\/+$/, ""));
@@ -508,6 +525,8 @@ export function buildProgram(): Command {
         );
         return;
       }
+      // A past version's pieces, from the log (the auditor's right), read as any version's are.
+      const location = opts.at ? await withClient(globals(), (auditor) => auditor.locate(remote, opts.version, { at: opts.at }), "auditor") : undefined;
       await withClient(globals(), (client) =>
         // Ctrl-C stops the get and removes its temporary file.
         interruptible(async (signal) => {
@@ -517,7 +536,7 @@ export function buildProgram(): Command {
             // Into a directory (one that exists, or any path ending in /), as cp does.
             const intoDir = local !== undefined && !toStdout && (local.endsWith("/") || statSync(local, { throwIfNoEntry: false })?.isDirectory());
             const dest = toStdout ? process.stdout : intoDir ? join(local!, basename(remote)) : (local ?? basename(remote));
-            const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update, signal });
+            const r = await client.get(remote, dest, { version: opts.version, location, onProgress: bar.update, signal });
             bar.stop();
             if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
           } finally {
@@ -532,11 +551,14 @@ export function buildProgram(): Command {
     .description("write files to stdout, one after the other, each verified")
     .argument("<remote...>", "remote paths")
     .option("--version <n>", "a named version instead of the latest (of every file named)", integer(1))
+    .option("--at <point>", AT_HELP, point("--at"))
     .addHelpText("after", "\nExample:\n  dfs cat /logs/a.txt /logs/b.txt | grep error")
-    .action(async (remotes: string[], opts: { version?: number }) => {
+    .action(async (remotes: string[], opts: { version?: number; at?: LogPoint }) => {
+      const at = opts.at;
+      const locations = at ? await withClient(globals(), (auditor) => Promise.all(remotes.map((r) => auditor.locate(r, opts.version, { at }))), "auditor") : undefined;
       await withClient(globals(), (client) =>
         interruptible(async (signal) => {
-          for (const remote of remotes) await client.get(remote, process.stdout, { version: opts.version, signal });
+          for (const [i, remote] of remotes.entries()) await client.get(remote, process.stdout, { version: opts.version, location: locations?.[i], signal });
         }),
       );
     });
@@ -546,12 +568,13 @@ export function buildProgram(): Command {
     .description("list files (the latest committed version of each)")
     .argument("[prefix]", "only files at or below this path")
     .option("--json", "one JSON array")
-    .action(async (prefix: string | undefined, opts: { json?: boolean }) => {
+    .option("--at <point>", AT_HELP, point("--at"))
+    .action(async (prefix: string | undefined, opts: { json?: boolean; at?: LogPoint }) => {
       await withClient(globals(), async (client) => {
-        const files = await client.list(prefix);
+        const files = await client.list(prefix, { at: opts.at });
         if (opts.json) process.stdout.write(JSON.stringify(files, null, 2) + "\n");
         else if (files.length) process.stdout.write(formatListing(files) + "\n");
-      });
+      }, opts.at ? "auditor" : "client");
     });
 
   program
@@ -560,14 +583,17 @@ export function buildProgram(): Command {
     .argument("<remote>", "remote path")
     .option("--pieces", "the layout: each piece's offset, size, sha256 and the workers holding it")
     .option("--json", "JSON (with --pieces, the layout under `layout`)")
-    .addHelpText("after", "\nExample:\n  dfs stat /photos/cat.jpg --pieces")
-    .action(async (remote: string, opts: { json?: boolean; pieces?: boolean }) => {
+    .option("--at <point>", AT_HELP, point("--at"))
+    .addHelpText("after", "\nExample:\n  dfs stat /photos/cat.jpg --pieces\n  dfs stat /photos/cat.jpg --at 2026-11-27T10:00Z")
+    .action(async (remote: string, opts: { json?: boolean; pieces?: boolean; at?: LogPoint }) => {
       await withClient(globals(), async (client) => {
-        const info = await client.stat(remote);
-        const layout = opts.pieces ? await client.locate(remote, info.version) : undefined;
+        // As of a point: the file and its layout then, from one fold of the log.
+        const table = opts.at ? (await client.tableAt(opts.at)).state : undefined;
+        const info = table ? stat(table, remote) : await client.stat(remote);
+        const layout = opts.pieces ? (table ? locate(table, remote, info.version) : await client.locate(remote, info.version)) : undefined;
         if (opts.json) process.stdout.write(JSON.stringify(layout ? { ...info, layout: layout.pieces } : info, null, 2) + "\n");
         else process.stdout.write(formatStat(info) + (layout ? "\n" + formatLayout(layout) : "") + "\n");
-      });
+      }, opts.at ? "auditor" : "client");
     });
 
   program
@@ -649,15 +675,32 @@ export function buildProgram(): Command {
   program
     .command("tail")
     .description("print the audit log: one line per event")
-    .option("--follow", "keep printing new events")
+    .option("--follow", "keep printing new events (through a server restart)")
     .option("--json", "one JSON object per line")
-    .option("--from <seq>", "start at this sequence", integer(1))
-    .action(async (opts: { follow?: boolean; json?: boolean; from?: number }) => {
+    .option("--path <prefix>", "only events of files at or below this path")
+    .option("--type <types>", "only events of these types, comma-separated (e.g. FileCommitted,FileDeleted)")
+    .option("--worker <id>", "only events about or assigned to this worker")
+    .option("--since <point>", "from this point: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago", point("--since"))
+    .option("--until <point>", "up to this point (with --follow, ends there)", point("--until"))
+    .addOption(new Option("--from <seq>", "start at this sequence (as --since SEQ)").argParser(integer(1)).hideHelp())
+    .addOption(new Option("--color <when>", "colour the type column and rejections").choices(["auto", "always", "never"]).default("auto"))
+    .addHelpText("after", "\nExamples:\n  dfs tail --path /photos --type FileCommitted,FileDeleted\n  dfs tail --since 10m --follow --json | jq .event.type")
+    .action(async (opts: { follow?: boolean; json?: boolean; path?: string; type?: string; worker?: string; since?: LogPoint; until?: LogPoint; from?: number; color: "auto" | "always" | "never" }) => {
+      const colour = useColour(opts.color, process.stdout);
       await withClient(globals(), async (client) => {
-        const reader = await client.tail({ follow: opts.follow, fromSeq: opts.from }, (entry) => {
-          process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry)) + "\n");
+        const filters = {
+          follow: opts.follow,
+          since: opts.since ?? (opts.from === undefined ? undefined : { seq: opts.from }),
+          until: opts.until,
+          path: opts.path,
+          types: opts.type?.split(",").filter(Boolean),
+          worker: opts.worker,
+        };
+        const reader = await client.tail(filters, (entry) => {
+          process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry, colour)) + "\n");
         });
-        if (opts.follow) await untilStopped(async () => reader.stop());
+        // Until Ctrl-C, `--until`, or a server that went away and did not come back (an error).
+        if (opts.follow) await Promise.race([untilStopped(async () => reader.stop()), reader.done]);
         else await reader.done;
       }, "auditor");
     });
@@ -667,10 +710,12 @@ export function buildProgram(): Command {
     .description("rebuild the master's table from the log alone and print it")
     .option("--json", "the whole projection as JSON")
     .option("--check", "compare with the live master's table (exit 1 if they differ)")
-    .action(async (opts: { json?: boolean; check?: boolean }) => {
+    .option("--until <point>", "the table right after this point: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago", point("--until"))
+    .action(async (opts: { json?: boolean; check?: boolean; until?: LogPoint }) => {
+      if (opts.check && opts.until) throw new DfsError(ErrorCodes.BAD_REQUEST, "--check compares the live master's table with the log's: it takes no --until");
       await withClient(globals(), async (client) => {
         const live = opts.check ? await client.masterState() : undefined;
-        const { state } = await client.replay(live?.lastSeq);
+        const { state } = await client.replay(live?.lastSeq ?? opts.until);
         const digest = stateDigest(state);
         if (opts.json) process.stdout.write(JSON.stringify(projection(state), null, 2) + "\n");
         else {

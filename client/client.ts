@@ -15,7 +15,9 @@ import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
-import { auditLog, pathHistory, replayLog, type AuditEntry, type ReplayResult, type VersionHistory } from "../src/replay.js";
+import type { LogPoint } from "../src/log-point.js";
+import { list, stat } from "../src/queries.js";
+import { auditLog, locateAt, pathHistory, replayLog, type AuditEntry, type AuditOptions, type ReplayResult, type VersionHistory } from "../src/replay.js";
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -193,8 +195,12 @@ export class DfsClient {
     if (typeof seq === "number" && seq > this.seenSeq) this.seenSeq = seq;
   }
 
-  /** Every file at or below `prefix`, fetched a page at a time. */
-  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<ListEntry[]> {
+  /**
+   * Every file at or below `prefix`, fetched a page at a time; with `at`, as the store was right
+   * after that point, from the log alone (the auditor's right).
+   */
+  async list(prefix?: string, opts: { pageSize?: number; at?: LogPoint } = {}): Promise<ListEntry[]> {
+    if (opts.at) return list((await this.tableAt(opts.at)).state, prefix);
     const files: ListEntry[] = [];
     let after: string | undefined;
     do {
@@ -205,12 +211,23 @@ export class DfsClient {
     return files;
   }
 
-  async stat(path: string): Promise<FileInfo> {
+  /** A file; with `at`, as it was right after that point, from the log alone (the auditor's right). */
+  async stat(path: string, opts: { at?: LogPoint } = {}): Promise<FileInfo> {
+    if (opts.at) return stat((await this.tableAt(opts.at)).state, path);
     return this.read("stat", { path, atLeastSeq: this.seenSeq });
   }
 
-  /** Where every piece of a version lives, fetched a page at a time (all pages name one version). */
-  async locate(path: string, version?: number, opts: { pageSize?: number } = {}): Promise<Location> {
+  /**
+   * Where every piece of a version lives, fetched a page at a time (all pages name one version).
+   * With `at`: the version as it was right after that point, its pieces where they are now,
+   * both from the log alone (the auditor's right); PIECES_DROPPED when a piece is held by no
+   * live worker any more. Hand the answer to `get` (`location`) to read that version.
+   */
+  async locate(path: string, version?: number, opts: { pageSize?: number; at?: LogPoint } = {}): Promise<Location> {
+    if (opts.at) {
+      await requireStore(this.nc, this.cat, [this.cat.auditStream]);
+      return locateAt(this.nc, this.cat, opts.at, path, version);
+    }
     const request = (v: number | undefined, fromPiece: number) =>
       this.read<LocationPage>("locate", { path, version: v, fromPiece, limit: opts.pageSize, atLeastSeq: this.seenSeq });
     const first = await request(version, 0);
@@ -221,6 +238,12 @@ export class DfsClient {
       where.pieces.push(...page.pieces);
     }
     return where;
+  }
+
+  /** The table as the log had it right after `at`: what `ls`, `stat` and `replay --until` answer from. */
+  async tableAt(at: LogPoint): Promise<ReplayResult> {
+    await requireStore(this.nc, this.cat, [this.cat.auditStream]);
+    return replayLog(this.nc, this.cat, at);
   }
 
   async remove(path: string, version?: number): Promise<void> {
@@ -264,9 +287,10 @@ export class DfsClient {
     return pathHistory(this.nc, this.cat, path);
   }
 
-  async replay(untilSeq?: number): Promise<ReplayResult> {
+  /** The table rebuilt from the log, up to a point (a sequence number is `{ seq }`) or to its end. */
+  async replay(until?: number | LogPoint): Promise<ReplayResult> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
-    return replayLog(this.nc, this.cat, untilSeq);
+    return replayLog(this.nc, this.cat, typeof until === "number" ? { seq: until } : until);
   }
 
   /** The head of the latest snapshot of the master's table (what it covers and its digest), if one was written. */
@@ -274,8 +298,8 @@ export class DfsClient {
     return latestSnapshotHead(this.nc, this.cat);
   }
 
-  /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */
-  async tail(opts: { follow?: boolean; fromSeq?: number }, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
+  /** The audit log, filtered as `opts` say, each message judged by a fold of the whole log. */
+  async tail(opts: AuditOptions, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return auditLog(this.nc, this.cat, opts, onEntry);
   }
@@ -472,10 +496,13 @@ export class DfsClient {
 
   /**
    * Read a file into `dest` (a local path, or a writable stream such as stdout), every piece
-   * verified; see `getFile`. Any failure is one DfsError and leaves no temporary file.
+   * verified; see `getFile`. Any failure is one DfsError and leaves no temporary file. With
+   * `location` (from `locate`, e.g. of a past point), that version's pieces are read.
    */
-  async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions = {}): Promise<GetResult> {
-    return getFile(this, remotePath, dest, opts);
+  async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions & { location?: Location } = {}): Promise<GetResult> {
+    const { location, ...rest } = opts;
+    // A location from `locate(..., { at })`: those pieces are read, as any version's are.
+    return getFile(location ? { nc: this.nc, cat: this.cat, locate: async () => location } : this, remotePath, dest, rest);
   }
 
   async close(): Promise<void> {

@@ -13,4 +13,7 @@ export type { NatsServerOptions, RunningNatsServer } from "./nats-server.js";
 export { DfsError, ErrorCodes } from "../src/errors.js";
 export type { ErrorCode } from "../src/errors.js";
 export type { DfsEvent, EventType } from "../src/events.js";
+export { parseLogPoint } from "../src/log-point.js";
+export type { LogPoint } from "../src/log-point.js";
+export type { AuditOptions } from "../src/replay.js";
 export type { FileInfo, ListEntry, Location, VersionInfo } from "../src/queries.js";

@@ -18,6 +18,8 @@ export const ErrorCodes = {
   STORAGE_FAILED: "STORAGE_FAILED",
   /** No replica of a piece could be read. */
   PIECE_UNAVAILABLE: "PIECE_UNAVAILABLE",
+  /** A version read as of a past point of the log has a piece no live worker holds any more. */
+  PIECES_DROPPED: "PIECES_DROPPED",
   /** The NATS server refused the connection: no credentials, or credentials it does not trust. */
   UNAUTHORIZED: "UNAUTHORIZED",
   /** The credentials in use do not allow this (a role doing another role's work). */
