@@ -240,7 +240,7 @@ test("the --json shapes are the README's", async ({ store }) => {
   assert.equal(keys((history[0]!.events as unknown[])[0]), ["seq", "time", "type"]);
   assert.equal(keys((await tail(store))[0]), ["event", "seq", "subject", "time"]);
   const replay = await json(["replay"]);
-  assert.equal(keys(replay), ["content", "dropsOwed", "files", "lastSeq", "rejected", "workers"]);
+  assert.equal(keys(replay), ["content", "dropsOwed", "files", "lastSeq", "rejected", "retention", "workers"]);
   assert.equal(keys((replay.workers as unknown[])[0]), ["assignedBytes", "joinedAt", "live", "workerId"]);
   assert.equal(keys((replay.files as unknown[])[0]), ["deleted", "fileId", "lastVersion", "path", "versions"]);
   assert.equal(keys((replay.content as unknown[])[0]), ["assigned", "copying", "failedAt", "holders", "refs", "sha256", "size", "wanted"]);
@@ -248,7 +248,7 @@ test("the --json shapes are the README's", async ({ store }) => {
   assert.equal(keys(workers[0]), ["assignedBytes", "live", "status", "workerId"]);
   assert.equal(keys(workers[0]!.status), ["at", "boot", "bytes", "freeBytes", "pieces", "workerId"]);
   const status = await json(["status"]);
-  assert.equal(keys(status), ["copiesInFlight", "dropsOwed", "lastSeq", "pieces", "problems", "rejected", "uploadsPending", "workers"]);
+  assert.equal(keys(status), ["copiesInFlight", "dropsOwed", "lastSeq", "pieces", "problems", "rejected", "retention", "uploadsPending", "workers"]);
   assert.equal(keys(status.pieces), ["excess", "healthy", "total", "unavailable", "underReplicated", "unplaceable"]);
   assert.equal(keys((status.workers as unknown[])[0]), ["bytes", "copying", "freeBytes", "live", "pieces", "workerId"]);
 });
