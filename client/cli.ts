@@ -1,5 +1,6 @@
 // The `dfs` command. Each verb parses its flags and calls the client library (or starts a
 // role); no store logic lives here.
+import { describePolicy } from "../src/retention.js";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -13,7 +14,7 @@ import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
-import { parseLogPoint, type LogPoint } from "../src/log-point.js";
+import { durationMs, parseLogPoint, type LogPoint } from "../src/log-point.js";
 import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
@@ -73,6 +74,13 @@ function tlsCaOf(globals: GlobalOptions): string | undefined {
   if (globals.tlsCa) return globals.tlsCa;
   const file = join(HOME, "tls", CA_FILE);
   return existsSync(file) ? file : undefined;
+}
+
+/** `90s`, `10m`, `2h`, `30d` in ms. */
+function duration(text: string): number {
+  const ms = durationMs(text);
+  if (ms === undefined || !Number.isSafeInteger(ms)) throw new InvalidArgumentError("must be a duration such as 90s, 10m, 2h or 30d");
+  return ms;
 }
 
 /** An id that becomes a subject token (a worker's id). */
@@ -606,6 +614,33 @@ export function buildProgram(): Command {
         await client.remove(remote, opts.version);
         process.stderr.write(`deleted ${remote}${opts.version ? ` v${opts.version}` : ""}\n`);
       });
+    });
+
+  program
+    .command("retention")
+    .description("show or set which older versions the store keeps (setting it is the admin's)")
+    .option("--keep-versions <n>", "keep each path's newest N committed versions", integer(1))
+    .option("--keep-for <duration>", "keep a version this long after a newer one committed: 90s, 10m, 2h, 30d", duration)
+    .option("--keep-all", "keep every version until it is deleted (the default)")
+    .addHelpText(
+      "after",
+      "\nWith both limits a version goes only once it is past both. Each version removed is a VersionExpired\nevent, and its pieces are dropped where no other version needs them.\n\nExamples:\n  dfs retention                                # show the policy\n  dfs retention --keep-versions 5 --keep-for 30d\n  dfs retention --keep-all",
+    )
+    .action(async (opts: { keepVersions?: number; keepFor?: number; keepAll?: boolean }) => {
+      const setting = opts.keepVersions !== undefined || opts.keepFor !== undefined;
+      if (setting && opts.keepAll) throw new DfsError(ErrorCodes.BAD_REQUEST, "--keep-all keeps every version: it takes no other limit");
+      if (!setting && !opts.keepAll) {
+        await withClient(globals(), async (client) => process.stdout.write(`${describePolicy((await client.status()).retention)}\n`));
+        return;
+      }
+      await withClient(
+        globals(),
+        async (admin) => {
+          const policy = await admin.setRetention(opts.keepAll ? {} : { keepVersions: opts.keepVersions, keepForMs: opts.keepFor });
+          process.stderr.write(`retention: ${describePolicy(policy)}\n`);
+        },
+        "admin",
+      );
     });
 
   program

@@ -22,6 +22,7 @@ import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusRe
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 import type { SnapshotHead } from "../src/snapshot.js";
+import type { RetentionPolicy } from "../src/retention.js";
 import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
 import { getTree, type GetTreeOptions, type GetTreeResult } from "./get-many.js";
@@ -250,6 +251,19 @@ export class DfsClient {
     // Nobody answered means nobody received it (a new leader taking over): safe to ask again.
     const reply = await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc("delete"), { path, version }, { retryOn: [ErrorCodes.UNAVAILABLE], forMs: LEADER_WAIT_MS });
     this.seen(reply.seq);
+  }
+
+  /**
+   * Set the store's retention policy (the admin's right): fields left out set no limit of that
+   * kind, so `{}` keeps every version. Resolves with the policy now in force.
+   */
+  async setRetention(policy: RetentionPolicy): Promise<RetentionPolicy> {
+    const reply = await callRetrying<{ seq: number; retention: RetentionPolicy }>(this.nc, this.cat.masterRpc("retention"), policy, {
+      retryOn: [ErrorCodes.UNAVAILABLE],
+      forMs: LEADER_WAIT_MS,
+    });
+    this.seen(reply.seq);
+    return reply.retention;
   }
 
   /** The live master's view: its last folded sequence and the digest of its table. */

@@ -1,4 +1,5 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
+import { describePolicy } from "../src/retention.js";
 import type { FileInfo, ListEntry, Location } from "../src/queries.js";
 import type { AuditEntry, VersionHistory } from "../src/replay.js";
 import type { ScrubResult, StatusReport } from "./admin.js";
@@ -148,6 +149,7 @@ export function formatStatus(s: StatusReport): string {
     `log       sequence ${s.lastSeq}${s.rejected ? `, ${s.rejected} rejected` : ""}`,
     `pieces    ${p.total} (${p.healthy} healthy${p.underReplicated ? `, ${p.underReplicated} under-replicated` : ""}${p.unplaceable ? `, ${p.unplaceable} unplaceable` : ""}${p.unavailable ? `, ${p.unavailable} UNAVAILABLE` : ""}${p.excess ? `, ${p.excess} with spare copies` : ""})`,
     `healing   ${s.copiesInFlight} cop${s.copiesInFlight === 1 ? "y" : "ies"} in flight, ${s.dropsOwed} drop${s.dropsOwed === 1 ? "" : "s"} owed, ${s.uploadsPending} upload${s.uploadsPending === 1 ? "" : "s"} open`,
+    `retention ${describePolicy(s.retention)}`,
     "",
   ];
   const rows = s.workers.map((w) => [

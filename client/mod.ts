@@ -15,5 +15,6 @@ export type { ErrorCode } from "../src/errors.js";
 export type { DfsEvent, EventType } from "../src/events.js";
 export { parseLogPoint } from "../src/log-point.js";
 export type { LogPoint } from "../src/log-point.js";
+export type { RetentionPolicy } from "../src/retention.js";
 export type { AuditOptions } from "../src/replay.js";
 export type { FileInfo, ListEntry, Location, VersionInfo } from "../src/queries.js";

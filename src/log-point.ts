@@ -16,6 +16,12 @@ function badPoint(text: string): DfsError {
   return new DfsError(ErrorCodes.BAD_REQUEST, `not a point in the log: ${quote(text)} (a sequence such as 42, a time such as 2026-11-27T10:00:00Z, or how long ago: 90s, 10m, 2h, 3d)`);
 }
 
+/** `90s`, `10m`, `2h`, `3d` in ms; undefined when `text` is not such a duration. */
+export function durationMs(text: string): number | undefined {
+  const match = /^(\d+)([smhd])$/.exec(text.trim());
+  return match ? Number(match[1]) * RELATIVE_UNITS_MS[match[2]!]! : undefined;
+}
+
 /**
  * `text` as a point: a positive whole number is a sequence; `<n>s|m|h|d` is that long before
  * `now`; otherwise an ISO 8601 date or date-time (without an offset, local time; a date alone,
@@ -28,9 +34,8 @@ export function parseLogPoint(text: string, now: number = Date.now()): LogPoint 
     if (!Number.isSafeInteger(seq) || seq < 1) throw badPoint(text);
     return { seq };
   }
-  const relative = /^(\d+)([smhd])$/.exec(trimmed);
-  if (relative) {
-    const ago = Number(relative[1]) * RELATIVE_UNITS_MS[relative[2]!]!;
+  const ago = durationMs(trimmed);
+  if (ago !== undefined) {
     if (!Number.isSafeInteger(ago)) throw badPoint(text);
     return { time: now - ago };
   }
