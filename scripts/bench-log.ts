@@ -8,6 +8,7 @@ import type { Catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import type { DfsEvent } from "../src/events.js";
 import { subjectFor } from "../src/fold.js";
+import { PULL_EXPIRES_MS } from "../src/failover.js";
 import { lastSequence } from "../src/log.js";
 
 /** Events a one-piece, one-replica file costs: created, planned, assigned, stored, committed. */
@@ -15,6 +16,8 @@ export const EVENTS_PER_FILE = 5;
 const FILE_BYTES = 1024;
 const PIECE_SIZE = 4096;
 const WORKERS = ["w1", "w2", "w3"];
+/** A reader that gets nothing for this long has stalled: fail rather than wait for ever. */
+const STALL_LIMIT_MS = 60_000;
 /** Publishes awaiting their ack at once. */
 const PUBLISHES_IN_FLIGHT = 2_000;
 
@@ -64,17 +67,30 @@ export async function appendSyntheticLog(nc: NatsConnection, cat: Catalogue, fil
   if (last !== events) throw new Error(`the events stream holds ${last} events, not ${events}`);
 }
 
-/** Read the whole events stream through an ordered consumer and CBOR-decode every message, as fast as nats.js allows: the floor of any replay. */
+/**
+ * Read the whole events stream through an ordered consumer, pulled as the product's readers
+ * pull (`readLog` in src/log.ts), and CBOR-decode every message: the floor of any replay.
+ */
 export async function readBare(nc: NatsConnection, cat: Catalogue): Promise<number> {
   const last = await lastSequence(nc, cat);
   const consumer = await jetstream(nc).consumers.get(cat.eventsStream, { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 10_000 });
+  const messages = await consumer.consume({ max_messages: 10_000, expires: PULL_EXPIRES_MS });
   let decoded = 0;
-  for await (const m of messages) {
-    decode(m.data);
-    decoded += 1;
-    if (m.seq >= last) break;
+  let lastProgress = Date.now();
+  const watchdog = setInterval(() => {
+    if (Date.now() - lastProgress > STALL_LIMIT_MS) void messages.close();
+  }, 1_000);
+  try {
+    for await (const m of messages) {
+      decode(m.data);
+      decoded += 1;
+      lastProgress = Date.now();
+      if (m.seq >= last) break;
+    }
+  } finally {
+    clearInterval(watchdog);
+    await messages.close();
   }
-  await messages.close();
+  if (decoded < last) throw new Error(`the bare reader stalled at ${decoded} of ${last} events`);
   return decoded;
 }
