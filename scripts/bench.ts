@@ -6,6 +6,7 @@
 // master; and the replay of a large log against a bare ordered consumer. Prints one table and
 // writes it as JSON. A benchmark, not a test: nothing here asserts a timing.
 // Run: npm run bench [-- --size 256MiB --runs 3 --small 2000 --log-events 1000000 --only put,small --json FILE]
+import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -119,7 +120,8 @@ const ROWS: Record<Part | "processes", RowSpec[]> = {
   replay: [
     { id: "log-append", what: `append ${logEvents} events, pipelined publishes`, unit: "events/s" },
     { id: "replay-cli", what: `dfs replay --check, ${logEvents} events`, unit: "events/s", peerWhat: "bare ordered consumer + decode", target: atLeast(0.8) },
-    { id: "replay-master", what: `master start-up to first answer, ${logEvents} events`, unit: "events/s", peerWhat: "bare ordered consumer + decode", target: atLeast(0.8) },
+    { id: "replay-master", what: `master start-up to first answer, ${logEvents} events from the first`, unit: "events/s", peerWhat: "bare ordered consumer + decode", target: atLeast(0.8) },
+    { id: "snapshot-start", what: `master start-up to first answer from a snapshot, ${logEvents} events`, unit: "s", target: below(1, "s") },
     { id: "master-rss-log", what: `master RSS after replaying ${files} files`, unit: "MB" },
     { id: "master-bytes-per-file", what: `master memory per file, at ${files} files`, unit: "bytes", target: below(500, "bytes") },
   ],
@@ -379,10 +381,12 @@ async function logStore(b: Bench): Promise<{ cat: Catalogue; creds: (role: "mast
 }
 
 /** Until a master of the log store answers a read at the log's last sequence; the master's child process. */
-async function startLogMaster(b: Bench, cat: Catalogue, masterCreds: string, reader: NatsConnection): Promise<{ master: ChildProcess; seconds: number }> {
+async function startLogMaster(b: Bench, cat: Catalogue, masterCreds: string, reader: NatsConnection, args: string[] = []): Promise<{ master: ChildProcess; seconds: number }> {
   const started = performance.now();
   // Workers the log names never send heartbeats here: they must not be declared lost mid-measurement.
-  const master = spawn(process.execPath, [CLI_ENTRY, "master", "--nats", b.cluster.url, "--creds", masterCreds, "--prefix", LOG_PREFIX, "--worker-timeout", "3600000"], { stdio: ["ignore", "ignore", "inherit"] });
+  const master = spawn(process.execPath, [CLI_ENTRY, "master", "--nats", b.cluster.url, "--creds", masterCreds, "--prefix", LOG_PREFIX, "--worker-timeout", "3600000", ...args], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const deadline = Date.now() + MASTER_START_LIMIT_MS;
   for (;;) {
     if (master.exitCode !== null) throw new Error(`the log's master exited with ${master.exitCode}`);
@@ -417,7 +421,8 @@ async function measureReplay(b: Bench): Promise<void> {
     const masterStarts: number[] = [];
     const replays: number[] = [];
     for (let run = 0; run < runs; run++) {
-      const { master: logMaster, seconds } = await startLogMaster(b, cat, creds("master"), client);
+      // From the first event: no snapshot is written (nor was one before).
+      const { master: logMaster, seconds } = await startLogMaster(b, cat, creds("master"), client, ["--snapshot-every", "0"]);
       try {
         masterStarts.push(logEvents / seconds);
         const rss = (await rssMb(logMaster.pid!)) ?? 0;
@@ -437,6 +442,24 @@ async function measureReplay(b: Bench): Promise<void> {
     }
     table.set("replay-master", median(masterStarts), bareRate);
     table.set("replay-cli", median(replays), bareRate);
+    // A master that snapshots (the default) writes one as it takes the lead; the next starts from it.
+    const { master: snapshotter } = await startLogMaster(b, cat, creds("master"), client);
+    try {
+      for (const deadline = Date.now() + MASTER_START_LIMIT_MS; ((await latestSnapshotHead(master, cat))?.seq ?? 0) < logEvents; ) {
+        if (Date.now() > deadline) throw new Error("the log's master wrote no snapshot");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await stopChild(snapshotter);
+    }
+    const fromSnapshot: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const { master: logMaster, seconds } = await startLogMaster(b, cat, creds("master"), client);
+      await stopChild(logMaster);
+      fromSnapshot.push(seconds);
+      console.log(`run ${run + 1}/${runs}: master up from the snapshot in ${seconds.toFixed(2)} s`);
+    }
+    table.set("snapshot-start", median(fromSnapshot));
   } finally {
     await master.close();
     await client.close();

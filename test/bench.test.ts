@@ -18,7 +18,7 @@ const ROW_IDS = [
   "put-r1-obj", "put-r1-ceiling", "get-r1-obj", "get-r1-ceiling", "put-r3-obj", "get-r3-obj", "rss-client-put", "rss-client-get",
   "rss-client-put-large", "rss-client-get-large",
   "small-cli-r1", "small-cli-r3", "small-lib-r1", "small-lib-r3", "small-lib-serial",
-  "log-append", "replay-cli", "replay-master", "master-rss-log", "master-bytes-per-file",
+  "log-append", "replay-cli", "replay-master", "snapshot-start", "master-rss-log", "master-bytes-per-file",
   "rss-worker", "rss-master",
 ];
 

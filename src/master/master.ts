@@ -213,6 +213,15 @@ export class Master {
     }
   }
 
+  /** A snapshot, soon, if the leader's table is `snapshotEvery` events past the latest one. */
+  private snapshotIfDue(): void {
+    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+      this.snapshotting = true;
+      setImmediate(() => void this.snapshot()); // not in the middle of a decision
+    }
+  }
+
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
@@ -285,6 +294,8 @@ export class Master {
     // A worker this master has not heard from yet gets a full timeout before it counts as lost.
     for (const w of this.state.workers.values()) if (w.live && !this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
     this.leaderSubs = this.serveWrites();
+    // A long log folded from its first event is worth a snapshot now, not at the next event.
+    this.snapshotIfDue();
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
     this.healTimer = setInterval(() => hasWork(this.state, Date.now()) && this.reconcileSoon(), HEAL_TICK_MS);
     this.reconcileSoon();
@@ -373,11 +384,7 @@ export class Master {
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event) this.folded(event);
     this.foldWatch.changed(FOLDED);
-    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
-      this.snapshotting = true;
-      setImmediate(() => void this.snapshot()); // not in the middle of a decision
-    }
+    this.snapshotIfDue();
   }
 
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
