@@ -1,5 +1,6 @@
 // The `dfs` command. Each verb parses its flags and calls the client library (or starts a
 // role); no store logic lives here.
+import { describePolicy } from "../src/retention.js";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -13,13 +14,16 @@ import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
+import { durationMs, parseLogPoint, type LogPoint } from "../src/log-point.js";
+import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
 import { DEFAULT_SCRUB_RATE, Worker } from "../workers/worker.js";
-import { DfsClient, DEFAULT_REPLICAS } from "./client.js";
+import { DfsClient, DEFAULT_REPLICAS, type PutResult } from "./client.js";
 import { runDemo } from "./demo.js";
-import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes } from "./format.js";
+import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes, useColour } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
+import { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
 import type { Progress } from "./progress.js";
 import { STOP_GRACE_MS } from "./stop-child.js";
 import { CA_FILE } from "./tls.js";
@@ -72,6 +76,13 @@ function tlsCaOf(globals: GlobalOptions): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
+/** `90s`, `10m`, `2h`, `30d` in ms. */
+function duration(text: string): number {
+  const ms = durationMs(text);
+  if (ms === undefined || !Number.isSafeInteger(ms)) throw new InvalidArgumentError("must be a duration such as 90s, 10m, 2h or 30d");
+  return ms;
+}
+
 /** An id that becomes a subject token (a worker's id). */
 function subjectToken(text: string): string {
   if (!isSubjectToken(text)) throw new InvalidArgumentError("must be 1-64 letters, digits, _ or -");
@@ -93,6 +104,19 @@ function bytes(text: string): number {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+
+/** A point in the log (`42`, `2026-11-27T10:00Z`, `10m`), or BAD_REQUEST naming the option. */
+function point(option: string) {
+  return (text: string): LogPoint => {
+    try {
+      return parseLogPoint(text);
+    } catch (err) {
+      throw new DfsError(ErrorCodes.BAD_REQUEST, `${option}: ${asDfsError(err).message}`);
+    }
+  };
+}
+
+const AT_HELP = "as the store was right after this point of the log: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago (reads the log: the auditor's credentials)";
 
 function exitCodeFor(err: DfsError): number {
   if (err instanceof Interrupted) return SIGNAL_EXIT[err.signal];
@@ -123,6 +147,29 @@ function progressBar(label: string): { update: (p: Progress) => void; stop: () =
       bar.update(p.done, payload);
     },
     stop: () => started && bar.stop(),
+  };
+}
+
+/**
+ * One line of progress for many files when stderr is a terminal: files done of the total, and
+ * bytes. `log` prints a line above it (or just prints it, without a terminal).
+ */
+function filesBar(label: string, total: number): { update: (bytes: number) => void; log: (line: string, stream: NodeJS.WriteStream) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, log: (line, stream) => stream.write(line), stop: () => undefined };
+  const bars = new cliProgress.MultiBar(
+    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} files, {bytes}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const bar = bars.create(total, 0, { bytes: humanBytes(0) });
+  let stopped = false;
+  return {
+    update: (bytes) => bar.increment(1, { bytes: humanBytes(bytes) }),
+    // Lines for the terminal go above the bar; a redirected stream gets them as they are.
+    log: (line, stream) => (stream.isTTY ? bars.log(line) : stream.write(line)),
+    stop: () => {
+      if (!stopped) bars.stop();
+      stopped = true;
+    },
   };
 }
 
@@ -353,29 +400,83 @@ export function buildProgram(): Command {
 
   program
     .command("put")
-    .description("store a local file (a new version if REMOTE exists)")
-    .argument("<local>", "local file")
-    .argument("[remote]", "remote path (default: /<basename of local>)")
+    .description("store local files (a new version where a path exists), directories with -r, stdin with -")
+    .argument("<local...>", "local files (directories with -r, - for stdin), then REMOTE when more than one is named")
+    .option("-r, --recursive", "store directories: each keeps its name below REMOTE")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
     .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
-    .option("--timeout <seconds>", "give up after this long without progress", integer(1), 60)
-    .action(async (local: string, remote: string | undefined, opts: { replicas: number; pieceSize?: number; timeout: number }) => {
+    .option("--timeout <seconds>", "give up a file after this long without progress", integer(1), 60)
+    .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--verbose", "with several files or -r: a line for every file stored")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  dfs put cat.jpg                    # /cat.jpg\n  dfs put cat.jpg /photos/           # /photos/cat.jpg\n  dfs put a.txt b.txt /docs          # /docs/a.txt, /docs/b.txt\n  dfs put -r photos /backup          # /backup/photos/...\n  tar c . | dfs put - /backup/all.tar",
+    )
+    .action(async (args: string[], opts: { recursive?: boolean; replicas: number; pieceSize?: number; timeout: number; parallel: number; verbose?: boolean }) => {
+      const [locals, remote] = args.length === 1 ? [args, undefined] : [args.slice(0, -1), args.at(-1)!];
+      const putOptions = { replicas: opts.replicas, pieceSize: opts.pieceSize, idleTimeoutMs: opts.timeout * 1000 };
+      const stored = (r: PutResult) =>
+        `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${counted(r.pieces, "piece")} × ${counted(r.replicas, "replica")} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`;
+      if (locals.includes("-")) {
+        if (locals.length > 1 || opts.recursive) throw new DfsError(ErrorCodes.BAD_REQUEST, "- (stdin) must be the only LOCAL, without -r");
+        if (remote === undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "stdin needs a REMOTE path: dfs put - REMOTE");
+        await withClient(globals(), (client) =>
+          interruptible(async (signal) => {
+            const bar = progressBar("put");
+            try {
+              const r = await client.putStream(process.stdin, remote, { ...putOptions, onProgress: bar.update, signal });
+              bar.stop();
+              process.stdout.write(stored(r));
+            } finally {
+              bar.stop();
+            }
+          }),
+        );
+        return;
+      }
+      const plan = await planPut(locals, remote ?? "/", { recursive: opts.recursive });
+      for (const s of plan.skipped) process.stderr.write(`dfs: skipped ${s.local}: ${s.reason}\n`);
+      if (locals.length === 1 && !opts.recursive) {
+        const [entry] = plan.entries;
+        await withClient(globals(), (client) =>
+          // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
+          interruptible(async (signal) => {
+            const bar = progressBar("put");
+            try {
+              const r = await client.put(entry!.local, entry!.remote, { ...putOptions, onProgress: bar.update, signal });
+              bar.stop();
+              process.stdout.write(stored(r));
+            } finally {
+              bar.stop();
+            }
+          }),
+        );
+        return;
+      }
       await withClient(globals(), (client) =>
-        // Ctrl-C abandons the version in the log at once instead of leaving workers to find out.
+        // Ctrl-C abandons every version in flight and starts no more.
         interruptible(async (signal) => {
-          const bar = progressBar("put");
+          const started = performance.now();
+          const bar = filesBar("put", plan.entries.length);
+          let bytes = 0;
           try {
-            const r = await client.put(local, remote ?? `/${basename(local)}`, {
-              replicas: opts.replicas,
-              pieceSize: opts.pieceSize,
-              idleTimeoutMs: opts.timeout * 1000,
-              onProgress: bar.update,
+            const { stored: done, failed } = await client.putMany(plan.entries, {
+              ...putOptions,
+              parallel: opts.parallel,
               signal,
+              onFile: (outcome) => {
+                if ("error" in outcome) bar.log(`dfs: ${outcome.error.code}: ${outcome.entry.local}: ${outcome.error.message}\n`, process.stderr);
+                else {
+                  bytes += outcome.result.size;
+                  if (opts.verbose) bar.log(stored(outcome.result), process.stdout);
+                }
+                bar.update(bytes);
+              },
             });
             bar.stop();
-            process.stdout.write(
-              `stored ${r.path} v${r.version}: ${humanBytes(r.size)} in ${r.pieces} piece${r.pieces === 1 ? "" : "s"} × ${r.replicas} replica${r.replicas === 1 ? "" : "s"} (sent ${humanBytes(r.servedBytes)}), sha256 ${r.sha256}\n`,
-            );
+            const seconds = ((performance.now() - started) / 1000).toFixed(1);
+            process.stdout.write(`stored ${counted(done.length, "file")}, ${humanBytes(bytes)}, in ${seconds} s${plan.skipped.length ? ` (${plan.skipped.length} skipped)` : ""}\n`);
+            if (failed.length > 0) throw new DfsError(ErrorCodes.SOME_FILES_FAILED, `${failed.length} of ${counted(plan.entries.length, "file")} failed`);
           } finally {
             bar.stop();
           }
@@ -385,12 +486,55 @@ export function buildProgram(): Command {
 
   program
     .command("get")
-    .description("read a file back, verifying every piece")
-    .argument("<remote>", "remote path")
+    .description("read a file back, verifying every piece; with -r, every file below a prefix")
+    .argument("<remote>", "remote path (with -r, a prefix)")
     .argument("[local]", "local file or directory, or - for stdout (default: basename of remote)")
+    .option("-r, --recursive", "every file at or below REMOTE, written below LOCAL at the same relative path")
     .option("--version <n>", "a named version instead of the latest", integer(1))
-    .addHelpText("after", "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less")
-    .action(async (remote: string, local: string | undefined, opts: { version?: number }) => {
+    .option("--parallel <n>", "with -r: files in flight at once", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--at <point>", AT_HELP, point("--at"))
+    .addHelpText(
+      "after",
+      "\nExamples:\n  dfs get /photos/cat.jpg            # into ./cat.jpg\n  dfs get /photos/cat.jpg pictures/  # into pictures/cat.jpg\n  dfs get /notes.txt - | less\n  dfs get /notes.txt old.txt --at 2h  # as it was two hours ago\n  dfs get -r /backup/photos restore  # /backup/photos/x/y.jpg into restore/x/y.jpg",
+    )
+    .action(async (remote: string, local: string | undefined, opts: { recursive?: boolean; version?: number; parallel: number; at?: LogPoint }) => {
+      if (opts.recursive) {
+        if (opts.at !== undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r reads the latest version of each file: --at names one file's past");
+        if (local === "-") throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r writes files, not stdout: use dfs cat");
+        if (opts.version !== undefined) throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r reads the latest version of each file: --version names one file's");
+        const name = basename(remote.replace(/\/+$/, ""));
+        if (local === undefined && name === "") throw new DfsError(ErrorCodes.BAD_REQUEST, "get -r / needs a local directory: dfs get -r / DIR");
+        const dir = local ?? name;
+        await withClient(globals(), (client) =>
+          // Ctrl-C stops every get in flight and removes its temporary file.
+          interruptible(async (signal) => {
+            const started = performance.now();
+            let bar: ReturnType<typeof filesBar> | undefined;
+            let bytes = 0;
+            try {
+              const { files, written, failed } = await client.getTree(remote, dir, {
+                parallel: opts.parallel,
+                signal,
+                onFile: (outcome) => {
+                  if ("error" in outcome) bar?.log(`dfs: ${outcome.error.code}: ${outcome.remote}: ${outcome.error.message}\n`, process.stderr);
+                  else bytes += outcome.result.size;
+                  bar?.update(bytes);
+                },
+                onListed: (n) => (bar = filesBar("get", n)),
+              });
+              bar?.stop();
+              const seconds = ((performance.now() - started) / 1000).toFixed(1);
+              process.stderr.write(`read ${counted(written.length, "file")} into ${dir}: ${humanBytes(bytes)} in ${seconds} s, sha256 verified\n`);
+              if (failed.length > 0) throw new DfsError(ErrorCodes.SOME_FILES_FAILED, `${failed.length} of ${counted(files, "file")} failed`);
+            } finally {
+              bar?.stop();
+            }
+          }),
+        );
+        return;
+      }
+      // A past version's pieces, from the log (the auditor's right), read as any version's are.
+      const location = opts.at ? await withClient(globals(), (auditor) => auditor.locate(remote, opts.version, { at: opts.at }), "auditor") : undefined;
       await withClient(globals(), (client) =>
         // Ctrl-C stops the get and removes its temporary file.
         interruptible(async (signal) => {
@@ -400,7 +544,7 @@ export function buildProgram(): Command {
             // Into a directory (one that exists, or any path ending in /), as cp does.
             const intoDir = local !== undefined && !toStdout && (local.endsWith("/") || statSync(local, { throwIfNoEntry: false })?.isDirectory());
             const dest = toStdout ? process.stdout : intoDir ? join(local!, basename(remote)) : (local ?? basename(remote));
-            const r = await client.get(remote, dest, { version: opts.version, onProgress: bar.update, signal });
+            const r = await client.get(remote, dest, { version: opts.version, location, onProgress: bar.update, signal });
             bar.stop();
             if (!toStdout) process.stderr.write(`read ${r.path} v${r.version} into ${dest as string}: ${humanBytes(r.size)}, sha256 verified\n`);
           } finally {
@@ -415,11 +559,14 @@ export function buildProgram(): Command {
     .description("write files to stdout, one after the other, each verified")
     .argument("<remote...>", "remote paths")
     .option("--version <n>", "a named version instead of the latest (of every file named)", integer(1))
+    .option("--at <point>", AT_HELP, point("--at"))
     .addHelpText("after", "\nExample:\n  dfs cat /logs/a.txt /logs/b.txt | grep error")
-    .action(async (remotes: string[], opts: { version?: number }) => {
+    .action(async (remotes: string[], opts: { version?: number; at?: LogPoint }) => {
+      const at = opts.at;
+      const locations = at ? await withClient(globals(), (auditor) => Promise.all(remotes.map((r) => auditor.locate(r, opts.version, { at }))), "auditor") : undefined;
       await withClient(globals(), (client) =>
         interruptible(async (signal) => {
-          for (const remote of remotes) await client.get(remote, process.stdout, { version: opts.version, signal });
+          for (const [i, remote] of remotes.entries()) await client.get(remote, process.stdout, { version: opts.version, location: locations?.[i], signal });
         }),
       );
     });
@@ -429,12 +576,13 @@ export function buildProgram(): Command {
     .description("list files (the latest committed version of each)")
     .argument("[prefix]", "only files at or below this path")
     .option("--json", "one JSON array")
-    .action(async (prefix: string | undefined, opts: { json?: boolean }) => {
+    .option("--at <point>", AT_HELP, point("--at"))
+    .action(async (prefix: string | undefined, opts: { json?: boolean; at?: LogPoint }) => {
       await withClient(globals(), async (client) => {
-        const files = await client.list(prefix);
+        const files = await client.list(prefix, { at: opts.at });
         if (opts.json) process.stdout.write(JSON.stringify(files, null, 2) + "\n");
         else if (files.length) process.stdout.write(formatListing(files) + "\n");
-      });
+      }, opts.at ? "auditor" : "client");
     });
 
   program
@@ -443,14 +591,17 @@ export function buildProgram(): Command {
     .argument("<remote>", "remote path")
     .option("--pieces", "the layout: each piece's offset, size, sha256 and the workers holding it")
     .option("--json", "JSON (with --pieces, the layout under `layout`)")
-    .addHelpText("after", "\nExample:\n  dfs stat /photos/cat.jpg --pieces")
-    .action(async (remote: string, opts: { json?: boolean; pieces?: boolean }) => {
+    .option("--at <point>", AT_HELP, point("--at"))
+    .addHelpText("after", "\nExample:\n  dfs stat /photos/cat.jpg --pieces\n  dfs stat /photos/cat.jpg --at 2026-11-27T10:00Z")
+    .action(async (remote: string, opts: { json?: boolean; pieces?: boolean; at?: LogPoint }) => {
       await withClient(globals(), async (client) => {
-        const info = await client.stat(remote);
-        const layout = opts.pieces ? await client.locate(remote, info.version) : undefined;
+        // As of a point: the file and its layout then, from one fold of the log.
+        const table = opts.at ? (await client.tableAt(opts.at)).state : undefined;
+        const info = table ? stat(table, remote) : await client.stat(remote);
+        const layout = opts.pieces ? (table ? locate(table, remote, info.version) : await client.locate(remote, info.version)) : undefined;
         if (opts.json) process.stdout.write(JSON.stringify(layout ? { ...info, layout: layout.pieces } : info, null, 2) + "\n");
         else process.stdout.write(formatStat(info) + (layout ? "\n" + formatLayout(layout) : "") + "\n");
-      });
+      }, opts.at ? "auditor" : "client");
     });
 
   program
@@ -463,6 +614,33 @@ export function buildProgram(): Command {
         await client.remove(remote, opts.version);
         process.stderr.write(`deleted ${remote}${opts.version ? ` v${opts.version}` : ""}\n`);
       });
+    });
+
+  program
+    .command("retention")
+    .description("show or set which older versions the store keeps (setting it is the admin's)")
+    .option("--keep-versions <n>", "keep each path's newest N committed versions", integer(1))
+    .option("--keep-for <duration>", "keep a version this long after a newer one committed: 90s, 10m, 2h, 30d", duration)
+    .option("--keep-all", "keep every version until it is deleted (the default)")
+    .addHelpText(
+      "after",
+      "\nWith both limits a version goes only once it is past both. Each version removed is a VersionExpired\nevent, and its pieces are dropped where no other version needs them.\n\nExamples:\n  dfs retention                                # show the policy\n  dfs retention --keep-versions 5 --keep-for 30d\n  dfs retention --keep-all",
+    )
+    .action(async (opts: { keepVersions?: number; keepFor?: number; keepAll?: boolean }) => {
+      const setting = opts.keepVersions !== undefined || opts.keepFor !== undefined;
+      if (setting && opts.keepAll) throw new DfsError(ErrorCodes.BAD_REQUEST, "--keep-all keeps every version: it takes no other limit");
+      if (!setting && !opts.keepAll) {
+        await withClient(globals(), async (client) => process.stdout.write(`${describePolicy((await client.status()).retention)}\n`));
+        return;
+      }
+      await withClient(
+        globals(),
+        async (admin) => {
+          const policy = await admin.setRetention(opts.keepAll ? {} : { keepVersions: opts.keepVersions, keepForMs: opts.keepFor });
+          process.stderr.write(`retention: ${describePolicy(policy)}\n`);
+        },
+        "admin",
+      );
     });
 
   program
@@ -532,15 +710,32 @@ export function buildProgram(): Command {
   program
     .command("tail")
     .description("print the audit log: one line per event")
-    .option("--follow", "keep printing new events")
+    .option("--follow", "keep printing new events (through a server restart)")
     .option("--json", "one JSON object per line")
-    .option("--from <seq>", "start at this sequence", integer(1))
-    .action(async (opts: { follow?: boolean; json?: boolean; from?: number }) => {
+    .option("--path <prefix>", "only events of files at or below this path")
+    .option("--type <types>", "only events of these types, comma-separated (e.g. FileCommitted,FileDeleted)")
+    .option("--worker <id>", "only events about or assigned to this worker")
+    .option("--since <point>", "from this point: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago", point("--since"))
+    .option("--until <point>", "up to this point (with --follow, ends there)", point("--until"))
+    .addOption(new Option("--from <seq>", "start at this sequence (as --since SEQ)").argParser(integer(1)).hideHelp())
+    .addOption(new Option("--color <when>", "colour the type column and rejections").choices(["auto", "always", "never"]).default("auto"))
+    .addHelpText("after", "\nExamples:\n  dfs tail --path /photos --type FileCommitted,FileDeleted\n  dfs tail --since 10m --follow --json | jq .event.type")
+    .action(async (opts: { follow?: boolean; json?: boolean; path?: string; type?: string; worker?: string; since?: LogPoint; until?: LogPoint; from?: number; color: "auto" | "always" | "never" }) => {
+      const colour = useColour(opts.color, process.stdout);
       await withClient(globals(), async (client) => {
-        const reader = await client.tail({ follow: opts.follow, fromSeq: opts.from }, (entry) => {
-          process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry)) + "\n");
+        const filters = {
+          follow: opts.follow,
+          since: opts.since ?? (opts.from === undefined ? undefined : { seq: opts.from }),
+          until: opts.until,
+          path: opts.path,
+          types: opts.type?.split(",").filter(Boolean),
+          worker: opts.worker,
+        };
+        const reader = await client.tail(filters, (entry) => {
+          process.stdout.write((opts.json ? eventJson(entry) : formatEvent(entry, colour)) + "\n");
         });
-        if (opts.follow) await untilStopped(async () => reader.stop());
+        // Until Ctrl-C, `--until`, or a server that went away and did not come back (an error).
+        if (opts.follow) await Promise.race([untilStopped(async () => reader.stop()), reader.done]);
         else await reader.done;
       }, "auditor");
     });
@@ -550,10 +745,12 @@ export function buildProgram(): Command {
     .description("rebuild the master's table from the log alone and print it")
     .option("--json", "the whole projection as JSON")
     .option("--check", "compare with the live master's table (exit 1 if they differ)")
-    .action(async (opts: { json?: boolean; check?: boolean }) => {
+    .option("--until <point>", "the table right after this point: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago", point("--until"))
+    .action(async (opts: { json?: boolean; check?: boolean; until?: LogPoint }) => {
+      if (opts.check && opts.until) throw new DfsError(ErrorCodes.BAD_REQUEST, "--check compares the live master's table with the log's: it takes no --until");
       await withClient(globals(), async (client) => {
         const live = opts.check ? await client.masterState() : undefined;
-        const { state } = await client.replay(live?.lastSeq);
+        const { state } = await client.replay(live?.lastSeq ?? opts.until);
         const digest = stateDigest(state);
         if (opts.json) process.stdout.write(JSON.stringify(projection(state), null, 2) + "\n");
         else {

@@ -1,8 +1,8 @@
 // The client library: everything `dfs` does, usable from a program. It holds no state of the
 // store; it asks the master, serves its own bytes to workers during a put, and reads pieces
 // from workers during a get (`get.ts`), checking every SHA-256.
-import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
@@ -15,14 +15,21 @@ import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
 import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
-import { auditLog, pathHistory, replayLog, type AuditEntry, type ReplayResult, type VersionHistory } from "../src/replay.js";
+import type { LogPoint } from "../src/log-point.js";
+import { list, stat } from "../src/queries.js";
+import { auditLog, locateAt, pathHistory, replayLog, type AuditEntry, type AuditOptions, type ReplayResult, type VersionHistory } from "../src/replay.js";
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
 import type { SnapshotHead } from "../src/snapshot.js";
+import type { RetentionPolicy } from "../src/retention.js";
 import { latestSnapshotHead } from "../src/master/snapshots.js";
 import { getFile, type GetOptions, type GetResult } from "./get.js";
+import { getTree, type GetTreeOptions, type GetTreeResult } from "./get-many.js";
+import { PieceHasher, type ContentHashes } from "./piece-hasher.js";
 import type { Progress } from "./progress.js";
+import { putMany, type PutEntry, type PutManyOptions, type PutManyResult } from "./put-many.js";
+import { spoolStream } from "./spool.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
@@ -88,12 +95,66 @@ export interface WorkerReport {
   status?: WorkerStatus;
 }
 
+/** Files up to this size are read once, into memory, and served from there. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
+/** What a put asks the master for, its content hashed. */
+interface UploadPlanned extends ContentHashes {
+  path: string;
+  pieceSize: number;
+  replicas: number;
+}
+
+/** The bytes of a put's content at a position (a frame a worker pulls). */
+type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
+
 /** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
 export function pieceSizeFor(size: number, requested?: number): number {
   if (requested !== undefined) return requested;
   let pieceSize = DEFAULT_PIECE_SIZE;
   while (Math.ceil(size / pieceSize) > MAX_PIECES) pieceSize *= 2;
   return pieceSize;
+}
+
+function checkedPieceSize(size: number, requested?: number): number {
+  const pieceSize = pieceSizeFor(size, requested);
+  if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
+    throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
+  }
+  return pieceSize;
+}
+
+/** A whole small file, in one buffer. */
+async function readWhole(file: FileHandle, size: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(size);
+  for (let position = 0; position < size; ) {
+    const { bytesRead } = await file.read(bytes, position, size - position, position);
+    if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
+    position += bytesRead;
+  }
+  return bytes;
+}
+
+/** A file's hashes, read once from start to end in steps of at most 4 MiB. */
+async function hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void): Promise<ContentHashes> {
+  const hasher = new PieceHasher(pieceSize);
+  const buffer = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024));
+  for (let position = 0; position < size; ) {
+    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);
+    if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
+    hasher.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+    onProgress?.({ phase: "hash", done: position, total: size });
+  }
+  return hasher.digest();
+}
+
+function readerOf(file: FileHandle): ReadAt {
+  return async (position, length) => {
+    const frame = Buffer.allocUnsafe(length);
+    const { bytesRead } = await file.read(frame, 0, length, position);
+    return frame.subarray(0, bytesRead);
+  };
 }
 
 export class DfsClient {
@@ -135,8 +196,12 @@ export class DfsClient {
     if (typeof seq === "number" && seq > this.seenSeq) this.seenSeq = seq;
   }
 
-  /** Every file at or below `prefix`, fetched a page at a time. */
-  async list(prefix?: string, opts: { pageSize?: number } = {}): Promise<ListEntry[]> {
+  /**
+   * Every file at or below `prefix`, fetched a page at a time; with `at`, as the store was right
+   * after that point, from the log alone (the auditor's right).
+   */
+  async list(prefix?: string, opts: { pageSize?: number; at?: LogPoint } = {}): Promise<ListEntry[]> {
+    if (opts.at) return list((await this.tableAt(opts.at)).state, prefix);
     const files: ListEntry[] = [];
     let after: string | undefined;
     do {
@@ -147,12 +212,23 @@ export class DfsClient {
     return files;
   }
 
-  async stat(path: string): Promise<FileInfo> {
+  /** A file; with `at`, as it was right after that point, from the log alone (the auditor's right). */
+  async stat(path: string, opts: { at?: LogPoint } = {}): Promise<FileInfo> {
+    if (opts.at) return stat((await this.tableAt(opts.at)).state, path);
     return this.read("stat", { path, atLeastSeq: this.seenSeq });
   }
 
-  /** Where every piece of a version lives, fetched a page at a time (all pages name one version). */
-  async locate(path: string, version?: number, opts: { pageSize?: number } = {}): Promise<Location> {
+  /**
+   * Where every piece of a version lives, fetched a page at a time (all pages name one version).
+   * With `at`: the version as it was right after that point, its pieces where they are now,
+   * both from the log alone (the auditor's right); PIECES_DROPPED when a piece is held by no
+   * live worker any more. Hand the answer to `get` (`location`) to read that version.
+   */
+  async locate(path: string, version?: number, opts: { pageSize?: number; at?: LogPoint } = {}): Promise<Location> {
+    if (opts.at) {
+      await requireStore(this.nc, this.cat, [this.cat.auditStream]);
+      return locateAt(this.nc, this.cat, opts.at, path, version);
+    }
     const request = (v: number | undefined, fromPiece: number) =>
       this.read<LocationPage>("locate", { path, version: v, fromPiece, limit: opts.pageSize, atLeastSeq: this.seenSeq });
     const first = await request(version, 0);
@@ -165,10 +241,29 @@ export class DfsClient {
     return where;
   }
 
+  /** The table as the log had it right after `at`: what `ls`, `stat` and `replay --until` answer from. */
+  async tableAt(at: LogPoint): Promise<ReplayResult> {
+    await requireStore(this.nc, this.cat, [this.cat.auditStream]);
+    return replayLog(this.nc, this.cat, at);
+  }
+
   async remove(path: string, version?: number): Promise<void> {
     // Nobody answered means nobody received it (a new leader taking over): safe to ask again.
     const reply = await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc("delete"), { path, version }, { retryOn: [ErrorCodes.UNAVAILABLE], forMs: LEADER_WAIT_MS });
     this.seen(reply.seq);
+  }
+
+  /**
+   * Set the store's retention policy (the admin's right): fields left out set no limit of that
+   * kind, so `{}` keeps every version. Resolves with the policy now in force.
+   */
+  async setRetention(policy: RetentionPolicy): Promise<RetentionPolicy> {
+    const reply = await callRetrying<{ seq: number; retention: RetentionPolicy }>(this.nc, this.cat.masterRpc("retention"), policy, {
+      retryOn: [ErrorCodes.UNAVAILABLE],
+      forMs: LEADER_WAIT_MS,
+    });
+    this.seen(reply.seq);
+    return reply.retention;
   }
 
   /** The live master's view: its last folded sequence and the digest of its table. */
@@ -206,9 +301,10 @@ export class DfsClient {
     return pathHistory(this.nc, this.cat, path);
   }
 
-  async replay(untilSeq?: number): Promise<ReplayResult> {
+  /** The table rebuilt from the log, up to a point (a sequence number is `{ seq }`) or to its end. */
+  async replay(until?: number | LogPoint): Promise<ReplayResult> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
-    return replayLog(this.nc, this.cat, untilSeq);
+    return replayLog(this.nc, this.cat, typeof until === "number" ? { seq: until } : until);
   }
 
   /** The head of the latest snapshot of the master's table (what it covers and its digest), if one was written. */
@@ -216,65 +312,70 @@ export class DfsClient {
     return latestSnapshotHead(this.nc, this.cat);
   }
 
-  /** The audit log from `fromSeq` on, each message judged by a fold of the whole log. */
-  async tail(opts: { follow?: boolean; fromSeq?: number }, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
+  /** The audit log, filtered as `opts` say, each message judged by a fold of the whole log. */
+  async tail(opts: AuditOptions, onEntry: (e: AuditEntry) => void): Promise<LogReader> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
     return auditLog(this.nc, this.cat, opts, onEntry);
   }
 
+  /**
+   * Store a local file at `remotePath` (a new version if the path exists). A small file is read
+   * once, into memory; a larger one is read twice, streaming (to hash it, then as workers pull).
+   */
   async put(localPath: string, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
     const path = normalisePath(remotePath);
-    let file: FileHandle;
-    try {
-      file = await open(localPath, "r");
-    } catch (err) {
-      throw new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
-    }
+    const unreadable = (err: unknown) =>
+      err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
+    const file = await open(localPath, "r").catch((err) => Promise.reject(unreadable(err)));
+    let isOpen = true;
+    const close = async () => {
+      if (isOpen) await file.close();
+      isOpen = false;
+    };
     try {
       const info = await file.stat();
       if (!info.isFile()) throw new DfsError(ErrorCodes.LOCAL_IO, `${localPath} is not a regular file`);
-      const size = info.size;
-      const pieceSize = pieceSizeFor(size, opts.pieceSize);
-      if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE) {
-        throw new DfsError(ErrorCodes.BAD_REQUEST, `piece size must be at least ${MIN_PIECE_SIZE} bytes`);
+      const pieceSize = checkedPieceSize(info.size, opts.pieceSize);
+      const replicas = opts.replicas ?? DEFAULT_REPLICAS;
+      if (info.size <= SMALL_FILE_BYTES) {
+        const bytes = await readWhole(file, info.size).catch((err) => Promise.reject(unreadable(err)));
+        await close();
+        const hasher = new PieceHasher(pieceSize);
+        hasher.update(bytes);
+        return await this.upload({ path, pieceSize, replicas, ...hasher.digest() }, async (position, length) => bytes.subarray(position, position + length), opts);
       }
-      const { sha256, pieceHashes } = await this.hashFile(file, size, pieceSize, opts.onProgress).catch((err) => {
-        throw err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read ${localPath}: ${(err as Error).message}`, { cause: err });
-      });
-      return await this.upload(file, { path, size, pieceSize, sha256, pieceHashes, replicas: opts.replicas ?? DEFAULT_REPLICAS }, opts);
+      const hashes = await hashFile(file, info.size, pieceSize, opts.onProgress).catch((err) => Promise.reject(unreadable(err)));
+      return await this.upload({ path, pieceSize, replicas, ...hashes }, readerOf(file), opts);
     } finally {
-      await file.close();
+      await close();
     }
   }
 
-  private async hashFile(file: FileHandle, size: number, pieceSize: number, onProgress?: (p: Progress) => void) {
-    const pieceCount = size === 0 ? 0 : Math.ceil(size / pieceSize);
-    const whole = createHash("sha256");
-    const pieces = Buffer.alloc(pieceCount * 32);
-    const buffer = Buffer.allocUnsafe(Math.min(pieceSize, 4 * 1024 * 1024));
-    for (let piece = 0; piece < pieceCount; piece++) {
-      const hash = createHash("sha256");
-      const start = piece * pieceSize;
-      const end = Math.min(size, start + pieceSize);
-      for (let position = start; position < end; ) {
-        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position);
-        if (bytesRead === 0) throw new DfsError(ErrorCodes.LOCAL_IO, "the file shrank while it was being read");
-        const chunk = buffer.subarray(0, bytesRead);
-        hash.update(chunk);
-        whole.update(chunk);
-        position += bytesRead;
-        onProgress?.({ phase: "hash", done: position, total: size });
+  /**
+   * Store what `input` yields (stdin) at `remotePath`. It can be read only once, so it is
+   * spooled to a temporary file in the OS temporary folder, hashed on the way in, and put from
+   * there; the file is removed however the put ends.
+   */
+  async putStream(input: Readable, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
+    const path = normalisePath(remotePath);
+    const spooled = await spoolStream(input, checkedPieceSize(0, opts.pieceSize), opts.signal);
+    try {
+      let hashes: ContentHashes = { size: spooled.size, sha256: spooled.sha256, pieceHashes: spooled.pieceHashes };
+      const file = await open(spooled.path, "r");
+      try {
+        // Past MAX_PIECES default-sized pieces (160 GiB), pieces grow: hashed again at their size.
+        const pieceSize = checkedPieceSize(spooled.size, opts.pieceSize);
+        if (pieceSize !== spooled.pieceSize) hashes = await hashFile(file, spooled.size, pieceSize, opts.onProgress);
+        return await this.upload({ path, pieceSize, replicas: opts.replicas ?? DEFAULT_REPLICAS, ...hashes }, readerOf(file), opts);
+      } finally {
+        await file.close();
       }
-      hash.digest().copy(pieces, piece * 32);
+    } finally {
+      await spooled.remove();
     }
-    return { sha256: whole.digest("hex"), pieceHashes: pieces };
   }
 
-  private async upload(
-    file: FileHandle,
-    plan: { path: string; size: number; pieceSize: number; sha256: string; pieceHashes: Buffer; replicas: number },
-    opts: PutOptions,
-  ): Promise<PutResult> {
+  private async upload(plan: UploadPlanned, readAt: ReadAt, opts: PutOptions): Promise<PutResult> {
     const uploadId = nuid.next();
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
@@ -291,11 +392,10 @@ export class DfsClient {
       if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
         throw new DfsError(ErrorCodes.BAD_REQUEST, `piece ${where.piece} has no bytes [${req.offset}, +${req.length})`);
       }
-      const frame = Buffer.allocUnsafe(req.length);
-      const { bytesRead } = await file.read(frame, 0, req.length, start + req.offset);
+      const frame = await readAt(start + req.offset, req.length);
       lastActivity = Date.now();
-      servedBytes += bytesRead;
-      return frame.subarray(0, bytesRead);
+      servedBytes += frame.length;
+      return frame;
     });
     try {
       // A create is the same decision however often it is asked (its upload id says which), so
@@ -396,11 +496,27 @@ export class DfsClient {
   }
 
   /**
-   * Read a file into `dest` (a local path, or a writable stream such as stdout), every piece
-   * verified; see `getFile`. Any failure is one DfsError and leaves no temporary file.
+   * Put many files over this connection, `parallel` at a time (default 16), each an ordinary
+   * put committed or abandoned on its own; see `planPut` for which file goes where.
    */
-  async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions = {}): Promise<GetResult> {
-    return getFile(this, remotePath, dest, opts);
+  async putMany(entries: readonly PutEntry[], opts: PutManyOptions = {}): Promise<PutManyResult> {
+    return putMany(this, entries, opts);
+  }
+
+  /** Write every latest committed file at or below `prefix` below the local `dir`; see `getTree`. */
+  async getTree(prefix: string, dir: string, opts: GetTreeOptions = {}): Promise<GetTreeResult> {
+    return getTree(this, prefix, dir, opts);
+  }
+
+  /**
+   * Read a file into `dest` (a local path, or a writable stream such as stdout), every piece
+   * verified; see `getFile`. Any failure is one DfsError and leaves no temporary file. With
+   * `location` (from `locate`, e.g. of a past point), that version's pieces are read.
+   */
+  async get(remotePath: string, dest: string | NodeJS.WritableStream, opts: GetOptions & { location?: Location } = {}): Promise<GetResult> {
+    const { location, ...rest } = opts;
+    // A location from `locate(..., { at })`: those pieces are read, as any version's are.
+    return getFile(location ? { nc: this.nc, cat: this.cat, locate: async () => location } : this, remotePath, dest, rest);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 // How the CLI shows things to people: sizes, times, events as one line each.
+import { describePolicy } from "../src/retention.js";
 import type { FileInfo, ListEntry, Location } from "../src/queries.js";
 import type { AuditEntry, VersionHistory } from "../src/replay.js";
 import type { ScrubResult, StatusReport } from "./admin.js";
@@ -69,17 +70,43 @@ function isMap(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
 }
 
+/** ANSI colours of the event lines (`dfs tail` on a terminal): a few codes need no library. */
+const ANSI = { red: "\x1b[31m", green: "\x1b[32m", yellow: "\x1b[33m", cyan: "\x1b[36m", reset: "\x1b[0m" } as const;
+/** Things going away or failing in yellow, a version becoming visible in green, the rest in cyan. */
+const TYPE_COLOURS: Partial<Record<string, keyof typeof ANSI>> = {
+  FileCommitted: "green",
+  FileDeleted: "yellow",
+  UploadAbandoned: "yellow",
+  WorkerLost: "yellow",
+  PiecesDropped: "yellow",
+  CopyFailed: "yellow",
+  ReplicasLost: "yellow",
+};
+
+/** Whether to colour: `always`, `never`, or `auto` (a terminal, and no `NO_COLOR` set: see no-color.org). */
+export function useColour(when: "auto" | "always" | "never", stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (when !== "auto") return when === "always";
+  return stream.isTTY === true && !env.NO_COLOR;
+}
+
+function paint(text: string, colour: keyof typeof ANSI, on: boolean): string {
+  return on ? `${ANSI[colour]}${text}${ANSI.reset}` : text;
+}
+
 /**
  * One line per event: sequence, time, type, then its fields (long lists summarised). An event
  * the fold rejected is shown as it was logged, as far as it decodes, then why it was rejected.
+ * With `colour`, the type is coloured by what it means and a rejection is red.
  */
-export function formatEvent(entry: AuditEntry): string {
+export function formatEvent(entry: AuditEntry, colour = false): string {
   const head = `${String(entry.seq).padStart(6)}  ${time(entry.time.getTime())}`;
   const logged = entry.event ?? entry.value;
-  if (!isMap(logged)) return `${head}  (not an event on ${entry.subject})  rejected: ${entry.rejected}`;
+  const rejection = paint(`rejected: ${entry.rejected}`, "red", colour);
+  if (!isMap(logged)) return `${head}  (not an event on ${entry.subject})  ${rejection}`;
   const { type, at: _at, ...fields } = logged;
-  const line = `${head}  ${shortText(type, 40).padEnd(15)} ${formatFields(fields)}`;
-  return entry.rejected === undefined ? line : `${line}  rejected: ${entry.rejected}`;
+  const typeText = shortText(type, 40).padEnd(15);
+  const line = `${head}  ${paint(typeText, entry.rejected === undefined ? (TYPE_COLOURS[String(type)] ?? "cyan") : "red", colour)} ${formatFields(fields)}`;
+  return entry.rejected === undefined ? line : `${line}  ${rejection}`;
 }
 
 /** A value as short text on one line: a forged field may be anything. */
@@ -122,6 +149,7 @@ export function formatStatus(s: StatusReport): string {
     `log       sequence ${s.lastSeq}${s.rejected ? `, ${s.rejected} rejected` : ""}`,
     `pieces    ${p.total} (${p.healthy} healthy${p.underReplicated ? `, ${p.underReplicated} under-replicated` : ""}${p.unplaceable ? `, ${p.unplaceable} unplaceable` : ""}${p.unavailable ? `, ${p.unavailable} UNAVAILABLE` : ""}${p.excess ? `, ${p.excess} with spare copies` : ""})`,
     `healing   ${s.copiesInFlight} cop${s.copiesInFlight === 1 ? "y" : "ies"} in flight, ${s.dropsOwed} drop${s.dropsOwed === 1 ? "" : "s"} owed, ${s.uploadsPending} upload${s.uploadsPending === 1 ? "" : "s"} open`,
+    `retention ${describePolicy(s.retention)}`,
     "",
   ];
   const rows = s.workers.map((w) => [

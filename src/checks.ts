@@ -1,6 +1,7 @@
 // Whether an event may be folded: every field that names something must name what the log
 // made of it. The decider never emits anything else, so an event that fails here is malformed
 // or forged, and the fold counts it as rejected instead of applying it.
+import { describePolicy, expiryRule } from "./retention.js";
 import { isPlaced, liveHolders, wantedReplicas } from "./content.js";
 import { piecesOf, type DfsEvent } from "./events.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState, type VersionStatus } from "./state.js";
@@ -181,6 +182,16 @@ export function contradiction(state: State, event: DfsEvent): string | undefined
     }
     case "FileDeleted":
       return deletedContradiction(state, event);
+    case "VersionExpired": {
+      const file = state.files.get(event.fileId);
+      if (!file) return `no file ${event.fileId}`;
+      if (file.path !== event.path) return `file ${file.fileId} is ${file.path}, not ${event.path}`;
+      const v = versionIn(state, event.fileId, event.version, "committed");
+      if (typeof v === "string") return v;
+      return expiryRule(state.retention, file, v, event.at) === undefined ? `the retention policy (${describePolicy(state.retention)}) keeps version ${v.version} of file ${file.fileId}` : undefined;
+    }
+    case "RetentionSet":
+      return undefined;
     case "PiecesDropped":
       return droppedContradiction(state, event);
     case "CopiesOrdered":

@@ -88,6 +88,14 @@ export interface Reconcile {
   readonly at: number;
 }
 
+/** The admin sets the store's retention policy (see retention.ts). */
+export interface SetRetention {
+  readonly type: "SetRetention";
+  readonly at: number;
+  readonly keepVersions?: number;
+  readonly keepForMs?: number;
+}
+
 /** A worker says how a copy order went. */
 export interface ConfirmCopy {
   readonly type: "ConfirmCopy";
@@ -126,7 +134,8 @@ export type Command =
   | Reconcile
   | ConfirmCopy
   | ReportLost
-  | ReconcileInventory;
+  | ReconcileInventory
+  | SetRetention;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -361,5 +370,17 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
       return reportLost(state, cmd);
     case "ReconcileInventory":
       return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at) : [];
+    case "SetRetention": {
+      const same = state.retention.keepVersions === cmd.keepVersions && state.retention.keepForMs === cmd.keepForMs;
+      if (same) return [];
+      return [
+        {
+          type: "RetentionSet",
+          at: cmd.at,
+          ...(cmd.keepVersions !== undefined ? { keepVersions: cmd.keepVersions } : {}),
+          ...(cmd.keepForMs !== undefined ? { keepForMs: cmd.keepForMs } : {}),
+        },
+      ];
+    }
   }
 }

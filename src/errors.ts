@@ -18,6 +18,8 @@ export const ErrorCodes = {
   STORAGE_FAILED: "STORAGE_FAILED",
   /** No replica of a piece could be read. */
   PIECE_UNAVAILABLE: "PIECE_UNAVAILABLE",
+  /** A version read as of a past point of the log has a piece no live worker holds any more. */
+  PIECES_DROPPED: "PIECES_DROPPED",
   /** The NATS server refused the connection: no credentials, or credentials it does not trust. */
   UNAUTHORIZED: "UNAUTHORIZED",
   /** The credentials in use do not allow this (a role doing another role's work). */
@@ -28,6 +30,8 @@ export const ErrorCodes = {
   TIMEOUT: "TIMEOUT",
   /** The caller stopped the operation (an AbortSignal; Ctrl-C or SIGTERM in the CLI). */
   INTERRUPTED: "INTERRUPTED",
+  /** Some files of a put or get of many failed; each was reported on its own. */
+  SOME_FILES_FAILED: "SOME_FILES_FAILED",
   /** A local file could not be read or written. */
   LOCAL_IO: "LOCAL_IO",
   /** A data folder is in use by another process (a worker's store, a `dfs up`). */

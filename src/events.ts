@@ -160,6 +160,25 @@ export const ReplicasLost = z.object({
 });
 export type ReplicasLost = z.infer<typeof ReplicasLost>;
 
+/**
+ * The store's retention policy, set by the admin: which committed versions that are no longer
+ * their path's newest are kept. A field left out sets no limit of that kind; neither (the
+ * default) keeps every version until it is deleted.
+ */
+export const RetentionSet = z.object({
+  type: z.literal("RetentionSet"),
+  at,
+  /** Keep each path's newest this many committed versions (the newest included), whatever their age. */
+  keepVersions: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Keep a version this long (ms) after a newer one of its path was committed, whatever their number. */
+  keepForMs: count.optional(),
+});
+export type RetentionSet = z.infer<typeof RetentionSet>;
+
+/** The retention policy removed a committed version that was no longer its path's newest; `rule` says which limit. */
+export const VersionExpired = z.object({ type: z.literal("VersionExpired"), at, fileId: id, path, version, rule: reason });
+export type VersionExpired = z.infer<typeof VersionExpired>;
+
 /** Every event type's schema, by its `type`. */
 export const EVENT_SCHEMAS = {
   WorkerJoined,
@@ -176,6 +195,8 @@ export const EVENT_SCHEMAS = {
   ReplicaStored,
   CopyFailed,
   ReplicasLost,
+  RetentionSet,
+  VersionExpired,
 } as const;
 
 export type EventType = keyof typeof EVENT_SCHEMAS;

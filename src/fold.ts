@@ -15,7 +15,7 @@ export interface LoggedMessage {
   readonly data: Uint8Array;
 }
 
-/** The subject an event belongs on: its file's, its worker's, or its worker's assignments. */
+/** The subject an event belongs on: its file's, its worker's, its worker's assignments, or the store's. */
 export function subjectFor(cat: Catalogue, event: DfsEvent): string {
   switch (event.type) {
     case "WorkerJoined":
@@ -28,6 +28,8 @@ export function subjectFor(cat: Catalogue, event: DfsEvent): string {
     case "PiecesDropped":
     case "CopiesOrdered":
       return cat.assignEvents(event.workerId);
+    case "RetentionSet":
+      return cat.storeEvents();
     default:
       return cat.fileEvents(event.fileId);
   }

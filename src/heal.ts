@@ -11,6 +11,7 @@ import {
   type CopyOrder,
   type DfsEvent,
 } from "./events.js";
+import { expiredVersions } from "./retention.js";
 import type { State, VersionState } from "./state.js";
 
 /** Copy orders in flight at once over the whole store: healing must not starve the puts. */
@@ -153,12 +154,21 @@ export function recentlyFailed(c: ContentState, workerId: string, at: number): b
 export function reconcile(state: State, at: number): DfsEvent[] {
   const loads = liveLoads(state);
   const touched = new Set<string>();
-  return [...owedDrops(state, at), ...abandonedCopies(state, at), ...replanUploads(state, at, loads, touched), ...healContent(state, at, loads, touched)];
+  // Expiries last: the orders before them were decided on the versions they remove.
+  return [
+    ...owedDrops(state, at),
+    ...abandonedCopies(state, at),
+    ...replanUploads(state, at, loads, touched),
+    ...healContent(state, at, loads, touched),
+    ...expiredVersions(state, at),
+  ];
 }
 
-/** Whether anything is owed: `reconcile` would decide something (or might, once a retry delay passes). */
-export function hasWork(state: State): boolean {
+/** Whether anything is owed at `at`: `reconcile` would decide something (or might, once a retry delay passes). */
+export function hasWork(state: State, at: number): boolean {
   if (state.dropsOwed.size > 0 || state.unhealthy.size > 0) return true;
+  // Versions outlive their time only as the clock moves: nothing in the log says when.
+  if (state.retention.keepForMs !== undefined && expiredVersions(state, at).length > 0) return true;
   for (const w of state.copyingTo.keys()) if (!state.workers.get(w)?.live) return true;
   for (const uploadId of state.pendingUploads) {
     const ref = state.uploads.get(uploadId)!;

@@ -14,6 +14,8 @@ import { FAILOVER_MS, isFailoverError } from "./failover.js";
 
 /** How often the leader renews, and a follower tries to take over. */
 export const LEASE_RENEW_MS = 500;
+/** How long before the lease could age out it stops counting as firm: more than any append takes to land. */
+const FIRM_MARGIN_MS = 1_000;
 
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -28,6 +30,8 @@ export class Lease {
   /** Sequence of our lease message, while we hold it. */
   private held?: number;
   private renewedAt = 0;
+  /** When the last renewal that was acknowledged was sent: our lease message ages out no sooner than LEASE_TTL_MS after. */
+  private renewalSentAt = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -42,6 +46,14 @@ export class Lease {
     return this.held !== undefined;
   }
 
+  /**
+   * Held, and renewed so recently that no rival can take the lease for at least another
+   * FIRM_MARGIN_MS: nobody else appends meanwhile (see Appender).
+   */
+  get firm(): boolean {
+    return this.held !== undefined && Date.now() - this.renewalSentAt < LEASE_TTL_MS - FIRM_MARGIN_MS;
+  }
+
   start(): void {
     void this.tick();
   }
@@ -50,6 +62,7 @@ export class Lease {
     if (this.stopped) return;
     try {
       // Taking it: only if nobody holds it. Keeping it: only if ours is still the last word.
+      const sentAt = Date.now();
       const ack = await this.js.publish(this.cat.leaseSubject(), encode({ holder: this.holder, at: Date.now() }), {
         expect: { lastSubjectSequence: this.held ?? 0 },
         timeout: LEASE_RENEW_MS * 2,
@@ -57,6 +70,7 @@ export class Lease {
       const took = this.held === undefined;
       this.held = ack.seq;
       this.renewedAt = Date.now();
+      this.renewalSentAt = sentAt;
       if (took) this.on.lead();
     } catch (err) {
       if (this.held !== undefined) {

@@ -14,9 +14,8 @@ import { DfsError, ErrorCodes } from "./errors.js";
 import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
 import type { LoggedMessage } from "./fold.js";
 
-/** JetStream's answers to a fenced publish that lost: the stream's last sequence, or last message id, is not the one expected. */
+/** JetStream's answer to a fenced publish that lost: the stream's last sequence is not the one expected. */
 const WRONG_LAST_SEQUENCE = 10071;
-const WRONG_LAST_MSG_ID = 10070;
 
 /** Another writer appended first: `lastSeq`, when known, is where the stream really is. */
 export class AppendConflict extends Error {
@@ -25,30 +24,22 @@ export class AppendConflict extends Error {
   }
 }
 
-/** Where an append must land: right after `lastSeq`, and after the event whose id is `lastId` when this writer appended that one too. */
-export interface AppendFence {
-  lastSeq: number;
-  /** Chains appends sent without waiting for each other: one after a refused one is refused too. */
-  lastId?: string;
-}
-
 /**
- * Append one message, only if the stream's last sequence (and last message id) are the
- * fence's: resolves with its sequence. Each append carries a new message id, so one tried
- * again through a failover after its ack was lost is recognised as the same message (the
- * stream deduplicates before it checks the fence) and never lands twice.
+ * Append one message, only if the stream's last sequence is `lastSeq`: resolves with its
+ * sequence. Each append carries a new message id, so one tried again through a failover
+ * after its ack was lost is recognised as the same message (the stream deduplicates before
+ * it checks the fence) and never lands twice.
  */
-export async function appendEvent(js: JetStreamClient, message: { subject: string; data: Uint8Array }, fence: AppendFence, id = nuid.next()): Promise<number> {
+export async function appendEvent(js: JetStreamClient, message: { subject: string; data: Uint8Array }, lastSeq: number): Promise<number> {
+  const id = nuid.next();
   try {
-    const ack = await throughFailover(() =>
-      js.publish(message.subject, message.data, { msgID: id, expect: { lastSequence: fence.lastSeq, ...(fence.lastId ? { lastMsgID: fence.lastId } : {}) } }),
-    );
-    if (ack.seq !== fence.lastSeq + 1) throw new AppendConflict(fence.lastSeq, undefined);
+    const ack = await throughFailover(() => js.publish(message.subject, message.data, { msgID: id, expect: { lastSequence: lastSeq } }));
+    if (ack.seq !== lastSeq + 1) throw new AppendConflict(lastSeq, undefined);
     return ack.seq;
   } catch (err) {
-    if (err instanceof JetStreamApiError && (err.code === WRONG_LAST_SEQUENCE || err.code === WRONG_LAST_MSG_ID)) {
+    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
       const match = /wrong last sequence: (\d+)/.exec(err.message);
-      throw new AppendConflict(fence.lastSeq, match ? Number(match[1]) : undefined);
+      throw new AppendConflict(lastSeq, match ? Number(match[1]) : undefined);
     }
     throw err;
   }

@@ -41,6 +41,8 @@ export const ListRequest = z.object({ prefix: remotePath.optional(), after: z.st
 export const StatRequest = z.object({ path: remotePath });
 export const DeleteRequest = z.object({ path: remotePath, version: z.number().int().positive().optional() });
 export const StateRequest = z.object({ full: z.boolean().optional() });
+/** The retention policy to set: a field left out sets no limit of that kind (neither: keep every version). */
+export const RetentionRequest = z.object({ keepVersions: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(), keepForMs: count.optional() });
 export const StatusRequest = z.object({});
 /** A consumer of the audit mirror for a reader, from this sequence on. */
 export const ReaderRequest = z.object({ fromSeq: count.optional() });

@@ -1,13 +1,17 @@
 // Rebuild the master's table from the log alone: what `dfs replay` prints, what a check
-// against the live master or a snapshot compares with, and what `dfs tail` judges events by.
+// against the live master or a snapshot compares with, what `dfs tail` judges events by, and
+// the table at any point in the past (`--at`).
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import type { DecodedEvent } from "./codec.js";
 import { foldLogged } from "./fold.js";
-import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError, quote } from "./errors.js";
+import { EVENT_TYPES } from "./events.js";
+import { describePoint, isFrom, isPast, type LogPoint } from "./log-point.js";
 import { lastSequence, mirrorReaches, openReader, readLog, type LogReader, type Reader, type TimedMessage } from "./log.js";
-import { call } from "./rpc.js";
-import { normalisePath } from "./paths.js";
+import { callRetrying } from "./rpc.js";
+import { isUnder, normalisePath, normalisePrefix } from "./paths.js";
+import { locate, type Location } from "./queries.js";
 import { initialState, type State } from "./state.js";
 
 export interface ReplayResult {
@@ -16,30 +20,112 @@ export interface ReplayResult {
 }
 
 /**
- * Fold the log from its first event up to `untilSeq` (default: its end as of now), read
- * from the audit mirror, as readers do.
+ * Fold the log from its first event up to `until` (default: its end as of now), read from the
+ * audit mirror, as readers do: the table right after that point. Reading stops there.
  */
-export async function replayLog(nc: NatsConnection, cat: Catalogue, untilSeq?: number, onEntry?: (entry: AuditEntry) => void): Promise<ReplayResult> {
+export async function replayLog(nc: NatsConnection, cat: Catalogue, until?: LogPoint, onEntry?: (entry: AuditEntry) => void): Promise<ReplayResult> {
   const state = initialState();
-  await mirrorReaches(nc, cat, untilSeq ?? (await lastSequence(nc, cat)));
-  const reader = await readLog(nc, cat, { stream: cat.auditStream, consumer: (await askForReader(nc, cat, 1)).consumer }, (message) => {
-    if (untilSeq !== undefined && message.seq > untilSeq) return;
+  await readFromStart(nc, cat, { until, within: until }, (message) => {
     const outcome = foldLogged(state, cat, message);
     onEntry?.({ ...message, ...outcome });
   });
-  await reader.done;
   return { state };
+}
+
+/**
+ * Fold the whole log (to its end as of now), handing `atPoint` the table as it stood right
+ * after `point` on the way (it must read what it needs then: the fold goes on in place).
+ */
+export async function replayPast(nc: NatsConnection, cat: Catalogue, point: LogPoint, atPoint: (table: State) => void): Promise<ReplayResult> {
+  const state = initialState();
+  let reached = false;
+  const reach = () => {
+    if (reached) return;
+    reached = true;
+    atPoint(state);
+  };
+  await readFromStart(nc, cat, { within: point }, (message) => {
+    if (isPast(point, message)) reach();
+    foldLogged(state, cat, message);
+  });
+  reach();
+  return { state };
+}
+
+/**
+ * Deliver the log from its first message, through a reader of the audit mirror, up to `until`
+ * (then stop reading) or to its end as of now. A sequence `within` names must be in the log.
+ */
+async function readFromStart(nc: NatsConnection, cat: Catalogue, opts: { until?: LogPoint; within?: LogPoint }, onMessage: (message: TimedMessage) => void): Promise<void> {
+  const last = await lastSequence(nc, cat);
+  if (opts.within && "seq" in opts.within && opts.within.seq > last) {
+    throw new DfsError(ErrorCodes.BAD_REQUEST, `the log ends at sequence ${last}: there is no sequence ${opts.within.seq} yet`);
+  }
+  await mirrorReaches(nc, cat, last);
+  const { until } = opts;
+  let past = false;
+  let reader: LogReader | undefined = undefined;
+  reader = await readLog(nc, cat, { stream: cat.auditStream, consumer: (await askForReader(nc, cat, 1)).consumer }, (message) => {
+    if (past) return;
+    if (until && isPast(until, message)) {
+      past = true;
+      reader?.stop();
+      return;
+    }
+    onMessage(message);
+  });
+  if (past) reader.stop();
+  await reader.done;
+}
+
+/**
+ * Where the pieces of a version as it was right after `point` are now: the version (the latest
+ * committed then, or `version`) from the table at that point, the same query the master
+ * answers `locate` with; each piece's holders from the table now, live ones first. A piece no
+ * live worker holds any more (its copies were dropped, or their workers lost) is
+ * PIECES_DROPPED: nothing can be read, so nothing is.
+ */
+export async function locateAt(nc: NatsConnection, cat: Catalogue, point: LogPoint, path: string, version?: number): Promise<Location> {
+  let then: Location | undefined;
+  let missing: unknown;
+  const { state: now } = await replayPast(nc, cat, point, (table) => {
+    try {
+      then = locate(table, path, version);
+    } catch (err) {
+      missing = err;
+    }
+  });
+  if (!then) throw asDfsError(missing);
+  return withHoldersNow(now, then, point);
+}
+
+function withHoldersNow(now: State, then: Location, point: LogPoint): Location {
+  const live = (workerId: string) => now.workers.get(workerId)?.live === true;
+  const holders = (sha256: string) => [...(now.content.get(sha256)?.holders ?? [])];
+  const dropped = then.pieces.filter((p) => !holders(p.sha256).some(live));
+  if (dropped.length > 0) {
+    const first = dropped[0]!;
+    throw new DfsError(
+      ErrorCodes.PIECES_DROPPED,
+      `${then.path} v${then.version} as of ${describePoint(point)} can no longer be read: ${dropped.length} of its ${then.pieces.length} pieces are held by no live worker (piece ${first.index}, sha256 ${first.sha256.slice(0, 12)}…, was dropped since or its holders are lost)`,
+    );
+  }
+  const rank = (workerId: string) => (live(workerId) ? 0 : 1);
+  return {
+    ...then,
+    pieces: then.pieces.map((p) => ({ ...p, workers: holders(p.sha256).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1)) })),
+  };
 }
 
 /**
  * A consumer of the audit mirror, made by a master for this reader, or, with no master
  * answering, by this connection itself if its credentials may (the admin's, or none on a
- * server without authentication).
+ * server without authentication). `waitMs`: how long to wait for a master to answer.
  */
-async function askForReader(nc: NatsConnection, cat: Catalogue, fromSeq: number): Promise<Reader> {
+async function askForReader(nc: NatsConnection, cat: Catalogue, fromSeq: number, waitMs = 0): Promise<Reader> {
   let asked: DfsError;
   try {
-    return await call<Reader>(nc, cat.masterRpc("reader"), { fromSeq });
+    return await callRetrying<Reader>(nc, cat.masterRpc("reader"), { fromSeq }, { retryOn: [ErrorCodes.UNAVAILABLE], forMs: waitMs });
   } catch (err) {
     asked = asDfsError(err);
     // Nobody answers, or these credentials may not ask (the admin's): open one ourselves.
@@ -55,24 +141,117 @@ async function askForReader(nc: NatsConnection, cat: Catalogue, fromSeq: number)
 /** A message of the log as an auditor sees it: decoded, and whether the fold rejected it. */
 export type AuditEntry = TimedMessage & DecodedEvent;
 
+/** Which messages of the log `auditLog` hands over: all of them, unless these say otherwise (together: all must hold). */
+export interface AuditOptions {
+  /** From this point on: a sequence, or the first message stamped at or after a time. */
+  since?: LogPoint;
+  /** Up to this point; reading stops past it (with `follow`, once the log or the clock gets there). */
+  until?: LogPoint;
+  /** Only events of files (those naming a `fileId`) at or below this path. */
+  path?: string;
+  /** Only events of these types (names from the event catalogue). */
+  types?: readonly string[];
+  /** Only events about or assigned to this worker (those whose `workerId` it is). */
+  worker?: string;
+  /** Keep handing over new messages until stopped; through a reconnection, from where it was. */
+  follow?: boolean;
+}
+
+/** With `follow`, the time a reader gets to be given again after its connection came back. */
+const RESUME_WAIT_MS = 15_000;
+/** With `follow` and `until` a time: messages stamped up to then get this long to arrive. */
+const UNTIL_GRACE_MS = 1_000;
+
 /**
  * Read the log as an auditor: fold it from its first event (whether an event contradicts the
- * table depends on everything before it) and hand over each message from `fromSeq` on.
+ * table depends on everything before it, and the filters need the table: which path a file id
+ * is) and hand over the messages the options let through. With `follow`, a lost connection
+ * that comes back is picked up where the fold was, with a new reader: nothing is handed over
+ * twice or skipped; one that does not (see connectNats) ends `done` with UNAVAILABLE.
  */
-export async function auditLog(
-  nc: NatsConnection,
-  cat: Catalogue,
-  opts: { fromSeq?: number; follow?: boolean },
-  onEntry: (entry: AuditEntry) => void,
-): Promise<LogReader> {
+export async function auditLog(nc: NatsConnection, cat: Catalogue, opts: AuditOptions, onEntry: (entry: AuditEntry) => void): Promise<LogReader> {
+  const shows = auditFilter(opts);
+  // Following up to a time already gone is reading what is there.
+  const follow = opts.follow === true && !(opts.until && "time" in opts.until && opts.until.time + UNTIL_GRACE_MS <= Date.now());
   const state = initialState();
-  const fromSeq = opts.fromSeq ?? 1;
+  let folded = 0;
+  let stopped = false;
+  let reconnected = false;
+  let session: LogReader | undefined = undefined;
+  const stop = () => {
+    stopped = true;
+    session?.stop();
+  };
+  const onMessage = (message: TimedMessage) => {
+    if (stopped || message.seq <= folded) return;
+    if (opts.until && isPast(opts.until, message)) return stop();
+    folded = message.seq;
+    const entry = { ...message, ...foldLogged(state, cat, message) };
+    if (shows(entry, state)) onEntry(entry);
+    if (opts.until && "seq" in opts.until && message.seq >= opts.until.seq) stop();
+  };
+  const open = async (waitMs: number) => {
+    const { consumer } = await askForReader(nc, cat, folded + 1, waitMs);
+    return readLog(nc, cat, { follow, stream: cat.auditStream, consumer, fromSeq: folded + 1 }, onMessage);
+  };
   await mirrorReaches(nc, cat, await lastSequence(nc, cat));
-  const { consumer } = await askForReader(nc, cat, 1);
-  return readLog(nc, cat, { follow: opts.follow, stream: cat.auditStream, consumer }, (message) => {
-    const outcome = foldLogged(state, cat, message);
-    if (message.seq >= fromSeq) onEntry({ ...message, ...outcome });
-  });
+  session = await open(0);
+  const first = session;
+  if (stopped) first.stop();
+  if (!follow) return { done: first.done, startLastSeq: first.startLastSeq, stop };
+  // A reconnection: the reader's consumer may be gone with the server (it lives in memory),
+  // so this reader is stopped and a new one asked for, from the next sequence to fold.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (stopped) return;
+      if (status.type === "reconnect") {
+        reconnected = true;
+        session?.stop();
+      }
+    }
+  })();
+  let untilTimer: NodeJS.Timeout | undefined;
+  if (opts.until && "time" in opts.until) untilTimer = setTimeout(stop, Math.max(0, opts.until.time + UNTIL_GRACE_MS - Date.now()));
+  const done = (async () => {
+    try {
+      for (;;) {
+        await session.done.catch((err) => {
+          if (!stopped && !nc.isClosed() && !reconnected) throw err;
+        });
+        if (stopped) return;
+        if (nc.isClosed() || !reconnected) {
+          throw new DfsError(ErrorCodes.UNAVAILABLE, `lost the NATS server after sequence ${folded}, and it did not come back in time (follow again with --since ${folded + 1})`);
+        }
+        reconnected = false;
+        session = await open(RESUME_WAIT_MS).catch((err) => {
+          throw new DfsError(ErrorCodes.UNAVAILABLE, `the NATS server came back, but the log could not be read again after sequence ${folded}: ${asDfsError(err).message}`, { cause: err });
+        });
+        if (stopped) session.stop();
+      }
+    } finally {
+      clearTimeout(untilTimer);
+    }
+  })();
+  return { done, startLastSeq: first.startLastSeq, stop };
+}
+
+/** Whether an entry passes the options' filters, judged against the table it was folded into. */
+function auditFilter(opts: AuditOptions): (entry: AuditEntry, state: State) => boolean {
+  const unknown = opts.types?.filter((t) => !(EVENT_TYPES as readonly string[]).includes(t)) ?? [];
+  if (unknown.length > 0) throw new DfsError(ErrorCodes.BAD_REQUEST, `no event type ${quote(unknown[0]!)}: the types are ${EVENT_TYPES.join(", ")}`);
+  const root = opts.path === undefined ? undefined : normalisePrefix(opts.path);
+  return (entry, state) => {
+    if (opts.since && !isFrom(opts.since, entry)) return false;
+    const logged: Record<string, unknown> = entry.event ?? (typeof entry.value === "object" && entry.value !== null && !Array.isArray(entry.value) ? (entry.value as Record<string, unknown>) : {});
+    if (opts.types && !opts.types.includes(logged.type as string)) return false;
+    if (opts.worker !== undefined && logged.workerId !== opts.worker) return false;
+    if (root !== undefined) {
+      if (typeof logged.fileId !== "string") return false;
+      const path = state.files.get(logged.fileId)?.path ?? logged.path;
+      if (typeof path !== "string" || !isUnder(path, root)) return false;
+    }
+    return true;
+  };
 }
 
 /** One version of a path as the log tells it: what became of it, and the events that made it so. */

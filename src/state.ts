@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
+import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
 
@@ -90,6 +91,10 @@ export interface State {
   copyingTo: Map<string, Set<string>>;
   /** workerId → pieces no longer needed there and not yet dropped. */
   dropsOwed: Map<string, Set<string>>;
+  /** Which older versions are kept (the latest RetentionSet; empty: every one). */
+  retention: RetentionPolicy;
+  /** Live files with more than one committed version: all the retention policy can expire (an index of `files`). */
+  versioned: Set<string>;
 }
 
 export function initialState(): State {
@@ -106,6 +111,8 @@ export function initialState(): State {
     unhealthy: new Set(),
     copyingTo: new Map(),
     dropsOwed: new Map(),
+    retention: {},
+    versioned: new Set(),
   };
 }
 
@@ -219,6 +226,7 @@ export function apply(state: State, event: DfsEvent): void {
       const v = versionOf(state, event.fileId, event.version)!;
       v.status = "committed";
       v.committedAt = event.at;
+      indexVersions(state, state.files.get(event.fileId)!);
       state.pendingUploads.delete(v.uploadId);
       for (const piece of v.pieces) {
         const c = state.content.get(piece.sha256)!;
@@ -247,8 +255,24 @@ export function apply(state: State, event: DfsEvent): void {
         file.deleted = true;
         state.paths.delete(file.path);
       }
+      indexVersions(state, file);
       return;
     }
+    case "VersionExpired": {
+      const file = state.files.get(event.fileId)!;
+      const v = file.versions.get(event.version)!;
+      releaseVersion(state, v);
+      v.status = "deleted";
+      v.reason = `expired: ${event.rule}`;
+      indexVersions(state, file);
+      return;
+    }
+    case "RetentionSet":
+      state.retention = {
+        ...(event.keepVersions !== undefined ? { keepVersions: event.keepVersions } : {}),
+        ...(event.keepForMs !== undefined ? { keepForMs: event.keepForMs } : {}),
+      };
+      return;
     case "PiecesDropped":
       for (const sha256 of event.sha256s) {
         forgiveDrop(state, event.workerId, sha256);
@@ -300,6 +324,12 @@ export function apply(state: State, event: DfsEvent): void {
       }
       return;
   }
+}
+
+/** Keep `versioned` true to whether the file has older versions retention may expire. */
+function indexVersions(state: State, file: FileState): void {
+  if (!file.deleted && hasOlderVersions(file)) state.versioned.add(file.fileId);
+  else state.versioned.delete(file.fileId);
 }
 
 /** A worker's liveness changed: the health of every piece it is expected to keep may have too. */
@@ -368,6 +398,7 @@ export function projection(state: State) {
       failedAt: sorted(c.failedAt),
     })),
     dropsOwed: sorted(state.dropsOwed).map(([workerId, owed]) => ({ workerId, sha256s: [...owed].sort() })),
+    retention: { ...state.retention },
   };
 }
 

@@ -1,5 +1,6 @@
 // How healthy the store is, read from the table: what `dfs status` and `dfs scrub` show.
 // Pure, like the other queries; the master adds what only heartbeats know (free space).
+import type { RetentionPolicy } from "./retention.js";
 import { copiesInFlight, isPlaced, liveCopies, liveHolders, wantedReplicas, type ContentState } from "./content.js";
 import { recentlyFailed } from "./heal.js";
 import type { State } from "./state.js";
@@ -48,6 +49,8 @@ export interface StoreStatus {
   copiesInFlight: number;
   uploadsPending: number;
   dropsOwed: number;
+  /** Which older versions are kept (`{}`: every one). */
+  retention: RetentionPolicy;
   /** The first pieces with a problem (at most PROBLEMS_SHOWN), worst first. */
   problems: PieceHealth[];
 }
@@ -108,6 +111,7 @@ export function storeStatus(state: State, at: number): StoreStatus {
     copiesInFlight: copiesInFlight(state),
     uploadsPending: state.pendingUploads.size,
     dropsOwed: [...state.dropsOwed.values()].reduce((n, owed) => n + owed.size, 0),
+    retention: { ...state.retention },
     problems: problems.sort((a, b) => SEVERITY[a.problem!] - SEVERITY[b.problem!] || (a.sha256 < b.sha256 ? -1 : 1)).slice(0, PROBLEMS_SHOWN),
   };
 }

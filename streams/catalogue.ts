@@ -19,7 +19,7 @@ export const LEASE_TTL_MS = 3_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader"] as const;
+export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader", "retention"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */
@@ -66,6 +66,8 @@ export interface Catalogue {
   /** Queue group the masters share for RPCs, so each request is answered once. */
   readonly masterQueue: string;
   allEvents(): string;
+  /** Events about the whole store (its retention policy). */
+  storeEvents(): string;
   fileEvents(fileId: string): string;
   assignEvents(workerId: string): string;
   workerEvents(workerId: string): string;
@@ -156,6 +158,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
     masterConfirmConsumer: "master",
     masterQueue: `${p}-master`,
     allEvents: () => `${p}.evt.>`,
+    storeEvents: () => `${p}.evt.store`,
     fileEvents: (fileId) => `${p}.evt.file.${token("file id", fileId)}`,
     assignEvents: (workerId) => `${p}.evt.assign.${token("worker id", workerId)}`,
     workerEvents: (workerId) => `${p}.evt.worker.${token("worker id", workerId)}`,

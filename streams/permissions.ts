@@ -117,8 +117,9 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
     case "client":
       return {
         publish: [
-          // Every master RPC but the one that opens a reader of the log: clients do not read it.
-          ...MASTER_OPS.filter((op) => op !== "reader").map((op) => cat.masterRpc(op)),
+          // Every master RPC but the one that opens a reader of the log (clients do not read it)
+          // and the one that sets the retention policy (the admin's).
+          ...MASTER_OPS.filter((op) => op !== "reader" && op !== "retention").map((op) => cat.masterRpc(op)),
           cat.workerRpc("*", "read"),
           cat.workerRpc("*", "health"),
           // Giving up an upload, durably.
@@ -139,7 +140,7 @@ export function permissionsFor(cat: Catalogue, role: RoleName, id?: string): Per
       };
     case "admin":
       return {
-        publish: [api.all, cat.masterRpc("state"), cat.masterRpc("status")],
+        publish: [api.all, cat.masterRpc("state"), cat.masterRpc("status"), cat.masterRpc("retention")],
         subscribe: [`${cat.inbox(userName("admin"))}.>`],
         respond: false,
       };

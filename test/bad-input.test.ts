@@ -165,8 +165,8 @@ test("the CLI reports failures on one line with a documented exit status", async
   assert.is(missingLocal.code, 1);
   assert.match(missingLocal.stderr, /^dfs: LOCAL_IO: /);
   const directory = await runCli([...store.flags, "put", store.dir, "/dir"]);
-  assert.is(directory.code, 1);
-  assert.match(directory.stderr, /^dfs: LOCAL_IO: .* is not a regular file/);
+  assert.is(directory.code, 2, "a directory without -r is a usage error");
+  assert.match(directory.stderr, /^dfs: BAD_REQUEST: .* is a directory: put it with -r/);
   const badPath = await runCli([...store.flags, "put", join(store.dir, "after-garbage"), "a//b"]);
   assert.is(badPath.code, 2);
   assert.match(badPath.stderr, /^dfs: BAD_PATH: /);

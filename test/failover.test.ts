@@ -1,13 +1,12 @@
 // What is retried through a failover can never land twice: an append whose ack was lost is
-// tried again and recognised by the stream as the same message; appends sent together are
-// chained, so once one is refused the ones after it are too; what is not a failover is not retried.
+// tried again and recognised by the stream as the same message; what is not a failover is not retried.
 import { jetstream, JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { encode } from "../src/codec.js";
 import { isFailoverError, throughFailover } from "../src/failover.js";
-import { AppendConflict, appendEvent, lastSequence } from "../src/log.js";
+import { appendEvent, lastSequence } from "../src/log.js";
 import { TestStore, errorCode } from "./harness.js";
 
 // A store with no master: nothing else appends meanwhile.
@@ -43,28 +42,9 @@ const joined = (store: TestStore, workerId: string) => ({ subject: store.cat.wor
 test("an append whose ack was lost is tried again and recognised as the same message: the event is logged once", async ({ store }) => {
   const nc = await store.connect("master");
   const before = await lastSequence(nc, store.cat);
-  const seq = await appendEvent(losingFirstAck(jetstream(nc)), joined(store, "wx"), { lastSeq: before });
+  const seq = await appendEvent(losingFirstAck(jetstream(nc)), joined(store, "wx"), before);
   assert.is(seq, before + 1, "where the first attempt landed");
   assert.is(await lastSequence(nc, store.cat), before + 1, "logged once");
-});
-
-test("appends sent together are chained: once one is refused by the fence, every one after it is refused too", async ({ store }) => {
-  const nc = await store.connect("master");
-  const js = jetstream(nc);
-  const before = await lastSequence(nc, store.cat);
-  // A rival takes the next sequence first.
-  await appendEvent(js, joined(store, "rival"), { lastSeq: before });
-  const outcomes = await Promise.all(
-    ["w1", "w2", "w3"].map((id, i) =>
-      appendEvent(js, joined(store, id), { lastSeq: before + i, ...(i > 0 ? { lastId: `chain-${i - 1}` } : {}) }, `chain-${i}`).then(
-        () => "landed",
-        (err: unknown) => (err instanceof AppendConflict ? "refused" : String(err)),
-      ),
-    ),
-  );
-  // Without the chain, w2 (expecting the stream at before + 1, where the rival left it) would land after a hole.
-  assert.equal(outcomes, ["refused", "refused", "refused"]);
-  assert.is(await lastSequence(nc, store.cat), before + 1, "only the rival's event");
 });
 
 test("only a failover's errors are retried, and for a bounded time, then UNAVAILABLE", async () => {

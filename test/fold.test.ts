@@ -143,6 +143,8 @@ function samples(): Record<EventType, Record<string, unknown>> {
     ReplicaStored: { type: "ReplicaStored", at: T0, workerId: "a", sha256: sha(8) },
     CopyFailed: { type: "CopyFailed", at: T0, workerId: "a", sha256: sha(9), code: "X", reason: "why" },
     ReplicasLost: { type: "ReplicasLost", at: T0, workerId: "a", sha256s: [sha(10)], reason: "why" },
+    RetentionSet: { type: "RetentionSet", at: T0, keepVersions: 2 },
+    VersionExpired: { type: "VersionExpired", at: T0, fileId: "F", path: "/f", version: 1, rule: "keep the newest 2 versions" },
   };
 }
 
@@ -176,7 +178,7 @@ Schemas("fold - the attacker's PiecesPlanned with pieces: 5 is rejected, and the
 });
 
 Schemas("fold - every field of every event type: missing or of the wrong type is rejected", () => {
-  const optional = new Set(["FileDeleted.version", "PeersAssigned.pullFrom"]);
+  const optional = new Set(["FileDeleted.version", "PeersAssigned.pullFrom", "RetentionSet.keepVersions", "RetentionSet.keepForMs"]);
   for (const [type, sample] of Object.entries(samples())) {
     for (const field of Object.keys(sample)) {
       const log = busyLog();

@@ -143,6 +143,7 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
   stat: [{ path: "/fuzz/empty" }],
   delete: [{ path: "/fuzz/none", version: 1 }],
   state: [{ full: true }],
+  retention: [{ keepVersions: 3 }, { keepForMs: 1000 }, {}],
 };
 const workerTemplates: Record<(typeof WORKER_OPS)[number], Record<string, unknown>> = {
   read: { sha256: sha, offset: 0, length: 10, waitMs: 10 },

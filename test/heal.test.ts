@@ -136,7 +136,7 @@ Heal("a worker that comes back is counted again, and the copies beyond what is w
   const drops = ofType(s.heal(), "PiecesDropped");
   assert.ok(drops.length > 0, "the extra copies go");
   assertWhole(s);
-  assert.not.ok(hasWork(s.state));
+  assert.not.ok(hasWork(s.state, s.at));
 });
 
 Heal("pieces that cannot be placed wait, counted as unhealthy, and are placed when a worker joins", () => {
@@ -146,7 +146,7 @@ Heal("pieces that cannot be placed wait, counted as unhealthy, and are placed wh
   s.lose("a");
   assert.equal(s.run({ type: "Reconcile" }), [], "no live worker lacks them");
   assert.is(s.state.unhealthy.size, 2);
-  assert.ok(hasWork(s.state));
+  assert.ok(hasWork(s.state, s.at));
   s.join("c");
   const orders = ofType(s.run({ type: "Reconcile" }), "CopiesOrdered");
   assert.equal(orders.map((o) => o.workerId), ["c"]);
@@ -326,6 +326,66 @@ Heal("random joins, losses, puts, deletes and rot: every decision folds, and the
   for (const c of s.state.content.values()) {
     if (wantedReplicas(c) > 0 && c.holders.size > 0) assert.is(liveHolders(s.state, c).length, wantedReplicas(c));
   }
+});
+
+/** Version `n` of `path`, one piece of its own bytes, put at `at`. */
+function putVersion(s: Store, path: string, n: number, at: number): void {
+  s.at = at;
+  s.put(path, 1, 1, () => sha(`${path} v${n}`));
+}
+
+const versionsOf = (s: Store, path: string) =>
+  [...s.state.files.get(s.state.paths.get(path)!)!.versions.values()].map((v) => `v${v.version}:${v.status}`);
+
+Heal("retention - keeps each path's newest N versions: older ones expire, oldest first, and their bytes are dropped", () => {
+  const s = new Store();
+  s.join("a", "b");
+  assert.equal(ofType(s.run({ type: "SetRetention", keepVersions: 2 }), "RetentionSet").length, 1);
+  assert.equal(s.run({ type: "SetRetention", keepVersions: 2 }), [], "the same policy again decides nothing");
+  for (let n = 1; n <= 4; n++) putVersion(s, "/r", n, T0 + n);
+  const v1 = s.state.files.get(s.state.paths.get("/r")!)!.versions.get(1)!.pieces[0]!.sha256;
+  const decided = s.run({ type: "Reconcile" });
+  assert.equal(ofType(decided, "VersionExpired").map((e) => `${e.version}: ${e.rule}`), ["1: keep the newest 2 versions", "2: keep the newest 2 versions"]);
+  assert.equal(versionsOf(s, "/r"), ["v1:deleted", "v2:deleted", "v3:committed", "v4:committed"]);
+  assert.match(s.state.files.get(s.state.paths.get("/r")!)!.versions.get(1)!.reason!, /^expired: keep the newest 2 versions/);
+  // Their bytes are no longer needed anywhere: dropped.
+  const drops = ofType(s.heal(), "PiecesDropped").flatMap((e) => e.sha256s);
+  assert.ok(drops.includes(v1), "v1's piece is dropped");
+  assert.not.ok(s.state.content.has(v1));
+  assert.not.ok(hasWork(s.state, s.at));
+});
+
+Heal("retention - a duration counts from the commit of the next newer version, and the clock alone brings an expiry", () => {
+  const s = new Store();
+  s.join("a");
+  s.run({ type: "SetRetention", keepForMs: 1_000 });
+  putVersion(s, "/d", 1, T0);
+  putVersion(s, "/d", 2, T0 + 5_000);
+  s.at = T0 + 5_500;
+  assert.not.ok(hasWork(s.state, s.at), "v1 was superseded 500 ms ago");
+  assert.equal(s.run({ type: "Reconcile" }), []);
+  s.at = T0 + 6_000;
+  assert.ok(hasWork(s.state, s.at), "a second after v2 committed, v1 is due");
+  assert.equal(ofType(s.run({ type: "Reconcile" }), "VersionExpired").map((e) => e.version), [1]);
+  assert.equal(versionsOf(s, "/d"), ["v1:deleted", "v2:committed"], "the newest is never expired, however old");
+});
+
+Heal("retention - with both limits a version goes only past both, and the fold refuses an expiry the policy does not allow", () => {
+  const s = new Store();
+  s.join("a");
+  s.run({ type: "SetRetention", keepVersions: 2, keepForMs: 1_000 });
+  for (let n = 1; n <= 3; n++) putVersion(s, "/b", n, T0 + n * 10_000);
+  const fileId = s.state.paths.get("/b")!;
+  // v2 is old enough but among the newest two: a forged expiry of it is rejected, as is one of the newest.
+  assert.match(evolve(s.state, { type: "VersionExpired", at: T0 + 99_000, fileId, path: "/b", version: 2, rule: "forged" })!, /keeps version 2/);
+  assert.match(evolve(s.state, { type: "VersionExpired", at: T0 + 99_000, fileId, path: "/b", version: 3, rule: "forged" })!, /keeps version 3/);
+  s.at = T0 + 99_000;
+  assert.equal(ofType(s.run({ type: "Reconcile" }), "VersionExpired").map((e) => e.version), [1]);
+  // Keeping everything again stops expiries.
+  s.run({ type: "SetRetention" });
+  putVersion(s, "/b", 4, T0 + 100_000);
+  s.at = T0 + 999_000;
+  assert.equal(ofType(s.run({ type: "Reconcile" }), "VersionExpired"), []);
 });
 
 // Runs last: every case above copied, failed, dropped and lost copies.

@@ -83,7 +83,8 @@ test("permissions - every subject of the catalogue has exactly the publishers an
   expect(cat.leaseSubject(), ["master"], []);
   expect(cat.abandon("upload1"), ["client"], []);
   expect(cat.pull("upload1", 3), ["worker w1", "worker w2"], ["client"]);
-  const masterRpcCallers = (op: string) => (op === "state" || op === "status" ? ["admin", "auditor", "client"] : op === "reader" ? ["auditor"] : ["client"]);
+  const masterRpcCallers = (op: string) =>
+    op === "state" || op === "status" ? ["admin", "auditor", "client"] : op === "reader" ? ["auditor"] : op === "retention" ? ["admin"] : ["client"];
   for (const op of MASTER_OPS) expect(cat.masterRpc(op), masterRpcCallers(op), ["master"]);
   const workerRpcCallers = { read: ["client", "worker w1", "worker w2"], health: ["client"], verify: ["client", "master", "worker w1", "worker w2"], inventory: ["master"], scrub: ["client"] };
   for (const op of WORKER_OPS) expect(cat.workerRpc("w1", op), workerRpcCallers[op], ["worker w1"]);

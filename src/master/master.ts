@@ -30,6 +30,7 @@ import {
   StatRequest,
   PiecesRequest,
   ReaderRequest,
+  RetentionRequest,
   StateRequest,
   StatusRequest,
   WaitRequest,
@@ -63,6 +64,8 @@ export interface MasterOptions {
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
+/** An answer computed from a table the log then refused is computed again, at most this often. */
+const MAX_ANSWER_ATTEMPTS = 20;
 const FOLDED = "folded";
 /** Changes to the table are let settle this long before healing decides on them. */
 const RECONCILE_DELAY_MS = 25;
@@ -81,6 +84,8 @@ const RECONCILE_AFTER: ReadonlySet<DfsEvent["type"]> = new Set([
   "ReplicaStored",
   "CopyFailed",
   "ReplicasLost",
+  "RetentionSet",
+  "VersionExpired",
 ]);
 
 /** The command a worker's report asks for. */
@@ -208,6 +213,15 @@ export class Master {
     }
   }
 
+  /** A snapshot, soon, if the leader's table is `snapshotEvery` events past the latest one. */
+  private snapshotIfDue(): void {
+    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+      this.snapshotting = true;
+      setImmediate(() => void this.snapshot()); // not in the middle of a decision
+    }
+  }
+
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
@@ -280,8 +294,10 @@ export class Master {
     // A worker this master has not heard from yet gets a full timeout before it counts as lost.
     for (const w of this.state.workers.values()) if (w.live && !this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
     this.leaderSubs = this.serveWrites();
+    // A long log folded from its first event is worth a snapshot now, not at the next event.
+    this.snapshotIfDue();
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
-    this.healTimer = setInterval(() => hasWork(this.state) && this.reconcileSoon(), HEAL_TICK_MS);
+    this.healTimer = setInterval(() => hasWork(this.state, Date.now()) && this.reconcileSoon(), HEAL_TICK_MS);
     this.reconcileSoon();
     // What the live workers really hold: the log may not know about a disk that changed.
     for (const w of this.state.workers.values()) if (w.live) this.inventorySoon(w.workerId);
@@ -368,11 +384,7 @@ export class Master {
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event) this.folded(event);
     this.foldWatch.changed(FOLDED);
-    const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
-      this.snapshotting = true;
-      setImmediate(() => void this.snapshot()); // not in the middle of a decision
-    }
+    this.snapshotIfDue();
   }
 
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
@@ -427,7 +439,11 @@ export class Master {
         const messages = events.map((event, i) => ({ seq: base + 1 + i, subject: subjectFor(this.cat, event), data: encode(event) }));
         // Folded from the bytes as they will be logged, so this table is the one every reader of the log gets.
         for (const message of messages) this.fold(message);
-        return { events, sent: this.appender.append(messages) };
+        const pipelined = this.lease?.firm ?? false;
+        const sent = this.appender.append(messages, !pipelined);
+        // Not pipelined: the next decision waits until these landed (or were refused).
+        if (!pipelined) await sent;
+        return { events, sent };
       });
       if (!decision) return appended;
       const { landed, failure } = await decision.sent;
@@ -456,7 +472,7 @@ export class Master {
           await this.appender.whenLogged(this.state.lastSeq);
           return reply;
         } catch (err) {
-          if (attempt >= 3 || this.appender.broken === undefined) throw err;
+          if (attempt >= MAX_ANSWER_ATTEMPTS || this.appender.broken === undefined) throw err;
           // Answer again from the table folded again from the log.
           await this.inTurn(async () => {
             if (this.appender.broken !== undefined) await this.refold();
@@ -498,6 +514,11 @@ export class Master {
         const req = parse(AbortRequest, request, "abort request");
         await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
         return { seq: this.state.lastSeq };
+      }),
+      rpc("retention", async (request) => {
+        const req = parse(RetentionRequest, request, "retention request");
+        await this.execute({ type: "SetRetention", at: Date.now(), keepVersions: req.keepVersions, keepForMs: req.keepForMs });
+        return { seq: this.state.lastSeq, retention: { ...this.state.retention } };
       }),
       rpc("delete", async (request) => {
         const req = parse(DeleteRequest, request, "delete request");

@@ -1,0 +1,164 @@
+// Many files at once through the CLI: several LOCALs, directories both ways (-r), stdin.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, readdir, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import * as assert from "uvu/assert";
+import { CLI, runCli, storeSuite, tempDir, waitFor } from "./harness.js";
+
+const test = storeSuite("tree", { workers: ["w1"] });
+
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+/** The remote paths at or below `prefix`, as `dfs ls --json` lists them. */
+async function listed(flags: string[], prefix: string): Promise<string[]> {
+  const run = await runCli([...flags, "ls", prefix, "--json"]);
+  assert.is(run.code, 0, run.stderr);
+  return (JSON.parse(run.stdout) as { path: string }[]).map((f) => f.path).sort();
+}
+
+/** A small tree: files in subdirectories, an empty file, an empty directory and a symbolic link. */
+async function makeTree(root: string): Promise<void> {
+  await mkdir(join(root, "sub", "deeper"), { recursive: true });
+  await mkdir(join(root, "nothing-here"));
+  await writeFile(join(root, "a.txt"), "alpha\n");
+  await writeFile(join(root, "sub", "b.bin"), randomBytes(10_000));
+  await writeFile(join(root, "sub", "deeper", "c.txt"), "gamma\n");
+  await writeFile(join(root, "empty"), "");
+  await symlink(join(root, "a.txt"), join(root, "link"));
+}
+
+test("put of one file: REMOTE is the file, or a directory when it ends with /", async ({ store }) => {
+  await writeFile(join(store.dir, "one.txt"), "one\n");
+  const into = await runCli([...store.flags, "put", join(store.dir, "one.txt"), "/single/", "--replicas", "1"]);
+  assert.is(into.code, 0, into.stderr);
+  assert.match(into.stdout, /^stored \/single\/one\.txt v1: 4 B in 1 piece × 1 replica/);
+  const named = await runCli([...store.flags, "put", join(store.dir, "one.txt"), "/single/renamed", "--replicas", "1"]);
+  assert.is(named.code, 0, named.stderr);
+  assert.equal(await listed(store.flags, "/single"), ["/single/one.txt", "/single/renamed"]);
+});
+
+test("put of several files stores each below REMOTE under its own name", async ({ store }) => {
+  await writeFile(join(store.dir, "x.txt"), "x\n");
+  await writeFile(join(store.dir, "y.txt"), "y\n");
+  const run = await runCli([...store.flags, "put", join(store.dir, "x.txt"), join(store.dir, "y.txt"), "/several", "--replicas", "1"]);
+  assert.is(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^stored 2 files, 4 B, in \d+\.\d s\n$/);
+  assert.equal(await listed(store.flags, "/several"), ["/several/x.txt", "/several/y.txt"]);
+  const cat = await runCli([...store.flags, "cat", "/several/x.txt", "/several/y.txt"]);
+  assert.is(cat.stdout, "x\ny\n");
+});
+
+test("put -r keeps the directory's name below REMOTE, skips links, stores empty files; get -r writes the tree back", async ({ store }) => {
+  const root = join(store.dir, "photos");
+  await makeTree(root);
+  const put = await runCli([...store.flags, "put", "-r", root, "/backup", "--replicas", "1", "--parallel", "3", "--verbose"]);
+  assert.is(put.code, 0, put.stderr);
+  assert.match(put.stderr, /^dfs: skipped .*photos\/link: a symbolic link, not followed\n$/);
+  assert.is(put.stdout.split("\n").filter((l) => l.startsWith("stored /backup/")).length, 4, "one line per file with --verbose");
+  assert.match(put.stdout, /stored 4 files, 9\.8 KiB, in \d+\.\d s \(1 skipped\)\n$/);
+  assert.equal(await listed(store.flags, "/backup"), ["/backup/photos/a.txt", "/backup/photos/empty", "/backup/photos/sub/b.bin", "/backup/photos/sub/deeper/c.txt"]);
+
+  const out = join(store.dir, "restored");
+  const get = await runCli([...store.flags, "get", "-r", "/backup/photos", out, "--parallel", "2"]);
+  assert.is(get.code, 0, get.stderr);
+  assert.match(get.stderr, /^read 4 files into .*restored: 9\.8 KiB in \d+\.\d s, sha256 verified\n$/);
+  for (const file of ["a.txt", "empty", join("sub", "b.bin"), join("sub", "deeper", "c.txt")]) {
+    assert.equal(await readFile(join(out, file)), await readFile(join(root, file)), file);
+  }
+  assert.equal((await readdir(out)).sort(), ["a.txt", "empty", "sub"], "no temporary files, no link, no empty directory");
+});
+
+test("put -r DIR/. stores the directory's contents; get -r into an existing directory writes inside it", async ({ store }) => {
+  const root = join(store.dir, "contents");
+  await makeTree(root);
+  const put = await runCli([...store.flags, "put", "-r", `${root}/.`, "/flat", "--replicas", "1"]);
+  assert.is(put.code, 0, put.stderr);
+  assert.equal(await listed(store.flags, "/flat"), ["/flat/a.txt", "/flat/empty", "/flat/sub/b.bin", "/flat/sub/deeper/c.txt"]);
+  const out = await tempDir("tree-get");
+  const get = await runCli([...store.flags, "get", "-r", "/flat/sub", out]);
+  assert.is(get.code, 0, get.stderr);
+  assert.equal(await readFile(join(out, "deeper", "c.txt"), "utf8"), "gamma\n");
+  assert.equal(await readFile(join(out, "b.bin")), await readFile(join(root, "sub", "b.bin")));
+});
+
+test("a directory without -r is a usage error, and nothing is stored", async ({ store }) => {
+  const root = join(store.dir, "no-r");
+  await makeTree(root);
+  await writeFile(join(store.dir, "loose.txt"), "loose\n");
+  const run = await runCli([...store.flags, "put", join(store.dir, "loose.txt"), root, "/no-r", "--replicas", "1"]);
+  assert.is(run.code, 2);
+  assert.match(run.stderr, /^dfs: BAD_REQUEST: .*no-r is a directory: put it with -r\n$/);
+  assert.equal(await listed(store.flags, "/no-r"), []);
+  const alone = await runCli([...store.flags, "put", root, "--replicas", "1"]);
+  assert.is(alone.code, 2);
+});
+
+test("two files bound for one remote path are refused before anything is stored", async ({ store }) => {
+  await mkdir(join(store.dir, "twice"), { recursive: true });
+  await writeFile(join(store.dir, "twice", "same"), "1");
+  await writeFile(join(store.dir, "same"), "2");
+  const run = await runCli([...store.flags, "put", join(store.dir, "same"), join(store.dir, "twice", "same"), "/twice", "--replicas", "1"]);
+  assert.is(run.code, 2);
+  assert.match(run.stderr, /^dfs: BAD_REQUEST: .* would both be stored at \/twice\/same\n$/);
+});
+
+test("a file that fails mid-tree is reported on its own line; the others are stored; exit 1 with a count", async ({ store }) => {
+  const root = join(store.dir, "mixed");
+  await makeTree(root);
+  await writeFile(join(root, "sub", "bad\u0001name"), "a control character cannot be in a remote path\n");
+  const run = await runCli([...store.flags, "put", "-r", root, "/mixed", "--replicas", "1"]);
+  assert.is(run.code, 1, run.stderr);
+  const lines = run.stderr.trim().split("\n").filter((l) => !l.includes("skipped"));
+  assert.is(lines.length, 2, run.stderr);
+  assert.match(lines[0]!, /^dfs: BAD_PATH: .*mixed\/sub\/bad\u0001name: path .* contains a control character$/);
+  assert.is(lines[1], "dfs: SOME_FILES_FAILED: 1 of 5 files failed");
+  assert.match(run.stdout, /^stored 4 files, /);
+  assert.equal(await listed(store.flags, "/mixed"), ["/mixed/mixed/a.txt", "/mixed/mixed/empty", "/mixed/mixed/sub/b.bin", "/mixed/mixed/sub/deeper/c.txt"]);
+});
+
+test("put - stores stdin through a pipe, spooled once and removed; get reads the same bytes", async ({ store }) => {
+  const spoolDir = await tempDir("tree-spool");
+  const bytes = randomBytes(5 * 1024 * 1024 + 123);
+  const run = await runCli([...store.flags, "put", "-", "/stdin/five.bin", "--replicas", "1", "--piece-size", "1MiB"], { stdin: bytes, env: { TMPDIR: spoolDir } });
+  assert.is(run.code, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`^stored /stdin/five\\.bin v1: 5\\.0 MiB in 6 pieces × 1 replica .*sha256 ${sha256(bytes)}\\n$`));
+  assert.equal(await readdir(spoolDir), [], "the spooled copy is gone");
+  const get = await runCli([...store.flags, "get", "/stdin/five.bin", join(spoolDir, "back")]);
+  assert.is(get.code, 0, get.stderr);
+  assert.is(sha256(await readFile(join(spoolDir, "back"))), sha256(bytes));
+});
+
+test("Ctrl-C while stdin is spooled exits 130 and removes the spooled copy", async ({ store }) => {
+  const spoolDir = await tempDir("tree-spool-interrupt");
+  const put = spawn(process.execPath, [CLI, ...store.flags, "put", "-", "/stdin/never.bin", "--replicas", "1"], { env: { ...process.env, TMPDIR: spoolDir }, stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  put.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => put.once("exit", (code) => resolve(code)));
+  try {
+    put.stdin.write(randomBytes(64 * 1024));
+    await waitFor("the spooled copy to appear", async () => (await readdir(spoolDir)).length === 1);
+    put.kill("SIGINT");
+    assert.is(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))]), 130, stderr);
+    assert.match(stderr, /^dfs: INTERRUPTED: reading stdin was interrupted \(SIGINT\)\n$/);
+    assert.equal(await readdir(spoolDir), [], "the spooled copy is gone");
+  } finally {
+    put.kill("SIGKILL");
+  }
+});
+
+test("put - needs a REMOTE and must be alone", async ({ store }) => {
+  const none = await runCli([...store.flags, "put", "-"], { stdin: Buffer.from("x") });
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /^dfs: BAD_REQUEST: stdin needs a REMOTE path/);
+  const mixed = await runCli([...store.flags, "put", "-", join(store.dir, "one.txt"), "/d"], { stdin: Buffer.from("x") });
+  assert.is(mixed.code, 2);
+});
+
+test("get -r of a prefix with no file is NOT_FOUND", async ({ store }) => {
+  const run = await runCli([...store.flags, "get", "-r", "/nothing/here", join(store.dir, "nowhere")]);
+  assert.is(run.code, 3);
+  assert.match(run.stderr, /^dfs: NOT_FOUND: no file at or below \/nothing\/here\n$/);
+});
+
+test.run();
