@@ -36,7 +36,8 @@ import { lastSequence } from "../src/log.js";
 import { frameSizeFor } from "../src/protocol.js";
 import { call } from "../src/rpc.js";
 import { appendSyntheticLog, readBare, wholeFilesWithin } from "./bench-log.js";
-import { childrenOf, peakRssMb, rssMb, runMeasured } from "./bench-processes.js";
+import { peakRssMb, rssMb, runMeasured } from "./bench-processes.js";
+import { childrenOf } from "../test/harness.js";
 import { ResultTable, type RowSpec } from "./bench-table.js";
 
 const PARTS = ["ceiling", "put", "large", "small", "replay"] as const;
