@@ -2,7 +2,7 @@
 // /proc/<pid>/status), the children of a process, and a command run as a user runs it, timed
 // as a whole with its peak memory.
 import { spawn } from "node:child_process";
-import { readFile, readdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 
 /** How often a running command's peak memory is read: the kernel keeps the peak, so only its last moments can be missed. */
 const PEAK_POLL_MS = 20;
@@ -24,25 +24,6 @@ async function memoryLine(pid: number, field: "VmHWM" | "VmRSS"): Promise<number
   return match ? (Number(match[1]) * 1024) / MB : undefined;
 }
 
-export interface ChildInfo {
-  pid: number;
-  args: string[];
-}
-
-/** The live processes whose parent is `pid`, with their command lines. */
-export async function childrenOf(pid: number): Promise<ChildInfo[]> {
-  const children: ChildInfo[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || Number(fields[1]) !== pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    children.push({ pid: Number(entry), args: cmdline.split("\0").filter(Boolean) });
-  }
-  return children;
-}
 
 export interface CommandRun {
   seconds: number;

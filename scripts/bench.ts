@@ -36,7 +36,8 @@ import { lastSequence } from "../src/log.js";
 import { frameSizeFor } from "../src/protocol.js";
 import { call } from "../src/rpc.js";
 import { appendSyntheticLog, readBare, wholeFilesWithin } from "./bench-log.js";
-import { childrenOf, peakRssMb, rssMb, runMeasured } from "./bench-processes.js";
+import { peakRssMb, rssMb, runMeasured } from "./bench-processes.js";
+import { childrenOf } from "../test/harness.js";
 import { ResultTable, type RowSpec } from "./bench-table.js";
 
 const PARTS = ["ceiling", "put", "large", "small", "replay"] as const;
@@ -442,8 +443,8 @@ async function measureReplay(b: Bench): Promise<void> {
     }
     table.set("replay-master", median(masterStarts), bareRate);
     table.set("replay-cli", median(replays), bareRate);
-    // A master that snapshots (the default) writes one as it takes the lead; the next starts from it.
-    const { master: snapshotter } = await startLogMaster(b, cat, creds("master"), client);
+    // A master writes a snapshot as it takes the lead (here at once, whatever the log's length); the next starts from it.
+    const { master: snapshotter } = await startLogMaster(b, cat, creds("master"), client, ["--snapshot-every", "1"]);
     try {
       for (const deadline = Date.now() + MASTER_START_LIMIT_MS; ((await latestSnapshotHead(master, cat))?.seq ?? 0) < logEvents; ) {
         if (Date.now() > deadline) throw new Error("the log's master wrote no snapshot");

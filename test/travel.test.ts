@@ -253,20 +253,31 @@ test("the --json shapes are the README's", async ({ store }) => {
   assert.equal(keys((status.workers as unknown[])[0]), ["bytes", "copying", "freeBytes", "live", "pieces", "workerId"]);
 });
 
-/** `dfs tail --follow --json ARGS` until it exits by itself (bounded): its status and what it printed. */
-async function followUntilExit(store: TestStore, args: string[], meanwhile: () => Promise<void>) {
-  const follow = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** `dfs tail --follow --json ARGS`, running: what it printed so far, and how it ended (bounded). */
+function follow(store: TestStore, args: string[] = []) {
+  const child = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  follow.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-  follow.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => follow.once("exit", resolve));
+  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return {
+    printed: () => stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Logged),
+    stderr: () => stderr,
+    exit: (withinMs: number) => Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), withinMs))]),
+    kill: () => child.kill("SIGKILL"),
+  };
+}
+
+/** `dfs tail --follow --json ARGS` until it exits by itself (bounded): its status and what it printed. */
+async function followUntilExit(store: TestStore, args: string[], meanwhile: () => Promise<void>) {
+  const tailing = follow(store, args);
   try {
     await meanwhile();
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 30_000))]);
-    return { code, stderr, printed: stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Logged) };
+    const code = await tailing.exit(30_000);
+    return { code, stderr: tailing.stderr(), printed: tailing.printed() };
   } finally {
-    follow.kill("SIGKILL");
+    tailing.kill();
   }
 }
 
@@ -288,14 +299,9 @@ test("tail --follow --until a point still to come ends there, by sequence and by
 
 test("tail --follow rides through a nats-server restart without repeating or skipping, and says so when the server stays away", async ({ store }) => {
   await tell(store);
-  const follow = spawn(process.execPath, [CLI, ...store.flags, "tail", "--follow", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  follow.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-  follow.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => follow.once("exit", resolve));
+  const tailing = follow(store);
   try {
-    const printed = () => stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Logged);
+    const printed = tailing.printed;
     const before = (await tail(store)).at(-1)!.seq;
     await waitFor("tail to print the log so far", () => printed().some((e) => e.seq === before));
     await store.restartServer();
@@ -308,12 +314,12 @@ test("tail --follow rides through a nats-server restart without repeating or ski
 
     // A server that does not come back: one coded line, a non-zero status.
     await store.server.stop();
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 60_000))]);
-    assert.is(code, 1, `exit status; stderr: ${stderr}`);
-    assert.match(stderr, /^dfs: UNAVAILABLE: lost the NATS server after sequence \d+, and it did not come back in time/);
-    assert.is(stderr.trim().split("\n").length, 1);
+    const code = await tailing.exit(60_000);
+    assert.is(code, 1, `exit status; stderr: ${tailing.stderr()}`);
+    assert.match(tailing.stderr(), /^dfs: UNAVAILABLE: lost the NATS server after sequence \d+, and it did not come back in time/);
+    assert.is(tailing.stderr().trim().split("\n").length, 1);
   } finally {
-    follow.kill("SIGKILL");
+    tailing.kill();
     await store.restartServer();
   }
 });
