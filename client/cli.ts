@@ -269,6 +269,7 @@ export function buildProgram(): Command {
   program
     .command("up")
     .description("run a local cluster: nats-server, masters and workers, restarted when they die (Ctrl-C stops all)")
+    .addHelpText("after", "\nExamples:\n  dfs up                          # nats://127.0.0.1:4222, data and credentials in ./.dfs\n  dfs up --cluster 3 --workers 5  # three nats-servers (streams with 3 replicas), five workers\n  dfs up --tls --port 4443")
     .option("--port <port>", "NATS port (a cluster's servers: this one and the next ones)", integer(1), 4222)
     .option("--cluster <n>", "nats-servers forming one JetStream cluster, streams replicated on up to 3 of them", integer(1), 1)
     .option("--dir <dir>", "where everything is stored", ".dfs")
@@ -308,6 +309,7 @@ export function buildProgram(): Command {
   program
     .command("master")
     .description("run a master against a NATS server with JetStream")
+    .addHelpText("after", "\nExample:\n  dfs master --nats nats://nats:4222 --creds creds/master.creds")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
     .option("--snapshot-every <events>", "write a snapshot of the table every this many events (0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
@@ -330,6 +332,7 @@ export function buildProgram(): Command {
   program
     .command("worker")
     .description("run a worker that keeps pieces in LevelDB")
+    .addHelpText("after", "\nExample:\n  dfs worker --id w4 --data /srv/dfs/w4 --nats nats://nats:4222 --creds creds/worker-w4.creds")
     .requiredOption("--id <id>", "worker id (1-64 letters, digits, _ and -)", subjectToken)
     .option("--data <dir>", "LevelDB directory (default .dfs/workers/<id>)")
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
@@ -370,7 +373,10 @@ export function buildProgram(): Command {
       }
     });
 
-  const creds = program.command("creds").description("make NATS credentials for each role (operator mode, .creds files)");
+  const creds = program
+    .command("creds")
+    .description("make NATS credentials for each role (operator mode, .creds files)")
+    .addHelpText("after", "\nExamples:\n  dfs creds init ./creds --workers w1,w2,w3\n  dfs creds add worker w4 ./creds");
   creds
     .command("init")
     .description("make a credentials folder: signing keys, the server's auth config, one .creds file per role")
@@ -574,6 +580,7 @@ export function buildProgram(): Command {
   program
     .command("ls")
     .description("list files (the latest committed version of each)")
+    .addHelpText("after", "\nExamples:\n  dfs ls /photos\n  dfs ls --at 2h\n  dfs ls --json | jq -r '.[].path'")
     .argument("[prefix]", "only files at or below this path")
     .option("--json", "one JSON array")
     .option("--at <point>", AT_HELP, point("--at"))
@@ -607,6 +614,7 @@ export function buildProgram(): Command {
   program
     .command("rm")
     .description("delete a file (every version), or one version")
+    .addHelpText("after", "\nExamples:\n  dfs rm /photos/cat.jpg              # every version\n  dfs rm /photos/cat.jpg --version 2  # only version 2")
     .argument("<remote>", "remote path")
     .option("--version <n>", "delete only this version", integer(1))
     .action(async (remote: string, opts: { version?: number }) => {
@@ -646,6 +654,7 @@ export function buildProgram(): Command {
   program
     .command("workers")
     .description("list the workers: live or lost, pieces held, free disk")
+    .addHelpText("after", "\nExamples:\n  dfs workers\n  dfs workers --json | jq '.[] | select(.live | not)'")
     .option("--json", "JSON")
     .action(async (opts: { json?: boolean }) => {
       await withClient(globals(), async (client) => {
@@ -743,6 +752,7 @@ export function buildProgram(): Command {
   program
     .command("replay")
     .description("rebuild the master's table from the log alone and print it")
+    .addHelpText("after", "\nExamples:\n  dfs replay --check\n  dfs replay --until 2026-11-28T10:00:00Z\n  dfs replay --json | jq .rejected")
     .option("--json", "the whole projection as JSON")
     .option("--check", "compare with the live master's table (exit 1 if they differ)")
     .option("--until <point>", "the table right after this point: a sequence, an ISO 8601 time, or 90s/10m/2h/3d ago", point("--until"))
@@ -785,6 +795,7 @@ export function buildProgram(): Command {
   program
     .command("demo")
     .description("start a local cluster in a temporary directory, put and get sample files, show ls and the log, stop")
+    .addHelpText("after", "\nExample:\n  dfs demo --workers 5")
     .option("--workers <n>", "number of workers", integer(1), 3)
     .action(async (opts: { workers: number }) => {
       await runDemo({ workers: opts.workers, cliEntry: CLI_ENTRY, out: (line) => process.stdout.write(line + "\n") });
