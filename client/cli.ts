@@ -766,7 +766,7 @@ export function buildProgram(): Command {
         else {
           const files = [...state.paths.values()].map((id) => state.files.get(id)!);
           const { rejected } = state;
-          process.stdout.write(`replayed ${state.lastSeq} events (${rejected.count} rejected): ${files.length} files, ${state.workers.size} workers\n`);
+          process.stdout.write(`replayed ${counted(state.lastSeq, "event")} (${rejected.count} rejected): ${counted(files.length, "file")}, ${counted(state.workers.size, "worker")}\n`);
           if (rejected.count > rejected.recent.length) process.stdout.write(`  the latest ${rejected.recent.length} rejected:\n`);
           for (const r of rejected.recent) process.stdout.write(`  rejected seq ${r.seq}: ${r.reason}\n`);
           for (const f of files.sort((a, b) => (a.path < b.path ? -1 : 1))) {
