@@ -401,10 +401,16 @@ export class Master {
 
   /** Wait until the tail has folded the log up to `seq`. */
   private async waitForSeq(seq: number, timeoutMs = CATCH_UP_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    // A long log takes long to fold: what must not last is a fold that stopped moving.
+    let deadline = Date.now() + timeoutMs;
+    let reached = this.state.lastSeq;
     while (this.state.lastSeq < seq) {
+      if (this.state.lastSeq > reached) {
+        reached = this.state.lastSeq;
+        deadline = Date.now() + timeoutMs;
+      }
       const left = deadline - Date.now();
-      if (left <= 0) throw new DfsError(ErrorCodes.TIMEOUT, `master could not catch up to sequence ${seq} (at ${this.state.lastSeq})`);
+      if (left <= 0) throw new DfsError(ErrorCodes.TIMEOUT, `master could not catch up to sequence ${seq} (at ${this.state.lastSeq}, for ${timeoutMs} ms)`);
       await this.foldWatch.next(FOLDED, left);
     }
   }
