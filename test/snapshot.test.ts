@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { encode } from "../src/codec.js";
 import { latestSnapshotHead, readLatestSnapshot } from "../src/master/snapshots.js";
 import { stateDigest } from "../src/state.js";
+import { provisionStreams } from "../streams/provision.js";
 import { TestStore, runCli, tempDir, waitFor } from "./harness.js";
 
 const test = suite<{ store: TestStore }>("snapshots", {} as { store: TestStore });
@@ -80,6 +81,28 @@ test("a snapshot that does not check out is ignored: the master folds the whole 
   const check = await runCli(["replay", "--check", ...store.flags]);
   assert.is(check.code, 1);
   assert.match(check.stderr, /replay differs from the snapshot at sequence \d+/);
+});
+
+test("a snapshot past the log's end (the events stream was made again) is not started from", async ({ store }) => {
+  const admin = await store.connect("admin");
+  // A good snapshot first (the one before was forged): a master writes one as it takes the lead.
+  const forged = (await latestSnapshotHead(admin, store.cat))!;
+  await store.role("master").kill();
+  store.startMaster(3_000, ["--snapshot-every", "1"]);
+  await waitFor("a new snapshot", async () => (await latestSnapshotHead(admin, store.cat))!.snapshotId !== forged.snapshotId);
+  const head = (await latestSnapshotHead(admin, store.cat))!;
+  await store.role("master").kill();
+  const jsm = await jetstreamManager(admin);
+  await jsm.streams.delete(store.cat.auditStream);
+  await jsm.streams.delete(store.cat.eventsStream);
+  await provisionStreams(admin, store.cat);
+  const master = store.startMaster(3_000, ["--snapshot-every", "0"]);
+  await waitFor("the master to refuse the snapshot", async () => master.output().includes("past the log's end"));
+  const auditor = await store.client("auditor");
+  await waitFor("the master answers", async () => (await auditor.masterState().catch(() => undefined)) !== undefined);
+  const live = await auditor.masterState();
+  assert.ok(live.lastSeq < head.seq, `the new log (at ${live.lastSeq}) is folded, not the old snapshot (${head.seq})`);
+  assert.is(live.digest, stateDigest((await store.replay(live.lastSeq)).state));
 });
 
 test.run();

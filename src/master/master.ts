@@ -204,6 +204,9 @@ export class Master {
     try {
       const snapshot = await readLatestSnapshot(this.nc, this.cat);
       if (!snapshot) return undefined;
+      // A snapshot past the log's end is not of this log (its stream was made again): folding on from it would fork.
+      const last = await lastSequence(this.nc, this.cat);
+      if (snapshot.head.seq > last) throw new Error(`it covers sequence ${snapshot.head.seq}, past the log's end (${last})`);
       this.snapshotSeq = snapshot.head.seq;
       this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${counted(snapshot.head.files, "file")})`);
       return snapshot.state;
@@ -216,7 +219,7 @@ export class Master {
   /** A snapshot, soon, if the leader's table is `snapshotEvery` events past the latest one. */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.leading && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+    if (every > 0 && this.leading && !this.refolding && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
       this.snapshotting = true;
       setImmediate(() => void this.snapshot()); // not in the middle of a decision
     }
