@@ -6,11 +6,10 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
 import { ROLES, userName, type RoleName } from "../streams/permissions.js";
 import { provisionStreams, provisionWorkers } from "../streams/provision.js";
-import { connectNats } from "../src/connection.js";
+import { connectNats, connectRole, drainRole, type NatsOptions } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
@@ -183,16 +182,16 @@ async function withClient<T>(globals: GlobalOptions, run: (client: DfsClient) =>
   }
 }
 
-/** A connection for a long-running role (master, worker) or the admin: it keeps reconnecting. */
-function connectRole(globals: GlobalOptions, role: RoleName, id?: string): Promise<NatsConnection> {
-  return connectNats({
+/** How a long-running role (master, worker) or the admin connects: a long-running role keeps reconnecting. */
+function roleConnection(globals: GlobalOptions, role: RoleName, id?: string): NatsOptions {
+  return {
     servers: globals.nats,
     creds: credsFor(globals, role, id),
     tlsCa: tlsCaOf(globals),
     prefix: globals.prefix,
     name: `dfs-${userName(role, id)}`,
     maxReconnectAttempts: role === "admin" ? 10 : -1,
-  });
+  };
 }
 
 /**
@@ -314,8 +313,8 @@ export function buildProgram(): Command {
     .option("--snapshot-every <events>", "write a snapshot of the table every this many events (0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
     .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number }) => {
-      const nc = await connectRole(globals(), "master");
-      const master = await Master.start(nc, {
+      const conns = await connectRole(roleConnection(globals(), "master"));
+      const master = await Master.start(conns, {
         prefix: globals().prefix,
         lease: opts.lease,
         workerTimeoutMs: opts.workerTimeout,
@@ -325,7 +324,7 @@ export function buildProgram(): Command {
       process.stderr.write(`master: serving on ${globals().nats}\n`);
       await untilStopped(async () => {
         await master.stop();
-        await nc.drain();
+        await drainRole(conns);
       });
     });
 
@@ -338,8 +337,8 @@ export function buildProgram(): Command {
     .option("--heartbeat <ms>", "heartbeat interval", integer(50), 1000)
     .option("--scrub-rate <bytes>", "bytes a second the background scrub hashes again, e.g. 16MiB; 0 turns it off", bytes, DEFAULT_SCRUB_RATE)
     .action(async (opts: { id: string; data?: string; heartbeat: number; scrubRate: number }) => {
-      const nc = await connectRole(globals(), "worker", opts.id);
-      const worker = await Worker.start(nc, {
+      const conns = await connectRole(roleConnection(globals(), "worker", opts.id));
+      const worker = await Worker.start(conns, {
         id: opts.id,
         dataDir: resolve(opts.data ?? `.dfs/workers/${opts.id}`),
         prefix: globals().prefix,
@@ -350,7 +349,7 @@ export function buildProgram(): Command {
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
       await untilStopped(async () => {
         await worker.stop();
-        await nc.drain();
+        await drainRole(conns);
       });
     });
 
@@ -362,7 +361,7 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExample:\n  dfs provision --creds creds/admin.creds --nats nats://nats:4222 --workers w1,w2,w3")
     .action(async (opts: { streamReplicas: number; workers?: string }) => {
       const workers = workerIds(opts.workers ?? "");
-      const nc = await connectRole(globals(), "admin");
+      const nc = await connectNats(roleConnection(globals(), "admin"));
       try {
         const cat = catalogue(globals().prefix);
         await provisionStreams(nc, cat, { replicas: opts.streamReplicas });

@@ -405,7 +405,7 @@ async function startLogMaster(b: Bench, cat: Catalogue, masterCreds: string, rea
 
 async function measureReplay(b: Bench): Promise<void> {
   const { cat, creds } = await logStore(b);
-  const master = await connectNats({ servers: b.cluster.url, creds: creds("master"), prefix: LOG_PREFIX, name: "dfs-bench-log" });
+  const master = await connectNats({ servers: b.cluster.url, creds: creds("master"), prefix: LOG_PREFIX, name: "dfs-bench-log", streams: true });
   const client = await connectNats({ servers: b.cluster.url, creds: creds("client"), prefix: LOG_PREFIX, name: "dfs-bench-log" });
   try {
     let started = performance.now();

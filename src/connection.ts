@@ -23,6 +23,11 @@ export interface NatsOptions {
   name: string;
   /** -1 keeps trying forever (long-running roles); the default suits a command. */
   maxReconnectAttempts?: number;
+  /**
+   * Connect as the creds file's JetStream user (`<user>.streams`, see `usersOf`) instead of
+   * its first user; a file with one user has no other to offer and its first is used.
+   */
+  streams?: boolean;
 }
 
 /** `nats://a:4222,nats://b:4222` or a list of such strings, as one list of URLs. */
@@ -31,7 +36,8 @@ export function serverList(servers: string | string[]): string[] {
 }
 
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
-  const user = opts.creds ? await readCredentials(opts.creds) : undefined;
+  const users = opts.creds ? await readCredentials(opts.creds) : undefined;
+  const user = users && (opts.streams ? users.at(-1) : users[0]);
   try {
     return await connect({
       servers: serverList(opts.servers),
@@ -56,6 +62,33 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
     }
     throw new DfsError(ErrorCodes.UNAVAILABLE, `cannot reach NATS at ${String(opts.servers)}: ${text}`, { cause: err });
   }
+}
+
+/**
+ * A long-running role's connections: `rpc` answers requests, `streams` reads and writes
+ * JetStream. They are two connections when the creds file holds the role's JetStream user
+ * (on nats-server 2.9 a user that may answer requests reads JetStream slower and slower, see
+ * `usersOf`), and one otherwise: a server without authentication, or a file made before.
+ */
+export interface RoleConnections {
+  rpc: NatsConnection;
+  streams: NatsConnection;
+}
+
+export async function connectRole(opts: NatsOptions): Promise<RoleConnections> {
+  const users = opts.creds ? await readCredentials(opts.creds) : [];
+  const rpc = await connectNats(opts);
+  if (users.length < 2) return { rpc, streams: rpc };
+  const streams = await connectNats({ ...opts, name: `${opts.name}.streams`, streams: true }).catch(async (err) => {
+    await rpc.close();
+    throw err;
+  });
+  return { rpc, streams };
+}
+
+/** Drain both (or the one) of a role's connections. */
+export async function drainRole(conns: RoleConnections): Promise<void> {
+  await Promise.all([...new Set([conns.rpc, conns.streams])].map((nc) => nc.drain().catch(() => nc.close())));
 }
 
 /**

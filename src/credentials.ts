@@ -1,7 +1,8 @@
 // Credentials in the NATS ecosystem's own form (operator mode): an operator signs a system
 // account and the store's account; the account signs one user per role, whose JWT carries
 // that role's permissions. Users are written as `.creds` files, as `nsc` writes them, so
-// `nats --creds FILE` works too. The keys that sign stay in `<dir>/keys` (mode 0600): with
+// `nats --creds FILE` works too (as the file's first user: a master's or worker's file holds
+// a second, its JetStream user, after it; see `usersOf`). The keys that sign stay in `<dir>/keys` (mode 0600): with
 // the account key, `dfs creds add` signs more users while the server runs.
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -18,7 +19,7 @@ import {
   type KeyPair,
 } from "@nats-io/jwt";
 import type { Catalogue } from "../streams/catalogue.js";
-import { permissionsFor, userName, type RoleName } from "../streams/permissions.js";
+import { usersOf, userName, type RoleName } from "../streams/permissions.js";
 import { DfsError, ErrorCodes } from "./errors.js";
 
 /** The part of a nats-server config that turns authentication on (include it, or pass it with `-c`). */
@@ -94,15 +95,19 @@ export function credsFile(dir: string, role: RoleName, id?: string): string {
   return join(dir, `${userName(role, id)}.creds`);
 }
 
-async function signUser(authority: Authority, cat: Catalogue, role: RoleName, id?: string): Promise<Uint8Array> {
-  const permissions = permissionsFor(cat, role, id);
-  const user = createUser();
-  const jwt = await encodeUser(userName(role, id), user, authority.account, {
-    pub: { allow: permissions.publish },
-    sub: { allow: permissions.subscribe },
-    ...(permissions.respond ? { resp: { max: 1, ttl: 0 } } : {}),
-  });
-  return fmtCreds(jwt, user);
+/** Every user of a role, signed, one `.creds` block after the other. */
+async function signUsers(authority: Authority, cat: Catalogue, role: RoleName, id?: string): Promise<string> {
+  let file = "";
+  for (const permissions of usersOf(cat, role, id)) {
+    const user = createUser();
+    const jwt = await encodeUser(permissions.user, user, authority.account, {
+      pub: { allow: permissions.publish },
+      sub: { allow: permissions.subscribe },
+      ...(permissions.respond ? { resp: { max: 1, ttl: 0 } } : {}),
+    });
+    file += new TextDecoder().decode(fmtCreds(jwt, user));
+  }
+  return file;
 }
 
 export interface InitCredentialsOptions {
@@ -122,7 +127,7 @@ export async function initCredentials(dir: string, cat: Catalogue, opts: InitCre
   for (const [role, id] of wanted) {
     const path = credsFile(dir, role, id);
     if (await readFile(path).then(() => true, () => false)) continue;
-    await writeSecret(path, await signUser(authority, cat, role, id));
+    await writeSecret(path, await signUsers(authority, cat, role, id));
     written.push(path);
   }
   return written;
@@ -133,21 +138,30 @@ export async function addCredentials(dir: string, cat: Catalogue, role: RoleName
   const authority = await loadAuthority(dir);
   if (!authority) throw new DfsError(ErrorCodes.NOT_FOUND, `no signing keys in ${join(dir, KEYS)}: run \`dfs creds init ${dir}\` first`);
   const path = credsFile(dir, role, id);
-  await writeSecret(path, await signUser(authority, cat, role, id));
+  await writeSecret(path, await signUsers(authority, cat, role, id));
   return path;
 }
 
-/** A `.creds` file's contents and the user name its JWT carries. */
-export async function readCredentials(path: string): Promise<{ creds: Uint8Array; user: string }> {
-  let creds: Uint8Array;
+/** One user of a `.creds` file: its own credentials block and the user name its JWT carries. */
+export interface CredentialsUser {
+  creds: Uint8Array;
+  user: string;
+}
+
+const JWT_BEGIN = "-----BEGIN NATS USER JWT-----";
+
+/** The users of a `.creds` file, in order: one, or a role's user and then its JetStream user. */
+export async function readCredentials(path: string): Promise<CredentialsUser[]> {
+  let text: string;
   try {
-    creds = new Uint8Array(await readFile(path));
+    text = await readFile(path, "utf8");
   } catch (err) {
     throw new DfsError(ErrorCodes.LOCAL_IO, `cannot read credentials ${path}: ${(err as Error).message}`, { cause: err });
   }
+  const blocks = text.split(JWT_BEGIN).slice(1).map((block) => new TextEncoder().encode(JWT_BEGIN + block));
   try {
-    const { uc } = await parseCreds(creds);
-    return { creds, user: uc.name };
+    if (blocks.length === 0) throw new Error("no user JWT");
+    return await Promise.all(blocks.map(async (creds) => ({ creds, user: (await parseCreds(creds)).uc.name })));
   } catch (err) {
     throw new DfsError(ErrorCodes.BAD_REQUEST, `${path} is not a NATS credentials file`, { cause: err });
   }

@@ -181,7 +181,8 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       return { uploadId, piece: index };
     },
     workerConsumer: (workerId) => `worker-${token("worker id", workerId)}`,
-    inbox: (user) => `_INBOX_${upper}_${token("user name", user)}`,
+    // A role's JetStream user, `<user>.streams`, gets its own inbox below its user's.
+    inbox: (user) => `_INBOX_${upper}_${user.split(".").map((part) => token("user name", part)).join(".")}`,
     eventsStreamConfig: (replicas = 1) => ({
       name: eventsStream,
       subjects: [`${p}.evt.>`],

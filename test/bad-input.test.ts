@@ -64,11 +64,11 @@ test("garbage to workers, heartbeats, confirmations and event subjects does not 
   // and confirmations; only a (buggy) master could append junk to the log.
   const w1 = await store.connect("worker", "w1");
   const bogus = await store.connect("worker", "bogus");
-  const master = jetstream(await store.connect("master"));
+  const master = jetstream(await store.connect("master", undefined, { streams: true }));
   w1.publish(cat.heartbeat("w1"), new Uint8Array([0xc1]));
   bogus.publish(cat.heartbeat("bogus"), encode({ workerId: 12 }));
-  await jetstream(w1).publish(cat.confirm("w1"), new Uint8Array([0xc1, 0x00]));
-  await jetstream(await store.connect("worker", "w2")).publish(
+  await jetstream(await store.connect("worker", "w1", { streams: true })).publish(cat.confirm("w1"), new Uint8Array([0xc1, 0x00]));
+  await jetstream(await store.connect("worker", "w2", { streams: true })).publish(
     cat.confirm("w2"),
     encode({ workerId: "w2", fileId: "nope", version: 1, piece: 0, sha256: hash, ok: true }),
   );

@@ -40,7 +40,7 @@ function losingFirstAck(js: JetStreamClient): JetStreamClient {
 const joined = (store: TestStore, workerId: string) => ({ subject: store.cat.workerEvents(workerId), data: encode({ type: "WorkerJoined", at: Date.now(), workerId }) });
 
 test("an append whose ack was lost is tried again and recognised as the same message: the event is logged once", async ({ store }) => {
-  const nc = await store.connect("master");
+  const nc = await store.connect("master", undefined, { streams: true });
   const before = await lastSequence(nc, store.cat);
   const seq = await appendEvent(losingFirstAck(jetstream(nc)), joined(store, "wx"), before);
   assert.is(seq, before + 1, "where the first attempt landed");

@@ -215,7 +215,7 @@ test(`seeded garbage to every RPC and the confirmations stops nobody (DFS_FUZZ_S
     return ask(nc, subject, fuzz.payload(template), judge);
   });
   // Confirmations can only come from workers, each on its own subject (the server sees to that).
-  const workers = await Promise.all(["w1", "w2"].map(async (id) => ({ id, js: jetstream(await store.connect("worker", id)) })));
+  const workers = await Promise.all(["w1", "w2"].map(async (id) => ({ id, js: jetstream(await store.connect("worker", id, { streams: true })) })));
   const confirmation = { workerId: "w1", fileId: "fuzzfile", version: 1, piece: 0, sha256: sha, ok: false, code: "INTERNAL", message: "fuzz" };
   for (let i = 0; i < CONFIRMATIONS; i++) {
     const payload = fuzz.payload(confirmation);

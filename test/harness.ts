@@ -179,9 +179,9 @@ export class TestStore {
     return existsSync(file) ? file : addCredentials(this.credsDir, this.cat, role, id);
   }
 
-  /** A raw NATS connection as `role`, closed when the store stops. */
-  async connect(role: RoleName, id?: string): Promise<NatsConnection> {
-    const nc = await connectNats({ servers: this.url, creds: await this.creds(role, id), prefix: this.prefix, name: `dfs-test-${role}` });
+  /** A raw NATS connection as `role` (as its JetStream user with `streams`), closed when the store stops. */
+  async connect(role: RoleName, id?: string, opts: { streams?: boolean } = {}): Promise<NatsConnection> {
+    const nc = await connectNats({ servers: this.url, creds: await this.creds(role, id), prefix: this.prefix, name: `dfs-test-${role}`, streams: opts.streams });
     this.connections.push(nc);
     return nc;
   }

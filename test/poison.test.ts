@@ -110,7 +110,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
 
   // Only the master's credentials may append (test/permissions.test.ts shows everyone else is
   // refused), so this is what a buggy or stolen master could write: the fold must survive it.
-  const nc = await store.connect("master");
+  const nc = await store.connect("master", undefined, { streams: true });
   const js = jetstream(nc);
   const seqs = new Map<unknown, number>();
   for (const f of forged) seqs.set(f, (await js.publish(f.subject, encode(f.value))).seq);

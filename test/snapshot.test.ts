@@ -35,7 +35,7 @@ test("the leader writes snapshots that hold exactly the table the log gives at t
     await client.put(local, `/snap/f${i % 4}`, { replicas: 2 });
   }
   await client.remove("/snap/f0");
-  const nc = await store.connect("master");
+  const nc = await store.connect("master", undefined, { streams: true });
   await waitFor("a snapshot past the deletes", async () => ((await latestSnapshotHead(nc, store.cat))?.seq ?? 0) > SNAPSHOT_EVERY * 2);
   const snapshot = (await readLatestSnapshot(nc, store.cat))!;
   const replayed = (await store.replay(snapshot.head.seq)).state;
@@ -49,7 +49,7 @@ test("the leader writes snapshots that hold exactly the table the log gives at t
 });
 
 test("a master killed and started again starts from the snapshot and agrees with the log", async ({ store }) => {
-  const head = (await latestSnapshotHead(await store.connect("master"), store.cat))!;
+  const head = (await latestSnapshotHead(await store.connect("master", undefined, { streams: true }), store.cat))!;
   await store.role("master").kill();
   const master = store.startMaster(3_000, ["--snapshot-every", String(SNAPSHOT_EVERY)]);
   await waitFor("the new master to start from the snapshot", async () => master.output().includes(`starting from the snapshot at sequence `));
@@ -65,7 +65,7 @@ test("a master killed and started again starts from the snapshot and agrees with
 });
 
 test("a snapshot that does not check out is ignored: the master folds the whole log", async ({ store }) => {
-  const nc = await store.connect("master");
+  const nc = await store.connect("master", undefined, { streams: true });
   const head = (await latestSnapshotHead(nc, store.cat))!;
   // A head naming the latest chunks with a wrong hash and digest (as a torn or tampered write would).
   await jetstream(nc).publish(store.cat.snapshotHead(), encode({ ...head, sha256: "0".repeat(64), digest: "f".repeat(64) }));

@@ -9,7 +9,7 @@ import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { consumerExists } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
-import { requireStore } from "../src/connection.js";
+import { requireStore, type RoleConnections } from "../src/connection.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../src/failover.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
@@ -99,22 +99,26 @@ export class Worker {
   private readonly boot = nuid.next();
   private stopping = false;
 
-  private constructor(private readonly nc: NatsConnection, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
+  /** Answers reads and pulls bytes; `js` (on the role's JetStream connection) takes assignments and confirms. */
+  private readonly nc: NatsConnection;
+
+  private constructor(conns: RoleConnections, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
+    this.nc = conns.rpc;
     this.cat = catalogue(opts.prefix);
-    this.js = jetstream(nc);
+    this.js = jetstream(conns.streams);
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
-    this.frameSize = frameSizeFor(nc.info?.max_payload ?? 1024 * 1024);
+    this.frameSize = frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
     this.pieces = new Limiter(opts.parallelPieces ?? 4);
     this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
-  static async start(nc: NatsConnection, opts: WorkerOptions): Promise<Worker> {
+  static async start(conns: RoleConnections, opts: WorkerOptions): Promise<Worker> {
     const cat = catalogue(opts.prefix);
-    await requireStore(nc, cat);
-    const has = await throughFailover(() => consumerExists(nc, cat.eventsStream, cat.workerConsumer(opts.id))).catch((err) => Promise.reject(asDfsError(err)));
+    await requireStore(conns.streams, cat);
+    const has = await throughFailover(() => consumerExists(conns.streams, cat.eventsStream, cat.workerConsumer(opts.id))).catch((err) => Promise.reject(asDfsError(err)));
     if (!has) throw new DfsError(ErrorCodes.NOT_FOUND, `worker ${opts.id} has no assignment consumer yet: run \`dfs provision --workers ${opts.id}\` (admin credentials)`);
     const store = await PieceStore.open(opts.dataDir);
-    const worker = new Worker(nc, store, opts);
+    const worker = new Worker(conns, store, opts);
     worker.serveRpcs();
     worker.sendHeartbeat();
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs ?? 1_000);

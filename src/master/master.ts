@@ -5,7 +5,7 @@ import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } fr
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { catalogue, type Catalogue, type MasterOp } from "../../streams/catalogue.js";
 import { provisionMaster } from "../../streams/provision.js";
-import { requireStore } from "../connection.js";
+import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
@@ -147,23 +147,29 @@ export class Master {
   private snapshotSeq = 0;
   private snapshotting = false;
 
-  private constructor(private readonly nc: NatsConnection, private readonly opts: MasterOptions) {
+  /** `nc` answers requests and hears heartbeats; `streams` reads and appends to the log (see RoleConnections). */
+  private readonly nc: NatsConnection;
+  private readonly streams: NatsConnection;
+
+  private constructor(conns: RoleConnections, private readonly opts: MasterOptions) {
+    this.nc = conns.rpc;
+    this.streams = conns.streams;
     this.cat = catalogue(opts.prefix);
-    this.js = jetstream(nc);
+    this.js = jetstream(this.streams);
     this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
   }
 
-  static async start(nc: NatsConnection, opts: MasterOptions = {}): Promise<Master> {
-    const master = new Master(nc, opts);
+  static async start(conns: RoleConnections, opts: MasterOptions = {}): Promise<Master> {
+    const master = new Master(conns, opts);
     await master.run();
     return master;
   }
 
   private async run(): Promise<void> {
-    await requireStore(this.nc, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
-    await throughFailover(() => provisionMaster(this.nc, this.cat));
+    await requireStore(this.streams, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
+    await throughFailover(() => provisionMaster(this.streams, this.cat));
     await this.followLog();
     const now = Date.now();
     for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
@@ -183,7 +189,7 @@ export class Master {
    */
   private async followLog(): Promise<void> {
     this.state = (await this.latestSnapshot()) ?? initialState();
-    const tail = await readLog(this.nc, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
+    const tail = await readLog(this.streams, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
       if (message.seq <= this.state.lastSeq) return; // already folded: our own append
       if (message.seq !== this.state.lastSeq + 1) {
         // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
@@ -202,10 +208,10 @@ export class Master {
   /** The table of the latest snapshot, if there is a good one: otherwise the log is folded from its first event. */
   private async latestSnapshot(): Promise<State | undefined> {
     try {
-      const snapshot = await readLatestSnapshot(this.nc, this.cat);
+      const snapshot = await readLatestSnapshot(this.streams, this.cat);
       if (!snapshot) return undefined;
       // A snapshot past the log's end is not of this log (its stream was made again): folding on from it would fork.
-      const last = await lastSequence(this.nc, this.cat);
+      const last = await lastSequence(this.streams, this.cat);
       if (snapshot.head.seq > last) throw new Error(`it covers sequence ${snapshot.head.seq}, past the log's end (${last})`);
       this.snapshotSeq = snapshot.head.seq;
       this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${counted(snapshot.head.files, "file")})`);
@@ -234,7 +240,7 @@ export class Master {
       const bytes = encodeTable(this.state);
       const digest = stateDigest(this.state);
       await this.appender.whenLogged(seq);
-      const head = await writeSnapshot(this.nc, this.cat, bytes, { seq, digest, files });
+      const head = await writeSnapshot(this.streams, this.cat, bytes, { seq, digest, files });
       this.log(`snapshot at sequence ${seq}: ${counted(files, "file")}, ${counted(bytes.length, "byte")} in ${counted(head.chunks, "chunk")}, ${Date.now() - started} ms`);
     } catch (err) {
       this.log(`no snapshot at sequence ${seq}: ${err instanceof Error ? err.message : String(err)}`);
@@ -579,7 +585,7 @@ export class Master {
     });
     rpc("reader", async (request) => {
       const { fromSeq } = parse(ReaderRequest, request, "reader request");
-      return openReader(this.nc, this.cat, fromSeq ?? 1);
+      return openReader(this.streams, this.cat, fromSeq ?? 1);
     });
     rpc("state", async (request) => {
       const req = parse(StateRequest, request, "state request");
@@ -659,7 +665,7 @@ export class Master {
       // Decided as they come, without waiting for one another's appends (the consumer's unacknowledged limit bounds them).
       void confirming.run(async () => {
         // A rival master may have decided what this answers in events we have not folded yet.
-        if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.nc, this.cat));
+        if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.streams, this.cat));
         return this.execute(commandFor(report, Date.now()));
       }).then(
         () => m.ack(),
