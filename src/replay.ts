@@ -4,6 +4,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import type { DecodedEvent } from "./codec.js";
+import { BytesReferrers, bytesNamed } from "./byte-referrers.js";
 import { foldLogged } from "./fold.js";
 import { DfsError, ErrorCodes, asDfsError, quote } from "./errors.js";
 import { EVENT_TYPES } from "./events.js";
@@ -147,7 +148,7 @@ export interface AuditOptions {
   since?: LogPoint;
   /** Up to this point; reading stops past it (with `follow`, once the log or the clock gets there). */
   until?: LogPoint;
-  /** Only events of files (those naming a `fileId`) at or below this path. */
+  /** Only events of files at or below this path: those naming a `fileId`, and those about the bytes of such files' versions. */
   path?: string;
   /** Only events of these types (names from the event catalogue). */
   types?: readonly string[];
@@ -235,20 +236,29 @@ export async function auditLog(nc: NatsConnection, cat: Catalogue, opts: AuditOp
   return { done, startLastSeq: first.startLastSeq, stop };
 }
 
-/** Whether an entry passes the options' filters, judged against the table it was folded into. */
+/**
+ * Whether an entry passes the options' filters, judged against the table it was folded into.
+ * Called with every entry folded, in log order, shown or not: the path filter keeps an index
+ * of whose bytes are whose beside the table.
+ */
 function auditFilter(opts: AuditOptions): (entry: AuditEntry, state: State) => boolean {
   const unknown = opts.types?.filter((t) => !(EVENT_TYPES as readonly string[]).includes(t)) ?? [];
   if (unknown.length > 0) throw new DfsError(ErrorCodes.BAD_REQUEST, `no event type ${quote(unknown[0]!)}: the types are ${EVENT_TYPES.join(", ")}`);
   const root = opts.path === undefined ? undefined : normalisePrefix(opts.path);
+  const referrers = root === undefined ? undefined : new BytesReferrers();
   return (entry, state) => {
+    if (entry.event) referrers?.observe(entry.event, state);
     if (opts.since && !isFrom(opts.since, entry)) return false;
     const logged: Record<string, unknown> = entry.event ?? (typeof entry.value === "object" && entry.value !== null && !Array.isArray(entry.value) ? (entry.value as Record<string, unknown>) : {});
     if (opts.types && !opts.types.includes(logged.type as string)) return false;
     if (opts.worker !== undefined && logged.workerId !== opts.worker) return false;
     if (root !== undefined) {
-      if (typeof logged.fileId !== "string") return false;
-      const path = state.files.get(logged.fileId)?.path ?? logged.path;
-      if (typeof path !== "string" || !isUnder(path, root)) return false;
+      // An event of a file by the path it has in the table; one about bytes only, by the paths of the files whose bytes they are.
+      const paths =
+        typeof logged.fileId === "string"
+          ? [state.files.get(logged.fileId)?.path ?? logged.path]
+          : bytesNamed(logged).flatMap((sha256) => referrers!.pathsOf(sha256, state));
+      if (!paths.some((path) => typeof path === "string" && isUnder(path, root))) return false;
     }
     return true;
   };

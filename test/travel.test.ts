@@ -14,7 +14,7 @@ interface Logged {
   seq: number;
   subject: string;
   time: string;
-  event: { type: string; fileId?: string; path?: string; workerId?: string; version?: number } | null;
+  event: { type: string; fileId?: string; path?: string; workerId?: string; version?: number; pieces?: { sha256: string }[]; sha256s?: string[] } | null;
   rejected?: string;
 }
 
@@ -181,11 +181,19 @@ test("tail filters: path, type, worker, since and until, by sequence and by time
   const all = await tail(store);
   const byPath = await tail(store, ["--path", "/t/b"]);
   assert.ok(byPath.length >= 5);
-  for (const e of byPath) assert.is(e.event?.fileId, s.bFileId, `${e.event?.type} is /t/b's`);
-  assert.equal([byPath[0]!.event?.type, byPath.at(-1)!.event?.type], ["FileCreated", "FileDeleted"]);
+  const bPieces = byPath.find((e) => e.event?.type === "PiecesPlanned")!.event!.pieces!.map((p) => p.sha256);
+  for (const e of byPath) {
+    if (e.event?.fileId) assert.is(e.event.fileId, s.bFileId, `${e.event.type} is /t/b's`);
+    else assert.ok(e.event?.type === "PiecesDropped" && e.event.sha256s!.every((h) => bPieces.includes(h)), `${e.event?.type} drops /t/b's bytes`);
+  }
+  assert.equal(byPath[0]!.event?.type, "FileCreated");
   assert.ok(byPath.some((e) => e.event?.type === "PeersAssigned"), "events without a path, by their file id");
+  const afterDelete = byPath.slice(byPath.findIndex((e) => e.event?.type === "FileDeleted") + 1);
+  assert.equal(new Set(afterDelete.map((e) => e.event?.type)), new Set(["PiecesDropped"]), "then the drops of its bytes, which name no file");
+  assert.equal(new Set(afterDelete.map((e) => e.event?.workerId)), new Set(["w1", "w2"]), "on each worker that held them");
   assert.equal(await tail(store, ["--path", "/t/bb"]), []);
-  assert.is((await tail(store, ["--path", "/t"])).length, all.filter((e) => e.event?.fileId).length);
+  const bytesEvents = new Set(["PiecesDropped", "CopiesOrdered", "ReplicaStored", "CopyFailed", "ReplicasLost"]);
+  assert.is((await tail(store, ["--path", "/t"])).length, all.filter((e) => e.event?.fileId || bytesEvents.has(e.event?.type ?? "")).length);
 
   const commits = await tail(store, ["--type", "FileCommitted,FileDeleted"]);
   assert.equal(commits.map((e) => `${e.event?.type} ${e.event?.path}`), ["FileCommitted /t/a", "FileCommitted /t/a", "FileCommitted /t/b", "FileDeleted /t/b"]);
@@ -206,6 +214,26 @@ test("tail filters: path, type, worker, since and until, by sequence and by time
   assert.equal(byTime.map((e) => e.seq), stampedBetween.map((e) => e.seq), "the events stamped between those times");
   assert.is((await tail(store, ["--since", "1h"])).length, all.length);
   assert.equal(await tail(store, ["--since", "1h", "--until", "1d"]), []);
+});
+
+test("tail --path shows the drop of bytes two paths share under either path, and under no other", async ({ store }) => {
+  await tell(store);
+  const client = await store.client();
+  await writeFile(join(store.dir, "shared"), randomBytes(5_000));
+  for (const path of ["/s/x", "/s/y"]) await client.put(join(store.dir, "shared"), path, { replicas: 2, pieceSize: 4096 });
+  const pieces = (await client.locate("/s/x")).pieces.map((p) => p.sha256);
+  await client.remove("/s/x");
+  await client.remove("/s/y");
+  await waitFor("the shared pieces dropped", async () => {
+    const { state } = await store.replay();
+    return pieces.every((sha256) => !state.content.has(sha256)) && state.dropsOwed.size === 0;
+  });
+  const dropsUnder = async (prefix: string) =>
+    (await tail(store, ["--path", prefix, "--type", "PiecesDropped"])).filter((e) => e.event!.sha256s!.some((h) => pieces.includes(h)));
+  const underX = await dropsUnder("/s/x");
+  assert.equal(new Set(underX.map((e) => e.event?.workerId)), new Set(["w1", "w2"]), "every drop of the shared bytes, under /s/x");
+  assert.equal(await dropsUnder("/s/y"), underX, "and the same under /s/y");
+  assert.equal(await dropsUnder("/t"), [], "not under a path that never held those bytes");
 });
 
 test("tail colours the type on request, never when piped or with NO_COLOR", async ({ store }) => {
