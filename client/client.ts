@@ -17,7 +17,7 @@ import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/prot
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import type { LogPoint } from "../src/log-point.js";
 import { list, stat } from "../src/queries.js";
-import { auditLog, locateAt, pathHistory, replayLog, type AuditEntry, type AuditOptions, type ReplayResult, type VersionHistory } from "../src/replay.js";
+import { auditLog, locateAt, pathHistory, replayLog, tableAt, type AuditEntry, type AuditOptions, type ReplayResult, type VersionHistory } from "../src/replay.js";
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
 import { call, callRetrying, serveBytes } from "../src/rpc.js";
 import type { projection } from "../src/state.js";
@@ -241,10 +241,10 @@ export class DfsClient {
     return where;
   }
 
-  /** The table as the log had it right after `at`: what `ls`, `stat` and `replay --until` answer from. */
+  /** The table as the log had it right after `at` (from the latest snapshot when it covers a point before): what `ls --at` and `stat --at` answer from. */
   async tableAt(at: LogPoint): Promise<ReplayResult> {
     await requireStore(this.nc, this.cat, [this.cat.auditStream]);
-    return replayLog(this.nc, this.cat, at);
+    return tableAt(this.nc, this.cat, at);
   }
 
   async remove(path: string, version?: number): Promise<void> {

@@ -14,6 +14,8 @@ import { callRetrying } from "./rpc.js";
 import { isUnder, normalisePath, normalisePrefix } from "./paths.js";
 import { locate, type Location } from "./queries.js";
 import { initialState, type State } from "./state.js";
+import { decodeTable } from "./snapshot.js";
+import { getSnapshotChunks, latestSnapshotHead } from "./master/snapshots.js";
 
 export interface ReplayResult {
   /** The table, with the events it rejected counted in `state.rejected` as the master counts them. */
@@ -22,11 +24,14 @@ export interface ReplayResult {
 
 /**
  * Fold the log from its first event up to `until` (default: its end as of now), read from the
- * audit mirror, as readers do: the table right after that point. Reading stops there.
+ * audit mirror, as readers do: the table right after that point. Reading stops there. What
+ * `dfs replay` prints, so it never starts from a snapshot: it is what snapshots are checked by.
  */
 export async function replayLog(nc: NatsConnection, cat: Catalogue, until?: LogPoint, onEntry?: (entry: AuditEntry) => void): Promise<ReplayResult> {
   const state = initialState();
-  await readFromStart(nc, cat, { until, within: until }, (message) => {
+  const last = await logEnd(nc, cat, until);
+  await readFrom(nc, cat, 1, last, (message) => {
+    if (until && isPast(until, message)) return "stop";
     const outcome = foldLogged(state, cat, message);
     onEntry?.({ ...message, ...outcome });
   });
@@ -34,48 +39,105 @@ export async function replayLog(nc: NatsConnection, cat: Catalogue, until?: LogP
 }
 
 /**
+ * The table right after `point` (what `ls`, `stat` and `cat` answer from with `--at`): the
+ * latest snapshot and the events after it when it covers a sequence at or before the point,
+ * the whole log up to the point otherwise. Either way the same table.
+ */
+export async function tableAt(nc: NatsConnection, cat: Catalogue, point: LogPoint): Promise<ReplayResult> {
+  return { state: await foldTowards(nc, cat, point, { stopPastPoint: true }) };
+}
+
+/**
  * Fold the whole log (to its end as of now), handing `atPoint` the table as it stood right
  * after `point` on the way (it must read what it needs then: the fold goes on in place).
+ * Starts from the latest snapshot when it covers a sequence at or before the point.
  */
 export async function replayPast(nc: NatsConnection, cat: Catalogue, point: LogPoint, atPoint: (table: State) => void): Promise<ReplayResult> {
-  const state = initialState();
   let reached = false;
-  const reach = () => {
+  const reach = (state: State) => {
     if (reached) return;
     reached = true;
     atPoint(state);
   };
-  await readFromStart(nc, cat, { within: point }, (message) => {
-    if (isPast(point, message)) reach();
-    foldLogged(state, cat, message);
-  });
-  reach();
+  const state = await foldTowards(nc, cat, point, { stopPastPoint: false, beforeEach: (message, table) => isPast(point, message) && reach(table) });
+  reach(state);
   return { state };
 }
 
-/**
- * Deliver the log from its first message, through a reader of the audit mirror, up to `until`
- * (then stop reading) or to its end as of now. A sequence `within` names must be in the log.
- */
-async function readFromStart(nc: NatsConnection, cat: Catalogue, opts: { until?: LogPoint; within?: LogPoint }, onMessage: (message: TimedMessage) => void): Promise<void> {
+/** The log's last sequence now; a sequence `within` names must be in the log (BAD_REQUEST). The audit mirror is waited for up to it. */
+async function logEnd(nc: NatsConnection, cat: Catalogue, within?: LogPoint): Promise<number> {
   const last = await lastSequence(nc, cat);
-  if (opts.within && "seq" in opts.within && opts.within.seq > last) {
-    throw new DfsError(ErrorCodes.BAD_REQUEST, `the log ends at sequence ${last}: there is no sequence ${opts.within.seq} yet`);
+  if (within && "seq" in within && within.seq > last) {
+    throw new DfsError(ErrorCodes.BAD_REQUEST, `the log ends at sequence ${last}: there is no sequence ${within.seq} yet`);
   }
   await mirrorReaches(nc, cat, last);
-  const { until } = opts;
-  let past = false;
+  return last;
+}
+
+/**
+ * Fold the log towards `point`, from the latest snapshot if it covers a sequence at or before
+ * the point, else from the first event: up to the point (`stopPastPoint`) or to the log's end
+ * as of now. `beforeEach` sees each message and the table before it is folded in.
+ */
+async function foldTowards(
+  nc: NatsConnection,
+  cat: Catalogue,
+  point: LogPoint,
+  opts: { stopPastPoint: boolean; beforeEach?: (message: TimedMessage, table: State) => void },
+): Promise<State> {
+  const last = await logEnd(nc, cat, point);
+  /** The table folded on from `start` (covering sequences up to `covered`), or undefined if `covered` is past the point. */
+  const foldFrom = async (start: State, covered: number): Promise<State | undefined> => {
+    let usable = covered === 0;
+    // A snapshot's reader starts at the last message it covers: whether that one is past the
+    // point (a time) is known only from the message's timestamp.
+    await readFrom(nc, cat, Math.max(1, covered), last, (message) => {
+      if (message.seq === covered) {
+        usable = !isPast(point, message);
+        return usable ? undefined : "stop";
+      }
+      if (opts.stopPastPoint && isPast(point, message)) return "stop";
+      opts.beforeEach?.(message, start);
+      foldLogged(start, cat, message);
+    });
+    return usable ? start : undefined;
+  };
+  const snapshot = await snapshotBefore(nc, cat, point, last);
+  return (snapshot && (await foldFrom(snapshot, snapshot.lastSeq))) || (await foldFrom(initialState(), 0))!;
+}
+
+/**
+ * The table of the latest snapshot, when it may cover a sequence at or before `point` and
+ * checks out as a master checks it: its chunks' size, SHA-256 and format, and a sequence not
+ * past the log's end (`last`: a snapshot of an events stream made again). Otherwise, or when
+ * it cannot be read, undefined: the log is folded from its first event, which gives the same table.
+ */
+async function snapshotBefore(nc: NatsConnection, cat: Catalogue, point: LogPoint, last: number): Promise<State | undefined> {
+  try {
+    const head = await latestSnapshotHead(nc, cat);
+    if (!head || head.seq === 0 || head.seq > last || ("seq" in point && head.seq > point.seq)) return undefined;
+    return decodeTable(head, await getSnapshotChunks(nc, cat, head));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Deliver the log from `fromSeq`, through a reader of the audit mirror, to its end as of now
+ * (`last`), or until `onMessage` says "stop".
+ */
+async function readFrom(nc: NatsConnection, cat: Catalogue, fromSeq: number, last: number, onMessage: (message: TimedMessage) => "stop" | void): Promise<void> {
+  if (fromSeq > last) return;
+  let stopped = false;
   let reader: LogReader | undefined = undefined;
-  reader = await readLog(nc, cat, { stream: cat.auditStream, consumer: (await askForReader(nc, cat, 1)).consumer }, (message) => {
-    if (past) return;
-    if (until && isPast(until, message)) {
-      past = true;
+  reader = await readLog(nc, cat, { stream: cat.auditStream, consumer: (await askForReader(nc, cat, fromSeq)).consumer, fromSeq }, (message) => {
+    if (stopped) return;
+    if (onMessage(message) === "stop") {
+      stopped = true;
       reader?.stop();
-      return;
     }
-    onMessage(message);
   });
-  if (past) reader.stop();
+  if (stopped) reader.stop();
   await reader.done;
 }
 

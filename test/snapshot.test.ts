@@ -1,13 +1,16 @@
 // Snapshots shorten restarts and are never the truth: the table a snapshot holds is exactly
 // the replay of the log up to its sequence, a master starts from it and folds only the rest,
 // a snapshot that does not check out is ignored, and `dfs replay --check` compares it.
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { encode } from "../src/codec.js";
-import { latestSnapshotHead, readLatestSnapshot } from "../src/master/snapshots.js";
+import { parseLogPoint } from "../src/log-point.js";
+import { latestSnapshotHead, readLatestSnapshot, writeSnapshot } from "../src/master/snapshots.js";
+import { list, locate, stat } from "../src/queries.js";
+import { encodeTable } from "../src/snapshot.js";
 import { stateDigest } from "../src/state.js";
 import { provisionStreams } from "../streams/provision.js";
 import { TestStore, runCli, tempDir, waitFor } from "./harness.js";
@@ -62,6 +65,52 @@ test("a master killed and started again starts from the snapshot and agrees with
   assert.is(check.code, 0, check.stderr);
   assert.match(check.stderr, /replay matches the live master at sequence \d+/);
   assert.match(check.stderr, /replay matches the snapshot at sequence \d+/);
+});
+
+test("ls, stat and get --at start from the latest snapshot when it covers a point before, and answer as the whole log does", async ({ store }) => {
+  const client = await store.client();
+  const dir = await tempDir("snap-at");
+  await writeFile(join(dir, "late"), "put after the snapshot");
+  await client.put(join(dir, "late"), "/snap/late", { replicas: 1 });
+  const master = await store.connect("master", undefined, { streams: true });
+  const head = (await latestSnapshotHead(master, store.cat))!;
+  const last = (await store.replay()).state.lastSeq;
+  assert.ok(head.seq > SNAPSHOT_EVERY && head.seq < last, `a snapshot at ${head.seq}, events after it up to ${last}`);
+  const json = async (args: string[]) => {
+    const run = await runCli([...store.flags, ...args, "--json"]);
+    assert.is(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    return JSON.parse(run.stdout) as unknown;
+  };
+  const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+  // Before the snapshot (folded from the first event), at it, after it (from it), and now by time.
+  for (const at of [String(SNAPSHOT_EVERY), String(head.seq), String(last), "0s"]) {
+    const whole = (await store.replay("seq" in parseLogPoint(at) ? Number(at) : last)).state;
+    assert.equal(await json(["ls", "--at", at]), plain(list(whole)), `ls --at ${at}`);
+    if (at !== String(SNAPSHOT_EVERY)) {
+      assert.equal(await json(["stat", "/snap/f1", "--pieces", "--at", at]), plain({ ...stat(whole, "/snap/f1"), layout: locate(whole, "/snap/f1").pieces }), `stat --at ${at}`);
+    }
+  }
+  const got = await runCli([...store.flags, "get", "/snap/f1", join(dir, "f1"), "--at", String(last)]);
+  assert.is(got.code, 0, got.stderr);
+  assert.is(await readFile(join(dir, "f1"), "utf8"), "file 5 ".repeat(105));
+
+  // The snapshot is what they start from: one that says otherwise (as only a master or the
+  // admin can write it) changes the answer after its sequence, not before.
+  const snapshot = (await readLatestSnapshot(master, store.cat))!;
+  const forged = structuredClone(snapshot.state);
+  forged.paths.delete("/snap/f2");
+  await writeSnapshot(master, store.cat, encodeTable(forged), { seq: head.seq, digest: head.digest, files: head.files });
+  try {
+    const paths = async (at: string) => ((await json(["ls", "--at", at])) as { path: string }[]).map((f) => f.path);
+    assert.not.ok((await paths(String(last))).includes("/snap/f2"), "from the snapshot");
+    assert.ok((await paths(String(head.seq - 1))).includes("/snap/f2"), "before it, from the first event");
+    // A time before the snapshot's last message was stamped: from the first event too.
+    const logged = (await runCli([...store.flags, "tail", "--json", "--until", String(head.seq)])).stdout.trim().split("\n").map((l) => JSON.parse(l) as { seq: number; time: string });
+    const before = logged.filter((m) => m.time < logged.at(-1)!.time).at(-1)!;
+    assert.equal(await json(["ls", "--at", before.time]), plain(list((await store.replay(before.seq)).state)), `ls --at ${before.time}`);
+  } finally {
+    await writeSnapshot(master, store.cat, encodeTable(snapshot.state), { seq: head.seq, digest: head.digest, files: head.files });
+  }
 });
 
 test("a snapshot that does not check out is ignored: the master folds the whole log", async ({ store }) => {

@@ -79,3 +79,23 @@ export async function readLatestSnapshot(nc: NatsConnection, cat: Catalogue): Pr
   }
   return { head, state: decodeTable(head, chunks) };
 }
+
+/**
+ * The chunks a snapshot's head names, fetched one message at a time (the next on its chunk
+ * subject from a sequence on): how a reader of the log reads a snapshot, as it may get the
+ * snapshot stream's messages but makes no consumer. Check them with `decodeTable`.
+ */
+export async function getSnapshotChunks(nc: NatsConnection, cat: Catalogue, head: SnapshotHead): Promise<Uint8Array[]> {
+  const jsm = await jetstreamManager(nc);
+  const subject = cat.snapshotChunks(head.snapshotId);
+  const chunks: Uint8Array[] = [];
+  for (let seq = 1; chunks.length < head.chunks; ) {
+    // nats.js types a stream's message get without `next_by_subj`, which nats-server (2.9 on) answers.
+    const query = { seq, next_by_subj: subject } as unknown as Parameters<typeof jsm.streams.getMessage>[1];
+    const stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, query));
+    if (!stored) break;
+    chunks.push(stored.data);
+    seq = stored.seq + 1;
+  }
+  return chunks;
+}
