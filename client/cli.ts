@@ -3,13 +3,14 @@
 import { describePolicy } from "../src/retention.js";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setMaxListeners } from "node:events";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
 import { ROLES, userName, type RoleName } from "../streams/permissions.js";
 import { provisionStreams, provisionWorkers } from "../streams/provision.js";
-import { connectNats, connectRole, drainRole, type NatsOptions } from "../src/connection.js";
+import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
@@ -25,6 +26,7 @@ import { watchParentPipe } from "./parent-pipe.js";
 import { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
 import type { Progress } from "./progress.js";
 import { STOP_GRACE_MS } from "./stop-child.js";
+import { failIfStuck } from "./stuck.js";
 import { CA_FILE } from "./tls.js";
 
 const CLI_ENTRY = fileURLToPath(import.meta.url);
@@ -201,6 +203,8 @@ function roleConnection(globals: GlobalOptions, role: RoleName, id?: string): Na
  */
 async function interruptible<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const interrupt = new AbortController();
+  // Every file in flight (put or get of many) listens to it, and then some of its pieces.
+  setMaxListeners(0, interrupt.signal);
   let received: StopSignal | undefined;
   const onSignal = (signal: StopSignal) => {
     if (received) process.exit(SIGNAL_EXIT[signal]);
@@ -322,10 +326,16 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
-      await untilStopped(async () => {
-        await master.stop();
-        await drainRole(conns);
-      });
+      let stopping = false;
+      await Promise.race([
+        untilStopped(async () => {
+          stopping = true;
+          await master.stop();
+          await drainRole(conns);
+        }),
+        // A supervisor (`dfs up`) starts it again.
+        lostForGood(conns, () => stopping),
+      ]);
     });
 
   program
@@ -347,10 +357,16 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
-      await untilStopped(async () => {
-        await worker.stop();
-        await drainRole(conns);
-      });
+      let stopping = false;
+      await Promise.race([
+        untilStopped(async () => {
+          stopping = true;
+          await worker.stop();
+          await drainRole(conns);
+        }),
+        // A supervisor (`dfs up`) starts it again.
+        lostForGood(conns, () => stopping),
+      ]);
     });
 
   program
@@ -807,6 +823,9 @@ export async function main(argv: string[]): Promise<void> {
   // A reader that stopped reading (`dfs tail | head -1`) ends the command quietly, as
   // `git log | head` does: nothing more is wanted.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => (err.code === "EPIPE" ? process.exit(EXIT.ok) : fail(err)));
+  // Whatever escapes is still one coded line (INTERNAL: a bug), never a stack trace.
+  process.on("uncaughtException", fail);
+  process.on("unhandledRejection", fail);
   const program = buildProgram();
   const args = argv.slice(2);
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
@@ -814,7 +833,9 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   try {
-    await program.parseAsync(argv);
+    await failIfStuck(program.parseAsync(argv), () =>
+      fail(new DfsError(ErrorCodes.INTERNAL, "the command was left waiting for something that can no longer happen (a bug: please report it with the command)")),
+    );
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
     fail(err);

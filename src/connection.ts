@@ -86,6 +86,23 @@ export async function connectRole(opts: NatsOptions): Promise<RoleConnections> {
   return { rpc, streams };
 }
 
+/**
+ * Rejects with UNAVAILABLE once one of a role's connections is closed for good while the role
+ * runs (it reconnects forever, so only a server that refuses it on the way back, its
+ * credentials no longer trusted, does that): the role can do nothing more and must end, not
+ * linger. A close while `stopping()` (the role draining itself) is no loss: it never settles.
+ */
+export function lostForGood(conns: RoleConnections, stopping: () => boolean): Promise<never> {
+  return new Promise((_, reject) => {
+    for (const nc of new Set([conns.rpc, conns.streams])) {
+      void nc.closed().then((err) => {
+        if (stopping()) return;
+        reject(new DfsError(ErrorCodes.UNAVAILABLE, `lost the NATS server for good${err ? `: ${err.message}` : ""}`, { cause: err }));
+      });
+    }
+  });
+}
+
 /** Drain both (or the one) of a role's connections. */
 export async function drainRole(conns: RoleConnections): Promise<void> {
   await Promise.all([...new Set([conns.rpc, conns.streams])].map((nc) => nc.drain().catch(() => nc.close())));

@@ -66,6 +66,8 @@ export function asDfsError(err: unknown): DfsError {
     if (e.name === "PermissionViolationError") {
       return new DfsError(ErrorCodes.FORBIDDEN, `${e.message} (credentials of another role, or for another --prefix?)`, { cause: err });
     }
+    // nats.js gave up reconnecting (or the server refused it on the way back): nothing answers any more.
+    if (e.name === "ClosedConnectionError") return new DfsError(ErrorCodes.UNAVAILABLE, `lost the NATS server: ${e.message}`, { cause: err });
   }
   return new DfsError(ErrorCodes.INTERNAL, message, { cause: err });
 }
