@@ -8,7 +8,9 @@ import { Limiter } from "../src/limiter.js";
 import { baseName, normalisePrefix } from "../src/paths.js";
 import type { ListEntry } from "../src/queries.js";
 import { getFile, type GetResult, type PieceSource } from "./get.js";
-import { DEFAULT_PARALLEL_FILES } from "./put-many.js";
+
+/** Files read at once: each holds a few frames in memory while it is written. */
+export const DEFAULT_PARALLEL_GETS = 16;
 
 export interface GetTreeOptions {
   /** Files in flight at once (default 16); each reads one piece at a time, so at most this many pieces are in memory. */
@@ -45,7 +47,7 @@ export async function getTree(source: TreeSource, prefix: string, dir: string, o
   const files = await source.list(from);
   if (files.length === 0) throw new DfsError(ErrorCodes.NOT_FOUND, `no file at or below ${from}`);
   opts.onListed?.(files.length);
-  const slots = new Limiter(opts.parallel ?? DEFAULT_PARALLEL_FILES);
+  const slots = new Limiter(opts.parallel ?? DEFAULT_PARALLEL_GETS);
   const outcome: GetTreeResult = { files: files.length, written: [], failed: [] };
   await Promise.all(
     files.map((file) =>

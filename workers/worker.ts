@@ -39,7 +39,10 @@ export interface WorkerOptions {
   dataDir: string;
   prefix?: string;
   heartbeatMs?: number;
-  /** Pieces pulled at once. */
+  /**
+   * Pieces pulled at once, in big pieces: the bytes they hold may be four big pieces' frames
+   * in flight, and many small pieces fit in as much (at most 64 times as many).
+   */
   parallelPieces?: number;
   /** Frames of one piece requested at once. */
   framesInFlight?: number;
@@ -57,6 +60,8 @@ const SCRUB_PAGE = 64;
 export const DEFAULT_SCRUB_RATE = 16 * 1024 * 1024;
 const PULL_TIMEOUT_MS = 5_000;
 const DEAD_UPLOADS_KEPT = 1_000;
+/** How many small pieces may be pulled at once in the room of one big piece. */
+const SMALL_PIECES_PER_BIG = 64;
 const STOP_GRACE_MS = 2_000;
 /** How long a minor waits for the piece's major to hold it before pulling from the uploader. */
 const PEER_WAIT_MS = 20_000;
@@ -108,7 +113,8 @@ export class Worker {
     this.js = jetstream(conns.streams);
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
     this.frameSize = frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
-    this.pieces = new Limiter(opts.parallelPieces ?? 4);
+    // Weighed in bytes held: a piece holds at most its frames in flight (see pullInto).
+    this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
     this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
@@ -285,16 +291,23 @@ export class Worker {
     );
   }
 
+  /** The bytes a piece of `size` holds while it is pulled: a few frames at most, and never less than 1/64 of a big piece's. */
+  private framesHeld(size: number): number {
+    const most = (this.opts.framesInFlight ?? 4) * this.frameSize;
+    return Math.max(Math.ceil(most / SMALL_PIECES_PER_BIG), Math.min(size, most));
+  }
+
   /**
-   * A slot of the piece limiter, but never more than half of them for one upload: an upload
+   * Room in the piece limiter, but never more than half of it for one upload: an upload
    * whose bytes come slowly (or never) cannot hold up every other one.
    */
-  private async fairShare<T>(uploadId: string, task: () => Promise<T>): Promise<T> {
+  private async fairShare<T>(uploadId: string, size: number, task: () => Promise<T>): Promise<T> {
     let share = this.uploadShares.get(uploadId);
     if (!share) this.uploadShares.set(uploadId, (share = new Limiter(Math.max(1, Math.floor(this.pieces.limit / 2)))));
     const mine = share;
+    const weight = this.framesHeld(size);
     try {
-      return await mine.run(() => this.pieces.run(task));
+      return await mine.run(() => this.pieces.run(task, weight), weight);
     } finally {
       if (mine.active === 0 && mine.queued === 0 && this.uploadShares.get(uploadId) === mine) this.uploadShares.delete(uploadId);
     }
@@ -307,7 +320,7 @@ export class Worker {
         this.inOrder(order.sha256, async () => {
           let failure: DfsError | undefined;
           try {
-            failure = await this.pieces.run(() => this.keepPiece(order, order.sources.map((worker) => ({ worker })), seq));
+            failure = await this.pieces.run(() => this.keepPiece(order, order.sources.map((worker) => ({ worker })), seq), this.framesHeld(order.size));
           } finally {
             this.storedWatch.changed(order.sha256);
           }
@@ -347,7 +360,7 @@ export class Worker {
             // fails, from the uploader.
             const uploader: PieceSource = { upload: event.uploadId, piece: piece.piece };
             const sources = fromMajor ? [{ worker: piece.pullFrom! }, uploader] : [uploader];
-            outcome = await this.fairShare(event.uploadId, () => this.keepPiece(piece, sources, seq));
+            outcome = await this.fairShare(event.uploadId, piece.size, () => this.keepPiece(piece, sources, seq));
           } finally {
             const left = this.working.get(piece.sha256)! - 1;
             if (left > 0) this.working.set(piece.sha256, left);
