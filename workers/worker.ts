@@ -16,6 +16,7 @@ import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/
 import type { AssignedPiece, CopiesOrdered, PeersAssigned, PiecesDropped } from "../src/events.js";
 import {
   InventoryRequest,
+  MAX_REPORTS,
   ReadRequest,
   ScrubRequest,
   VerifyRequest,
@@ -25,12 +26,15 @@ import {
   type CopyConfirmation,
   type CorruptReport,
   type InventoryPage,
+  type ReportBatch,
   type VerifyReply,
+  type WorkerReport,
   type WorkerStatus,
 } from "../src/protocol.js";
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
+import { Batcher } from "../src/batcher.js";
 import { Limiter } from "../src/limiter.js";
 import { fetchInOrder } from "../src/in-order.js";
 
@@ -85,6 +89,8 @@ export class Worker {
   private readonly log: (line: string) => void;
   private readonly frameSize: number;
   private readonly pieces: Limiter;
+  /** Confirmations and reports of bad copies, on their way to the master together. */
+  private readonly reports: Batcher<WorkerReport>;
   /** Each upload's share of `pieces` (see fairShare). */
   private readonly uploadShares = new Map<string, Limiter>();
   private subs: Subscription[] = [];
@@ -114,6 +120,7 @@ export class Worker {
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
     this.frameSize = frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
     // Weighed in bytes held: a piece holds at most its frames in flight (see pullInto).
+    this.reports = new Batcher((reports) => this.sendReports(reports), MAX_REPORTS);
     this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
     this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
@@ -221,7 +228,8 @@ export class Worker {
     await this.store.drop(sha256);
     this.log(`piece ${sha256} failed its SHA-256 (${why}): dropped`);
     const report: CorruptReport = { kind: "corrupt", workerId: this.id, sha256, reason: why };
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(report)))
+    await this.reports
+      .add(report)
       .catch((err) => this.log(`could not report the bad copy of ${sha256}: ${err instanceof Error ? err.message : String(err)}`));
     return "bad";
   }
@@ -324,13 +332,13 @@ export class Worker {
           } finally {
             this.storedWatch.changed(order.sha256);
           }
-          await this.confirmCopy(order.sha256, failure, seq);
+          await this.confirmCopy(order.sha256, failure);
         }),
       ),
     );
   }
 
-  private async confirmCopy(sha256: string, failure: DfsError | undefined, seq: number): Promise<void> {
+  private async confirmCopy(sha256: string, failure: DfsError | undefined): Promise<void> {
     const confirmation: CopyConfirmation = {
       kind: "copy",
       workerId: this.id,
@@ -339,8 +347,7 @@ export class Worker {
       ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`copy of ${sha256} failed: ${failure.code}: ${failure.message}`);
-    // One order (its log sequence) is confirmed once, however often this is retried.
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}` }));
+    await this.reports.add(confirmation);
   }
 
   private async storePieces(event: PeersAssigned, seq: number): Promise<void> {
@@ -530,9 +537,18 @@ export class Worker {
       ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
-    // The message id makes a retried confirmation (after a crash or a lost ack) count once.
-    const msgID = `${event.fileId}.${event.version}.${piece.piece}.${this.id}`;
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID }));
+    await this.reports.add(confirmation);
+  }
+
+  /**
+   * Send reports together: one JetStream message for what came while the last was on its way.
+   * Its message id makes a retry after a lost ack count once; a report sent twice all the
+   * same (its assignment redone after a crash) changes nothing the second time.
+   */
+  private async sendReports(reports: WorkerReport[]): Promise<void> {
+    const batch: ReportBatch = { kind: "batch", workerId: this.id, reports };
+    const msgID = `reports.${this.id}.${nuid.next()}`;
+    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(batch), { msgID }));
   }
 
   async stop(): Promise<void> {
