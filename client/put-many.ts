@@ -2,6 +2,7 @@
 // and storing them with a bounded number in flight over one connection. Each file is an
 // ordinary put, committed or abandoned on its own; one that fails does not stop the others.
 import { readdir, stat } from "node:fs/promises";
+import { getMaxListeners, setMaxListeners } from "node:events";
 import { basename, join } from "node:path";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Limiter } from "../src/limiter.js";
@@ -87,6 +88,8 @@ export interface Putter {
  */
 export async function putMany(client: Putter, entries: readonly PutEntry[], opts: PutManyOptions = {}): Promise<PutManyResult> {
   const { parallel = DEFAULT_PARALLEL_PUTS, onFile, ...putOptions } = opts;
+  // Every put in flight listens for the abort: that many listeners are expected, not a leak.
+  if (opts.signal) setMaxListeners(getMaxListeners(opts.signal) + parallel, opts.signal);
   const slots = new Limiter(parallel);
   const outcome: PutManyResult = { stored: [], failed: [] };
   await Promise.all(
