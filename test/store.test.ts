@@ -90,6 +90,9 @@ test("store - a piece being written is absent until committed; an aborted one, o
     };
     const writer = await open().begin(id);
     await writer.write(bytes.subarray(0, 4_096));
+    assert.is(await chunkCount(), 0, "a first chunk is held until a second comes, or the commit");
+    await writer.write(bytes.subarray(4_096, 8_192));
+    assert.is(await chunkCount(), 2);
     assert.not.ok(await open().has(id), "absent while written");
     assert.is(await open().read(id, 0, 10), undefined, "nothing to read while written");
     await writer.abort();
@@ -111,6 +114,16 @@ test("store - a piece being written is absent until committed; an aborted one, o
     assert.ok(Buffer.compare(Buffer.from((await open().read(id, 0, 10_000))!), bytes) === 0, "committed: all there after a reopen");
     assert.is(open().pieces, 1);
     assert.is(await open().keptSince(id), 7);
+
+    // A piece of one chunk goes to disk with its metadata in one batch, at its commit.
+    const small = randomBytes(100);
+    const one = await open().begin(sha(small));
+    await one.write(small);
+    assert.is(await chunkCount(), 3, "nothing of it before the commit");
+    await one.commit();
+    await reopen();
+    assert.equal(Buffer.from((await open().read(sha(small), 0, 100))!), small);
+    assert.is(open().pieces, 2);
   }),
 );
 
