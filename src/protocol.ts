@@ -22,6 +22,8 @@ export const CreateRequest = z.object({
   replicas: z.number().int(),
   /** The pieces' SHA-256 digests, 32 bytes each, in order. */
   pieceHashes: z.instanceof(Uint8Array).refine((hashes) => hashes.length <= 32 * MAX_PIECES, `must hold at most ${MAX_PIECES} digests`),
+  /** Answer once the version is no longer pending, or after this long (a small file's put then needs no `wait`). */
+  waitMs: z.number().int().nonnegative().max(30_000).optional(),
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 

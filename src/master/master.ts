@@ -524,7 +524,11 @@ export class Master {
         replicas: req.replicas,
         pieces,
       });
-      return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
+      let plan = uploadPlan(this.state, req.uploadId);
+      for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
+        await this.uploadWatch.next(plan.fileId, deadline - Date.now());
+      }
+      return { ...plan, seq: this.state.lastSeq };
       }),
       rpc("abort", async (request) => {
         const req = parse(AbortRequest, request, "abort request");
