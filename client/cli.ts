@@ -23,7 +23,8 @@ import { runDemo } from "./demo.js";
 import { counted, eventJson, formatEvent, formatHistory, formatLayout, formatListing, formatScrub, formatStat, formatStatus, formatWorkers, humanBytes, parseBytes, useColour } from "./format.js";
 import { DEFAULT_MASTERS, DEFAULT_WORKERS, LocalCluster } from "./local-cluster.js";
 import { watchParentPipe } from "./parent-pipe.js";
-import { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
+import { DEFAULT_PARALLEL_PUTS, planPut } from "./put-many.js";
+import { DEFAULT_PARALLEL_GETS } from "./get-many.js";
 import type { Progress } from "./progress.js";
 import { STOP_GRACE_MS } from "./stop-child.js";
 import { failIfStuck } from "./stuck.js";
@@ -427,7 +428,7 @@ export function buildProgram(): Command {
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
     .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
     .option("--timeout <seconds>", "give up a file after this long without progress", integer(1), 60)
-    .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_PUTS)
     .option("--verbose", "with several files or -r: a line for every file stored")
     .addHelpText(
       "after",
@@ -512,7 +513,7 @@ export function buildProgram(): Command {
     .argument("[local]", "local file or directory, or - for stdout (default: basename of remote)")
     .option("-r, --recursive", "every file at or below REMOTE, written below LOCAL at the same relative path")
     .option("--version <n>", "a named version instead of the latest", integer(1))
-    .option("--parallel <n>", "with -r: files in flight at once", integer(1), DEFAULT_PARALLEL_FILES)
+    .option("--parallel <n>", "with -r: files in flight at once", integer(1), DEFAULT_PARALLEL_GETS)
     .option("--at <point>", AT_HELP, point("--at"))
     .addHelpText(
       "after",

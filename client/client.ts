@@ -408,6 +408,8 @@ export class DfsClient {
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
         pieceHashes: plan.pieceHashes,
+        // A small file is usually stored before a `wait` could be asked: the answer waits for it.
+        ...(plan.size <= SMALL_FILE_BYTES ? { waitMs: WAIT_MS } : {}),
       }, { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS });
       this.seen(created.seq);
       const result: Omit<PutResult, "servedBytes"> = {
@@ -420,9 +422,9 @@ export class DfsClient {
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
       };
-      // With several masters the whole upload can be over before the reply is written.
+      // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
       if (created.status === "committed") return { ...result, servedBytes };
-      if (created.status !== "pending") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: the version is ${created.status}`);
+      // Given up or deleted: the `wait` below says why.
       // Ask the master how the upload stands until it commits or is given up; each answer
       // comes as soon as something changed (or after a while, to show we are still here).
       const outcome = (async () => {

@@ -1,6 +1,7 @@
 // A tree read back: every latest committed file at or below a prefix, written below a local
 // directory at the same relative path, several files in flight, each an ordinary get (verified,
 // written under a temporary name, renamed when complete). One that fails does not stop the others.
+import { getMaxListeners, setMaxListeners } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
@@ -8,7 +9,9 @@ import { Limiter } from "../src/limiter.js";
 import { baseName, normalisePrefix } from "../src/paths.js";
 import type { ListEntry } from "../src/queries.js";
 import { getFile, type GetResult, type PieceSource } from "./get.js";
-import { DEFAULT_PARALLEL_FILES } from "./put-many.js";
+
+/** Files read at once: each holds a few frames in memory while it is written. */
+export const DEFAULT_PARALLEL_GETS = 16;
 
 export interface GetTreeOptions {
   /** Files in flight at once (default 16); each reads one piece at a time, so at most this many pieces are in memory. */
@@ -45,7 +48,10 @@ export async function getTree(source: TreeSource, prefix: string, dir: string, o
   const files = await source.list(from);
   if (files.length === 0) throw new DfsError(ErrorCodes.NOT_FOUND, `no file at or below ${from}`);
   opts.onListed?.(files.length);
-  const slots = new Limiter(opts.parallel ?? DEFAULT_PARALLEL_FILES);
+  const parallel = opts.parallel ?? DEFAULT_PARALLEL_GETS;
+  // Every get in flight listens for the abort: that many listeners are expected, not a leak.
+  if (opts.signal) setMaxListeners(getMaxListeners(opts.signal) + parallel, opts.signal);
+  const slots = new Limiter(parallel);
   const outcome: GetTreeResult = { files: files.length, written: [], failed: [] };
   await Promise.all(
     files.map((file) =>

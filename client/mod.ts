@@ -3,7 +3,8 @@ export { DfsClient, DEFAULT_PIECE_SIZE, DEFAULT_REPLICAS, pieceSizeFor } from ".
 export type { ConnectOptions, MasterState, PutOptions, PutResult, WorkerReport } from "./client.js";
 export type { GetOptions, GetResult } from "./get.js";
 export type { GetOutcome, GetTreeOptions, GetTreeResult } from "./get-many.js";
-export { DEFAULT_PARALLEL_FILES, planPut } from "./put-many.js";
+export { DEFAULT_PARALLEL_PUTS, planPut } from "./put-many.js";
+export { DEFAULT_PARALLEL_GETS } from "./get-many.js";
 export type { PutEntry, PutManyOptions, PutManyResult, PutOutcome, PutPlan, SkippedEntry } from "./put-many.js";
 export type { Progress } from "./progress.js";
 export { LocalCluster } from "./local-cluster.js";

@@ -2,13 +2,18 @@
 // and storing them with a bounded number in flight over one connection. Each file is an
 // ordinary put, committed or abandoned on its own; one that fails does not stop the others.
 import { readdir, stat } from "node:fs/promises";
+import { getMaxListeners, setMaxListeners } from "node:events";
 import { basename, join } from "node:path";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { Limiter } from "../src/limiter.js";
 import { normalisePath, normalisePrefix } from "../src/paths.js";
 import type { PutOptions, PutResult } from "./client.js";
 
-export const DEFAULT_PARALLEL_FILES = 16;
+/**
+ * Files in flight at once. Many: a small file's put is mostly waiting for its events to be
+ * logged, and an uploader holds no bytes but the frames being served.
+ */
+export const DEFAULT_PARALLEL_PUTS = 64;
 
 /** One local file and the remote path it is stored at. */
 export interface PutEntry {
@@ -82,7 +87,9 @@ export interface Putter {
  * with INTERRUPTED once those in flight have ended.
  */
 export async function putMany(client: Putter, entries: readonly PutEntry[], opts: PutManyOptions = {}): Promise<PutManyResult> {
-  const { parallel = DEFAULT_PARALLEL_FILES, onFile, ...putOptions } = opts;
+  const { parallel = DEFAULT_PARALLEL_PUTS, onFile, ...putOptions } = opts;
+  // Every put in flight listens for the abort: that many listeners are expected, not a leak.
+  if (opts.signal) setMaxListeners(getMaxListeners(opts.signal) + parallel, opts.signal);
   const slots = new Limiter(parallel);
   const outcome: PutManyResult = { stored: [], failed: [] };
   await Promise.all(

@@ -22,6 +22,8 @@ export const CreateRequest = z.object({
   replicas: z.number().int(),
   /** The pieces' SHA-256 digests, 32 bytes each, in order. */
   pieceHashes: z.instanceof(Uint8Array).refine((hashes) => hashes.length <= 32 * MAX_PIECES, `must hold at most ${MAX_PIECES} digests`),
+  /** Answer once the version is no longer pending, or after this long (a small file's put then needs no `wait`). */
+  waitMs: z.number().int().nonnegative().max(30_000).optional(),
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
@@ -77,9 +79,18 @@ export type CopyConfirmation = z.infer<typeof CopyConfirmation>;
 export const CorruptReport = z.object({ kind: z.literal("corrupt"), workerId: token, sha256, reason: message });
 export type CorruptReport = z.infer<typeof CorruptReport>;
 
-/** Everything a worker says on its confirmation subject. */
+/** One thing a worker says to the master. */
 export const WorkerReport = z.union([Confirmation.strict(), CopyConfirmation, CorruptReport]);
 export type WorkerReport = z.infer<typeof WorkerReport>;
+
+/** Most reports in one message: 256 of the longest fit well within 1 MiB. */
+export const MAX_REPORTS = 256;
+/** A worker's reports sent together (when small pieces come fast, one message says many). */
+export const ReportBatch = z.object({ kind: z.literal("batch"), workerId: token, reports: z.array(WorkerReport).min(1).max(MAX_REPORTS) });
+export type ReportBatch = z.infer<typeof ReportBatch>;
+
+/** Everything a worker says on its confirmation subject: a batch of reports, or one report alone (as workers sent them before batches). */
+export const WorkerMessage = z.union([ReportBatch, WorkerReport]);
 
 /** Ask a worker to hash its copy of a piece again (someone read bad bytes from it). */
 export const VerifyRequest = z.object({ sha256 });

@@ -217,8 +217,10 @@ test(`seeded garbage to every RPC and the confirmations stops nobody (DFS_FUZZ_S
   // Confirmations can only come from workers, each on its own subject (the server sees to that).
   const workers = await Promise.all(["w1", "w2"].map(async (id) => ({ id, js: jetstream(await store.connect("worker", id, { streams: true })) })));
   const confirmation = { workerId: "w1", fileId: "fuzzfile", version: 1, piece: 0, sha256: sha, ok: false, code: "INTERNAL", message: "fuzz" };
+  const batch = { kind: "batch", workerId: "w1", reports: [confirmation, { kind: "copy", workerId: "w1", sha256: sha, ok: true }] };
   for (let i = 0; i < CONFIRMATIONS; i++) {
-    const payload = fuzz.payload(confirmation);
+    // One report alone, or a batch of them, as workers send them.
+    const payload = fuzz.payload(i % 2 ? batch : confirmation);
     const { id, js } = fuzz.pick(workers);
     await js.publish(store.cat.confirm(id), payload);
   }

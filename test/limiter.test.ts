@@ -1,4 +1,4 @@
-// The one concurrency limiter: at most N tasks at once, the others in the order they came.
+// The one concurrency limiter: at most N tasks (or N units of weight) at once, the others in the order they came.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Limiter } from "../src/limiter.js";
@@ -49,6 +49,32 @@ test("limiter - a task that fails rejects its own run and frees its slot", async
   const next = limiter.run(() => "ran");
   assert.is(await failed, "broken");
   assert.is(await next, "ran");
+  assert.is(limiter.active, 0);
+});
+
+test("limiter - weighted tasks run while their weights fit, and a heavy one waiting holds back lighter ones behind it", async () => {
+  const limiter = new Limiter(10);
+  const gates = Array.from({ length: 5 }, gate);
+  const weights = [4, 4, 5, 1, 30];
+  const started: number[] = [];
+  const runs = gates.map((g, i) => limiter.run(async () => {
+    started.push(i);
+    await g.done;
+  }, weights[i]));
+  await settle();
+  assert.equal(started, [0, 1], "4 + 4 fit in 10; 5 more does not, and the 1 behind it waits its turn");
+  gates[0]!.finish();
+  await settle();
+  assert.equal(started, [0, 1, 2, 3], "4 + 5 and then the 1 fit");
+  gates[1]!.finish();
+  gates[2]!.finish();
+  await settle();
+  assert.equal(started, [0, 1, 2, 3], "a weight above the limit waits for the whole limit");
+  gates[3]!.finish();
+  await settle();
+  assert.equal(started, [0, 1, 2, 3, 4], "and then runs alone");
+  gates[4]!.finish();
+  await Promise.all(runs);
   assert.is(limiter.active, 0);
 });
 

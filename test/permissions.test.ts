@@ -156,6 +156,10 @@ test("a worker reads only its own assignments and speaks only for itself", async
   await publishAndFlush(w1rpc, store.cat.heartbeat("ghost"), encode({ workerId: "ghost", pieces: 0, bytes: 0, at: Date.now() }));
   // On its own subject, claiming another id, it is ignored by the master.
   await publishAndFlush(w1rpc, store.cat.heartbeat("w1"), encode({ workerId: "ghost", pieces: 0, bytes: 0, at: Date.now() }));
+  // On its own subject, a batch of reports with one in w2's name is dropped whole.
+  const forgedCopy = { kind: "copy", workerId: "w2", sha256: "0".repeat(64), ok: true };
+  await jetstream(w1).publish(store.cat.confirm("w1"), encode({ kind: "batch", workerId: "w1", reports: [{ ...forgedCopy, workerId: "w1" }, forgedCopy] }));
+  await waitFor("the master to drop the batch", () => store.role("master").output().includes("dropped a confirmation on dfs.confirm.w1: worker w2 on dfs.confirm.w1"), 5_000);
   await new Promise((r) => setTimeout(r, 500));
   const state = await (await store.client()).masterState();
   assert.equal(state.workers.map((w) => w.workerId).sort(), ["w1", "w2"], "no ghost worker joined");

@@ -6,7 +6,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { Level } from "level";
 import { PieceStore } from "../workers/store.js";
-import { tempDir } from "./harness.js";
+import { PIECE_COST_BYTES, Scrubber } from "../workers/scrub.js";
+import { tempDir, waitFor } from "./harness.js";
 
 const test = suite("piece store");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -90,6 +91,9 @@ test("store - a piece being written is absent until committed; an aborted one, o
     };
     const writer = await open().begin(id);
     await writer.write(bytes.subarray(0, 4_096));
+    assert.is(await chunkCount(), 0, "a first chunk is held until a second comes, or the commit");
+    await writer.write(bytes.subarray(4_096, 8_192));
+    assert.is(await chunkCount(), 2);
     assert.not.ok(await open().has(id), "absent while written");
     assert.is(await open().read(id, 0, 10), undefined, "nothing to read while written");
     await writer.abort();
@@ -111,6 +115,16 @@ test("store - a piece being written is absent until committed; an aborted one, o
     assert.ok(Buffer.compare(Buffer.from((await open().read(id, 0, 10_000))!), bytes) === 0, "committed: all there after a reopen");
     assert.is(open().pieces, 1);
     assert.is(await open().keptSince(id), 7);
+
+    // A piece of one chunk goes to disk with its metadata in one batch, at its commit.
+    const small = randomBytes(100);
+    const one = await open().begin(sha(small));
+    await one.write(small);
+    assert.is(await chunkCount(), 3, "nothing of it before the commit");
+    await one.commit();
+    await reopen();
+    assert.equal(Buffer.from((await open().read(sha(small), 0, 100))!), small);
+    assert.is(open().pieces, 2);
   }),
 );
 
@@ -128,5 +142,26 @@ test("store - remembers the latest order to keep a piece, so a drop from before 
     await reopen();
     assert.is(await open().keptSince(id), 30, "kept across restarts");
   }));
+
+test("scrub - each piece counts its lookups against the background pace: small pieces are not scrubbed flat out", () =>
+  withStore(async (open) => {
+    for (let i = 0; i < 300; i++) {
+      const bytes = randomBytes(100);
+      await open().put(sha(bytes), [bytes]);
+    }
+    let checked = 0;
+    const scrubber = new Scrubber(open(), async () => ((checked += 1), "good"), () => undefined);
+    // 16 pieces' worth a second: one page of 16 a second, whatever their few bytes.
+    scrubber.start(16 * (PIECE_COST_BYTES + 100));
+    try {
+      await waitFor("the first page", () => checked >= 16, 10_000, 20);
+      const before = checked;
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.ok(checked - before <= 32, `${checked - before} pieces checked in 1.5 s at 16 a second`);
+    } finally {
+      scrubber.stop();
+    }
+  }),
+);
 
 test.run();

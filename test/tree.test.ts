@@ -49,6 +49,18 @@ test("put of several files stores each below REMOTE under its own name", async (
   assert.is(cat.stdout, "x\ny\n");
 });
 
+test("a tree wider than Node's listener warning, at the default parallelism both ways: nothing on stderr", async ({ store }) => {
+  const root = join(store.dir, "wide");
+  await mkdir(root, { recursive: true });
+  for (let i = 0; i < 40; i++) await writeFile(join(root, `f${i}`), `file ${i}\n`);
+  const put = await runCli([...store.flags, "put", "-r", root, "/wide", "--replicas", "1"]);
+  assert.is(put.code, 0, put.stderr);
+  assert.is(put.stderr, "", "no warning of too many abort listeners");
+  const get = await runCli([...store.flags, "get", "-r", "/wide", join(store.dir, "wide-back"), "--parallel", "40"]);
+  assert.is(get.code, 0, get.stderr);
+  assert.match(get.stderr, /^read 40 files into .*wide-back: .*, sha256 verified\n$/);
+});
+
 test("put -r keeps the directory's name below REMOTE, skips links, stores empty files; get -r writes the tree back", async ({ store }) => {
   const root = join(store.dir, "photos");
   await makeTree(root);

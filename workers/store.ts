@@ -113,11 +113,14 @@ export class PieceStore {
 
   /**
    * Start writing a piece that is not here, chunk by chunk as its bytes come (the caller
-   * checks them against `sha256` before it commits). One writer per piece at a time.
+   * checks them against `sha256` before it commits). One writer per piece at a time. The
+   * first chunk is held until a second comes: a piece of one chunk (every small file's) is
+   * written in one batch with its metadata, and a longer one marks itself as being written
+   * in the batch of its first two chunks.
    */
   async begin(sha256: string): Promise<PieceWriter> {
     const db = this.db;
-    await db.put(writingKey(sha256), Date.now(), META);
+    let first: Uint8Array | undefined;
     let chunks = 0;
     let size = 0;
     let chunkSize = 0;
@@ -126,20 +129,31 @@ export class PieceStore {
       write: async (chunk) => {
         // Every piece has at least one byte (an empty file has no pieces).
         if (chunk.length === 0 || short || (chunks > 0 && chunk.length > chunkSize)) throw new Error("chunks must be non-empty and all of one size but the last");
-        if (chunks === 0) chunkSize = chunk.length;
-        else if (chunk.length < chunkSize) short = true;
-        await db.put(chunkKey(sha256, chunks), chunk, BYTES);
+        if (chunks === 0) {
+          chunkSize = chunk.length;
+          first = chunk;
+        } else {
+          if (chunk.length < chunkSize) short = true;
+          const batch = db.batch();
+          if (first) batch.put(writingKey(sha256), Date.now(), META).put(chunkKey(sha256, 0), first, BYTES);
+          first = undefined;
+          await batch.put(chunkKey(sha256, chunks), chunk, BYTES).write();
+        }
         chunks += 1;
         size += chunk.length;
       },
       commit: async (keptSince = 0) => {
         if (chunks === 0) throw new Error("a piece has at least one chunk");
         const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince };
-        await db.batch().put(metaKey(sha256), meta, META).del(writingKey(sha256)).write();
+        const batch = db.batch();
+        if (first) batch.put(chunkKey(sha256, 0), first, BYTES);
+        await batch.put(metaKey(sha256), meta, META).del(writingKey(sha256)).write();
+        first = undefined;
         this.counts.pieces += 1;
         this.counts.bytes += size;
       },
       abort: async () => {
+        if (first !== undefined) return void (first = undefined); // nothing written yet
         await db.clear(chunksOf(sha256));
         await db.del(writingKey(sha256));
       },

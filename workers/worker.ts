@@ -16,6 +16,7 @@ import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/
 import type { AssignedPiece, CopiesOrdered, PeersAssigned, PiecesDropped } from "../src/events.js";
 import {
   InventoryRequest,
+  MAX_REPORTS,
   ReadRequest,
   ScrubRequest,
   VerifyRequest,
@@ -25,12 +26,15 @@ import {
   type CopyConfirmation,
   type CorruptReport,
   type InventoryPage,
+  type ReportBatch,
   type VerifyReply,
+  type WorkerReport,
   type WorkerStatus,
 } from "../src/protocol.js";
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
+import { Batcher } from "../src/batcher.js";
 import { Limiter } from "../src/limiter.js";
 import { fetchInOrder } from "../src/in-order.js";
 
@@ -39,7 +43,10 @@ export interface WorkerOptions {
   dataDir: string;
   prefix?: string;
   heartbeatMs?: number;
-  /** Pieces pulled at once. */
+  /**
+   * Pieces pulled at once, in big pieces: the bytes they hold may be four big pieces' frames
+   * in flight, and many small pieces fit in as much (at most 64 times as many).
+   */
   parallelPieces?: number;
   /** Frames of one piece requested at once. */
   framesInFlight?: number;
@@ -57,6 +64,8 @@ const SCRUB_PAGE = 64;
 export const DEFAULT_SCRUB_RATE = 16 * 1024 * 1024;
 const PULL_TIMEOUT_MS = 5_000;
 const DEAD_UPLOADS_KEPT = 1_000;
+/** How many small pieces may be pulled at once in the room of one big piece. */
+const SMALL_PIECES_PER_BIG = 64;
 const STOP_GRACE_MS = 2_000;
 /** How long a minor waits for the piece's major to hold it before pulling from the uploader. */
 const PEER_WAIT_MS = 20_000;
@@ -80,6 +89,8 @@ export class Worker {
   private readonly log: (line: string) => void;
   private readonly frameSize: number;
   private readonly pieces: Limiter;
+  /** Confirmations and reports of bad copies, on their way to the master together. */
+  private readonly reports: Batcher<WorkerReport>;
   /** Each upload's share of `pieces` (see fairShare). */
   private readonly uploadShares = new Map<string, Limiter>();
   private subs: Subscription[] = [];
@@ -108,7 +119,9 @@ export class Worker {
     this.js = jetstream(conns.streams);
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
     this.frameSize = frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
-    this.pieces = new Limiter(opts.parallelPieces ?? 4);
+    // Weighed in bytes held: a piece holds at most its frames in flight (see pullInto).
+    this.reports = new Batcher((reports) => this.sendReports(reports), MAX_REPORTS);
+    this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
     this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
@@ -215,7 +228,8 @@ export class Worker {
     await this.store.drop(sha256);
     this.log(`piece ${sha256} failed its SHA-256 (${why}): dropped`);
     const report: CorruptReport = { kind: "corrupt", workerId: this.id, sha256, reason: why };
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(report)))
+    await this.reports
+      .add(report)
       .catch((err) => this.log(`could not report the bad copy of ${sha256}: ${err instanceof Error ? err.message : String(err)}`));
     return "bad";
   }
@@ -285,16 +299,23 @@ export class Worker {
     );
   }
 
+  /** The bytes a piece of `size` holds while it is pulled: a few frames at most, and never less than 1/64 of a big piece's. */
+  private framesHeld(size: number): number {
+    const most = (this.opts.framesInFlight ?? 4) * this.frameSize;
+    return Math.max(Math.ceil(most / SMALL_PIECES_PER_BIG), Math.min(size, most));
+  }
+
   /**
-   * A slot of the piece limiter, but never more than half of them for one upload: an upload
+   * Room in the piece limiter, but never more than half of it for one upload: an upload
    * whose bytes come slowly (or never) cannot hold up every other one.
    */
-  private async fairShare<T>(uploadId: string, task: () => Promise<T>): Promise<T> {
+  private async fairShare<T>(uploadId: string, size: number, task: () => Promise<T>): Promise<T> {
     let share = this.uploadShares.get(uploadId);
     if (!share) this.uploadShares.set(uploadId, (share = new Limiter(Math.max(1, Math.floor(this.pieces.limit / 2)))));
     const mine = share;
+    const weight = this.framesHeld(size);
     try {
-      return await mine.run(() => this.pieces.run(task));
+      return await mine.run(() => this.pieces.run(task, weight), weight);
     } finally {
       if (mine.active === 0 && mine.queued === 0 && this.uploadShares.get(uploadId) === mine) this.uploadShares.delete(uploadId);
     }
@@ -307,17 +328,17 @@ export class Worker {
         this.inOrder(order.sha256, async () => {
           let failure: DfsError | undefined;
           try {
-            failure = await this.pieces.run(() => this.keepPiece(order, order.sources.map((worker) => ({ worker })), seq));
+            failure = await this.pieces.run(() => this.keepPiece(order, order.sources.map((worker) => ({ worker })), seq), this.framesHeld(order.size));
           } finally {
             this.storedWatch.changed(order.sha256);
           }
-          await this.confirmCopy(order.sha256, failure, seq);
+          await this.confirmCopy(order.sha256, failure);
         }),
       ),
     );
   }
 
-  private async confirmCopy(sha256: string, failure: DfsError | undefined, seq: number): Promise<void> {
+  private async confirmCopy(sha256: string, failure: DfsError | undefined): Promise<void> {
     const confirmation: CopyConfirmation = {
       kind: "copy",
       workerId: this.id,
@@ -326,8 +347,7 @@ export class Worker {
       ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`copy of ${sha256} failed: ${failure.code}: ${failure.message}`);
-    // One order (its log sequence) is confirmed once, however often this is retried.
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID: `copy.${seq}.${sha256}.${this.id}` }));
+    await this.reports.add(confirmation);
   }
 
   private async storePieces(event: PeersAssigned, seq: number): Promise<void> {
@@ -347,7 +367,7 @@ export class Worker {
             // fails, from the uploader.
             const uploader: PieceSource = { upload: event.uploadId, piece: piece.piece };
             const sources = fromMajor ? [{ worker: piece.pullFrom! }, uploader] : [uploader];
-            outcome = await this.fairShare(event.uploadId, () => this.keepPiece(piece, sources, seq));
+            outcome = await this.fairShare(event.uploadId, piece.size, () => this.keepPiece(piece, sources, seq));
           } finally {
             const left = this.working.get(piece.sha256)! - 1;
             if (left > 0) this.working.set(piece.sha256, left);
@@ -517,9 +537,18 @@ export class Worker {
       ...(failure ? { code: failure.code, message: clipText(failure.message) } : {}),
     };
     if (failure) this.log(`piece ${piece.piece} of ${event.fileId} v${event.version} failed: ${failure.code}: ${failure.message}`);
-    // The message id makes a retried confirmation (after a crash or a lost ack) count once.
-    const msgID = `${event.fileId}.${event.version}.${piece.piece}.${this.id}`;
-    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(confirmation), { msgID }));
+    await this.reports.add(confirmation);
+  }
+
+  /**
+   * Send reports together: one JetStream message for what came while the last was on its way.
+   * Its message id makes a retry after a lost ack count once; a report sent twice all the
+   * same (its assignment redone after a crash) changes nothing the second time.
+   */
+  private async sendReports(reports: WorkerReport[]): Promise<void> {
+    const batch: ReportBatch = { kind: "batch", workerId: this.id, reports };
+    const msgID = `reports.${this.id}.${nuid.next()}`;
+    await throughFailover(() => this.js.publish(this.cat.confirm(this.id), encode(batch), { msgID }));
   }
 
   async stop(): Promise<void> {

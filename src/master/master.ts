@@ -34,7 +34,8 @@ import {
   StateRequest,
   StatusRequest,
   WaitRequest,
-  WorkerReport,
+  WorkerMessage,
+  type WorkerReport,
   parse,
   type InventoryPage,
   replyBudgetFor,
@@ -523,7 +524,11 @@ export class Master {
         replicas: req.replicas,
         pieces,
       });
-      return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
+      let plan = uploadPlan(this.state, req.uploadId);
+      for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
+        await this.uploadWatch.next(plan.fileId, deadline - Date.now());
+      }
+      return { ...plan, seq: this.state.lastSeq };
       }),
       rpc("abort", async (request) => {
         const req = parse(AbortRequest, request, "abort request");
@@ -653,25 +658,34 @@ export class Master {
         m.nak();
         continue;
       }
-      let report: WorkerReport;
+      let reports: WorkerReport[];
       try {
-        report = parse(WorkerReport, decode(m.data), "worker report");
-        if (m.subject !== this.cat.confirm(report.workerId)) throw new Error(`worker ${report.workerId} on ${m.subject}`);
+        const message = parse(WorkerMessage, decode(m.data), "worker report");
+        reports = "reports" in message ? message.reports : [message];
+        // A worker speaks only for itself, in every report of a batch too.
+        const other = [message, ...reports].find((said) => m.subject !== this.cat.confirm(said.workerId));
+        if (other) throw new Error(`worker ${other.workerId} on ${m.subject}`);
       } catch (err) {
         this.logRarely(m.subject, `dropped a confirmation on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
         m.term();
         continue;
       }
-      // Decided as they come, without waiting for one another's appends (the consumer's unacknowledged limit bounds them).
-      void confirming.run(async () => {
-        // A rival master may have decided what this answers in events we have not folded yet.
-        if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.streams, this.cat));
-        return this.execute(commandFor(report, Date.now()));
-      }).then(
+      // Decided as they come, without waiting for one another's appends (the consumer's
+      // unacknowledged limit bounds them); the message is acknowledged once all its reports are logged.
+      Promise.all(
+        reports.map((report) =>
+          confirming.run(async () => {
+            // A rival master may have decided what this answers in events we have not folded yet.
+            if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.streams, this.cat));
+            return this.execute(commandFor(report, Date.now()));
+          }),
+        ),
+      ).then(
         () => m.ack(),
         (err) => {
           if (this.stopped) return;
-          this.log(`confirmation from ${report.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
+          // All of them again later: what was recorded already changes nothing the second time.
+          this.log(`confirmation from ${reports[0]!.workerId} not recorded yet: ${err instanceof Error ? err.message : String(err)}`);
           m.nak(1_000);
         },
       );
