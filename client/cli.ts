@@ -3,7 +3,6 @@
 import { describePolicy } from "../src/retention.js";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setMaxListeners } from "node:events";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -204,8 +203,6 @@ function roleConnection(globals: GlobalOptions, role: RoleName, id?: string): Na
  */
 async function interruptible<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const interrupt = new AbortController();
-  // Every file in flight (put or get of many) listens to it, and then some of its pieces.
-  setMaxListeners(0, interrupt.signal);
   let received: StopSignal | undefined;
   const onSignal = (signal: StopSignal) => {
     if (received) process.exit(SIGNAL_EXIT[signal]);

@@ -94,18 +94,6 @@ test("put -r DIR/. stores the directory's contents; get -r into an existing dire
   assert.equal(await readFile(join(out, "b.bin")), await readFile(join(root, "sub", "b.bin")));
 });
 
-test("put -r and get -r of more files than Node's listener warning allows print their summary line and nothing else", async ({ store }) => {
-  const root = join(store.dir, "many");
-  await mkdir(root);
-  for (let i = 0; i < 24; i++) await writeFile(join(root, `f${i}`), `file ${i}\n`);
-  const put = await runCli([...store.flags, "put", "-r", `${root}/.`, "/many", "--replicas", "1"]);
-  assert.is(put.code, 0, put.stderr);
-  assert.is(put.stderr, "");
-  const get = await runCli([...store.flags, "get", "-r", "/many", await tempDir("tree-many")]);
-  assert.is(get.code, 0, get.stderr);
-  assert.match(get.stderr, /^read 24 files into .*, sha256 verified\n$/);
-});
-
 test("a directory without -r is a usage error, and nothing is stored", async ({ store }) => {
   const root = join(store.dir, "no-r");
   await makeTree(root);
