@@ -398,37 +398,48 @@ export class DfsClient {
       return frame;
     });
     try {
-      // A create is the same decision however often it is asked (its upload id says which), so
-      // it is asked again while a new leader takes over, even after a timeout.
-      const created = await callRetrying<UploadPlan & { seq: number }>(this.nc, this.cat.masterRpc("create"), {
-        uploadId,
+      const resultOf = (fileId: string, version: number): PutResult => ({
+        fileId,
         path: plan.path,
+        version,
         size: plan.size,
         sha256: plan.sha256,
+        pieces: plan.pieceHashes.length / 32,
         pieceSize: plan.pieceSize,
         replicas: plan.replicas,
-        pieceHashes: plan.pieceHashes,
-        // A small file is usually stored before a `wait` could be asked: the answer waits for it.
-        ...(plan.size <= SMALL_FILE_BYTES ? { waitMs: WAIT_MS } : {}),
-      }, { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS });
-      this.seen(created.seq);
-      const result: Omit<PutResult, "servedBytes"> = {
-        fileId: created.fileId,
-        path: created.path,
-        version: created.version,
-        size: plan.size,
-        sha256: plan.sha256,
-        pieces: created.pieces,
-        pieceSize: plan.pieceSize,
-        replicas: plan.replicas,
-      };
-      // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
-      if (created.status === "committed") return { ...result, servedBytes };
-      // Given up or deleted: the `wait` below says why.
-      // Ask the master how the upload stands until it commits or is given up; each answer
-      // comes as soon as something changed (or after a while, to show we are still here).
+        servedBytes,
+      });
+      let created: { fileId: string; version: number } | undefined;
+      // Create the version, then ask the master how the upload stands until it commits or is
+      // given up; each answer comes as soon as something changed (or after a while, to show we
+      // are still here). The idle timeout and an abort cover all of it, the create included.
       const outcome = (async () => {
-        let known = { stored: 0, seq: created.seq };
+        // A create is the same decision however often it is asked (its upload id says which), so
+        // it is asked again while a new leader takes over, even after a timeout.
+        const answer = await callRetrying<UploadPlan & { seq: number }>(
+          this.nc,
+          this.cat.masterRpc("create"),
+          {
+            uploadId,
+            path: plan.path,
+            size: plan.size,
+            sha256: plan.sha256,
+            pieceSize: plan.pieceSize,
+            replicas: plan.replicas,
+            pieceHashes: plan.pieceHashes,
+            // A small file is usually stored before a `wait` could be asked: the answer waits for it.
+            ...(plan.size <= SMALL_FILE_BYTES ? { waitMs: WAIT_MS } : {}),
+          },
+          // Short when the answer waits, so a master that dies holding it costs little.
+          { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS, ...(plan.size <= SMALL_FILE_BYTES ? { timeoutMs: WAIT_MS + 2_000 } : {}) },
+        );
+        this.seen(answer.seq);
+        lastActivity = Date.now();
+        created = answer;
+        // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
+        if (answer.status === "committed") return answer.seq;
+        // Pending, or given up or deleted: the `wait` below says why.
+        let known = { stored: 0, seq: answer.seq };
         while (!over) {
           let now: UploadProgress;
           try {
@@ -485,11 +496,11 @@ export class DfsClient {
         const last = await call<UploadProgress>(this.nc, this.cat.masterRpc("wait"), { uploadId, stored: -1 }, 2_000).catch(() => undefined);
         if (last?.status === "committed") {
           this.seen(last.seq);
-          return { ...result, servedBytes };
+          return resultOf(last.fileId, last.version);
         }
         throw err;
       }
-      return { ...result, servedBytes };
+      return resultOf(created!.fileId, created!.version);
     } finally {
       // Answer what is already on its way (with "over"), so no worker waits for a timeout.
       over = true;

@@ -82,6 +82,27 @@ test("one master leads; when it is killed another takes over, and puts go on", a
   assert.is(leading(restarted), 0, "it follows");
 });
 
+test("a read from a new client right after a put finds the file, even on a follower that lags", async ({ store }) => {
+  await waitFor("two masters", () => masters(store).length === 2, 10_000);
+  const follower = masters(store).at(-1)!;
+  assert.is(leading(follower), 0, "the restarted master follows");
+  const local = join(store.dir, "fresh");
+  await writeFile(local, randomBytes(5_000));
+  // The follower misses the put's events while it is stopped, and meets the reads as it wakes.
+  follower.process.kill("SIGSTOP");
+  try {
+    const put = await runCli([...store.flags, "put", local, "/fresh", "--replicas", "1"]);
+    assert.is(put.code, 0, put.stderr);
+    const clients = await Promise.all(Array.from({ length: 8 }, () => store.client()));
+    const reads = clients.map((c) => c.stat("/fresh").then((info) => info.path, (err: { code?: string }) => err.code ?? "uncoded"));
+    await new Promise((r) => setTimeout(r, 500));
+    follower.process.kill("SIGCONT");
+    assert.equal(await Promise.all(reads), Array(8).fill("/fresh"), "every new client found it");
+  } finally {
+    follower.process.kill("SIGCONT");
+  }
+});
+
 test("a put given up while no master runs is abandoned by the next master, never committed", async ({ store }) => {
   const client = await store.client();
   const workers = ["w1", "w2", "w3"].map((id) => store.role(`worker ${id}`).process);

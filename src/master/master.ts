@@ -474,7 +474,11 @@ export class Master {
   /** Reads wait until the master has folded what the caller has already seen. */
   private async readAfter(request: unknown): Promise<void> {
     const seq = (request as { atLeastSeq?: unknown })?.atLeastSeq;
-    if (typeof seq === "number" && Number.isSafeInteger(seq)) await this.waitForSeq(seq, 5_000);
+    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0) return this.waitForSeq(seq, 5_000);
+    // A caller that has seen nothing (a new process, right after another's put) reads at least
+    // what the log held when it asked: a follower may lag (by seconds while a server of the
+    // cluster is lost), and the leader's table is never behind the log.
+    if (!this.leading) await this.waitForSeq(await lastSequence(this.streams, this.cat), 5_000);
   }
 
   private rpc(op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown): Subscription {
