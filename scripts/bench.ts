@@ -396,7 +396,7 @@ async function startLogMaster(b: Bench, cat: Catalogue, masterCreds: string, rea
   });
   const deadline = Date.now() + MASTER_START_LIMIT_MS;
   for (;;) {
-    if (master.exitCode !== null) throw new Error(`the log's master exited with ${master.exitCode}`);
+    if (master.exitCode !== null || master.signalCode !== null) throw new Error(`the log's master exited (${master.exitCode ?? master.signalCode})`);
     try {
       await call(reader, cat.masterRpc("list"), { limit: 1, atLeastSeq: logEvents }, 60_000);
       return { master, seconds: (performance.now() - started) / 1000 };

@@ -61,6 +61,11 @@ export interface ReadLogOptions {
   filter?: string;
   /** Keep delivering new events until `stop()`; otherwise end at the last event of now. */
   follow?: boolean;
+  /**
+   * Messages asked for at once (default 10,000, for events of a few hundred bytes). Large
+   * messages want fewer: the server cuts a connection that has more than 64 MiB on its way.
+   */
+  batch?: number;
 }
 
 export interface LogReader {
@@ -115,7 +120,7 @@ export async function readLog(
           ...(opts.filter ? { filter_subjects: opts.filter } : {}),
         }),
   );
-  messages = await consumer.consume({ max_messages: 10_000, expires: PULL_EXPIRES_MS });
+  messages = await consumer.consume({ max_messages: opts.batch ?? 10_000, expires: PULL_EXPIRES_MS });
   let previous = fromSeq - 1;
   const done = (async () => {
     for await (const m of messages!) {

@@ -74,7 +74,8 @@ export async function readLatestSnapshot(nc: NatsConnection, cat: Catalogue): Pr
   if (!head) return undefined;
   const chunks: Uint8Array[] = [];
   if (head.chunks > 0) {
-    const reader = await readLog(nc, cat, { stream: cat.snapshotStream, filter: cat.snapshotChunks(head.snapshotId) }, (m) => void chunks.push(m.data));
+    // Chunks are up to 1 MiB each: a few at a time (10,000 at once tripped the server's slow consumer limit).
+    const reader = await readLog(nc, cat, { stream: cat.snapshotStream, filter: cat.snapshotChunks(head.snapshotId), batch: 8 }, (m) => void chunks.push(m.data));
     await reader.done;
   }
   return { head, state: decodeTable(head, chunks) };
