@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { DEFAULT_NATS_URL, DEFAULT_PREFIX, catalogue, isSubjectToken } from "../streams/catalogue.js";
 import { ROLES, userName, type RoleName } from "../streams/permissions.js";
 import { provisionStreams, provisionWorkers } from "../streams/provision.js";
-import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions } from "../src/connection.js";
+import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions, type RoleConnections } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
@@ -197,6 +197,22 @@ function roleConnection(globals: GlobalOptions, role: RoleName, id?: string): Na
 }
 
 /**
+ * Serve until a signal stops the role (`stop`, then its connections drained), or until its
+ * connection is closed for good: then it ends, and a supervisor (`dfs up`) starts it again.
+ */
+async function serveUntilStopped(conns: RoleConnections, stop: () => Promise<void>): Promise<void> {
+  let stopping = false;
+  await Promise.race([
+    untilStopped(async () => {
+      stopping = true;
+      await stop();
+      await drainRole(conns);
+    }),
+    lostForGood(conns, () => stopping),
+  ]);
+}
+
+/**
  * Run `run` with an AbortSignal that SIGINT and SIGTERM abort, so that it stops and cleans up
  * (a get removes its temporary file, a put abandons its version); it then fails as
  * Interrupted. A second signal does not wait for the clean-up.
@@ -324,16 +340,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
-      let stopping = false;
-      await Promise.race([
-        untilStopped(async () => {
-          stopping = true;
-          await master.stop();
-          await drainRole(conns);
-        }),
-        // A supervisor (`dfs up`) starts it again.
-        lostForGood(conns, () => stopping),
-      ]);
+      await serveUntilStopped(conns, () => master.stop());
     });
 
   program
@@ -355,16 +362,7 @@ export function buildProgram(): Command {
         onFatal: fail,
       });
       process.stderr.write(`worker ${opts.id}: serving on ${globals().nats}\n`);
-      let stopping = false;
-      await Promise.race([
-        untilStopped(async () => {
-          stopping = true;
-          await worker.stop();
-          await drainRole(conns);
-        }),
-        // A supervisor (`dfs up`) starts it again.
-        lostForGood(conns, () => stopping),
-      ]);
+      await serveUntilStopped(conns, () => worker.stop());
     });
 
   program
