@@ -116,7 +116,8 @@ export interface InitCredentialsOptions {
 
 /**
  * Make (or complete) a credentials folder: the authority and server config if missing, and
- * one `.creds` file per role (one per worker). Files already there are kept.
+ * one `.creds` file per role (one per worker). Files already there are kept, but a master's or
+ * worker's file made before roles had a JetStream user is signed again with both.
  */
 export async function initCredentials(dir: string, cat: Catalogue, opts: InitCredentialsOptions = {}): Promise<string[]> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -125,7 +126,11 @@ export async function initCredentials(dir: string, cat: Catalogue, opts: InitCre
   const written: string[] = [];
   for (const [role, id] of wanted) {
     const path = credsFile(dir, role, id);
-    if (await readFile(path).then(() => true, () => false)) continue;
+    if (await readFile(path).then(() => true, () => false)) {
+      // A file that is not credentials at all is someone else's business: left as it is.
+      const users = await readCredentials(path).then((u) => u.length, () => Infinity);
+      if (users >= usersOf(cat, role, id).length) continue;
+    }
     await writeSecret(path, await signUsers(authority, cat, role, id));
     written.push(path);
   }

@@ -34,6 +34,14 @@ test("credentials - a master's and a worker's file hold their user then its JetS
       assert.is(await errorCode(() => readCredentials(file)), "BAD_REQUEST", what);
     }
     assert.is(await errorCode(() => readCredentials(join(dir, "missing.creds"))), "LOCAL_IO");
+
+    // A master's file from before roles had a JetStream user is signed again with both; the rest is kept.
+    const master = credsFile(dir, "master");
+    const old = await readFile(master, "utf8");
+    await writeFile(master, old.slice(0, old.indexOf("-----BEGIN NATS USER JWT", 1)));
+    assert.equal(await users(master), ["master"]);
+    assert.equal(await initCredentials(dir, catalogue(), { workers: ["w1"] }), [master]);
+    assert.equal(await users(master), ["master", "master.streams"]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
