@@ -143,6 +143,22 @@ test("store - remembers the latest order to keep a piece, so a drop from before 
     assert.is(await open().keptSince(id), 30, "kept across restarts");
   }));
 
+test("store - every piece held is found, written now or before a reopen; others are not (the filter in front of LevelDB has no false no)", () =>
+  withStore(async (open, reopen) => {
+    const before = Array.from({ length: 200 }, () => randomBytes(50));
+    for (const bytes of before) await open().put(sha(bytes), [bytes]);
+    await reopen();
+    const after = Array.from({ length: 200 }, () => randomBytes(50));
+    for (const bytes of after) await open().put(sha(bytes), [bytes]);
+    for (const bytes of [...before, ...after]) assert.ok(await open().has(sha(bytes)));
+    const dropped = before[0]!;
+    assert.ok(await open().drop(sha(dropped)));
+    assert.not.ok(await open().has(sha(dropped)), "a drop is seen at once");
+    for (let i = 0; i < 200; i++) assert.not.ok(await open().has(sha(randomBytes(50))));
+    assert.is(open().pieces, 399);
+  }),
+);
+
 test("scrub - each piece counts its lookups against the background pace: small pieces are not scrubbed flat out", () =>
   withStore(async (open) => {
     for (let i = 0; i < 300; i++) {
