@@ -1,4 +1,5 @@
 // Garbage on every subject a process listens on gets a coded error, and the process keeps serving.
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -164,6 +165,12 @@ test("the CLI reports failures on one line with a documented exit status", async
   const missingLocal = await runCli([...store.flags, "put", join(store.dir, "does-not-exist"), "/x"]);
   assert.is(missingLocal.code, 1);
   assert.match(missingLocal.stderr, /^dfs: LOCAL_IO: /);
+  // A named pipe is no file to put: refused at once, never waited on for a writer.
+  const fifo = join(store.dir, "a-pipe");
+  execFileSync("mkfifo", [fifo]);
+  const pipe = await runCli([...store.flags, "put", fifo, "/pipe"]);
+  assert.is(pipe.code, 1);
+  assert.match(pipe.stderr, /^dfs: LOCAL_IO: .*a-pipe is not a regular file\n$/);
   const directory = await runCli([...store.flags, "put", store.dir, "/dir"]);
   assert.is(directory.code, 2, "a directory without -r is a usage error");
   assert.match(directory.stderr, /^dfs: BAD_REQUEST: .* is a directory: put it with -r/);
