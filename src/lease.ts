@@ -7,7 +7,7 @@
 // While a JetStream cluster elects a new leader for the lease stream (a lost server), nobody
 // can take the lease either: the leader keeps it through such a failover, for up to
 // FAILOVER_MS, rather than step down and set everything up again a few seconds later.
-import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { LEASE_TTL_MS, type Catalogue } from "../streams/catalogue.js";
 import { encode } from "./codec.js";
 import { FAILOVER_MS, isFailoverError } from "./failover.js";
@@ -16,8 +16,6 @@ import { FAILOVER_MS, isFailoverError } from "./failover.js";
 export const LEASE_RENEW_MS = 500;
 /** How long before the lease could age out it stops counting as firm: more than any append takes to land. */
 const FIRM_MARGIN_MS = 1_000;
-
-const WRONG_LAST_SEQUENCE = 10071;
 
 export interface LeaseEvents {
   /** This master now holds the lease: it decides. */
@@ -74,7 +72,7 @@ export class Lease {
       if (took) this.on.lead();
     } catch (err) {
       if (this.held !== undefined) {
-        const taken = err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+        const taken = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
         // Unsure: still ours until it would have aged out, or, through a failover, until the
         // cluster answers again (a rival that took it meanwhile is refused by the fence, and
         // the next renewal says so).

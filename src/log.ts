@@ -2,6 +2,7 @@
 // then tail), `dfs tail`, `dfs replay` and the client waiting for its commit.
 import {
   DeliverPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
   jetstreamManager,
@@ -13,9 +14,6 @@ import type { Catalogue } from "../streams/catalogue.js";
 import { DfsError, ErrorCodes } from "./errors.js";
 import { PULL_EXPIRES_MS, throughFailover } from "./failover.js";
 import type { LoggedMessage } from "./fold.js";
-
-/** JetStream's answer to a fenced publish that lost: the stream's last sequence is not the one expected. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 /** Another writer appended first: `lastSeq`, when known, is where the stream really is. */
 export class AppendConflict extends Error {
@@ -37,7 +35,7 @@ export async function appendEvent(js: JetStreamClient, message: { subject: strin
     if (ack.seq !== lastSeq + 1) throw new AppendConflict(lastSeq, undefined);
     return ack.seq;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
       const match = /wrong last sequence: (\d+)/.exec(err.message);
       throw new AppendConflict(lastSeq, match ? Number(match[1]) : undefined);
     }

@@ -2,19 +2,16 @@
 // delete them); each master and worker then makes its own durable consumer, which its
 // permissions allow and nothing else. Racing creators are fine: the loser sees "already in
 // use" and reads what the winner made.
-import { jetstreamManager, JetStreamApiError, type ConsumerConfig, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type ConsumerConfig, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue.js";
-
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_NOT_FOUND = 10014;
 
 async function ensureStream(jsm: JetStreamManager, config: { name: string }): Promise<void> {
   try {
     await jsm.streams.info(config.name);
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND)) throw err;
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
   }
   try {
     await jsm.streams.add(config);
@@ -34,7 +31,7 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Par
     if (existing.config.ack_wait !== config.ack_wait) await jsm.consumers.update(stream, name, { ack_wait: config.ack_wait });
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
   }
   try {
     await jsm.consumers.add(stream, config);
@@ -67,7 +64,7 @@ export async function streamExists(nc: NatsConnection, stream: string): Promise<
     await (await jetstreamManager(nc)).streams.info(stream);
     return true;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return false;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
     throw err;
   }
 }
@@ -94,7 +91,7 @@ export async function consumerExists(nc: NatsConnection, stream: string, name: s
     await (await jetstreamManager(nc)).consumers.info(stream, name);
     return true;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND) return false;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return false;
     throw err;
   }
 }

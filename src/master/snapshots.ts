@@ -2,7 +2,7 @@
 // that names them (the last write is the commit, as NATS Object Store does it), then the
 // chunks of the snapshots it replaces purged.
 import { createHash } from "node:crypto";
-import { jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../../streams/catalogue.js";
 import { decode, encode } from "../codec.js";
@@ -14,8 +14,6 @@ import { throughFailover } from "../failover.js";
 
 /** Chunks sent before waiting for their acknowledgements. */
 const CHUNKS_IN_FLIGHT = 16;
-/** JetStream's code for a stream that does not exist (a store provisioned before snapshots). */
-const STREAM_NOT_FOUND = 10059;
 
 /** Write a snapshot of an encoded table; resolves with its head once the head is stored. */
 export async function writeSnapshot(
@@ -62,7 +60,7 @@ export async function latestSnapshotHead(nc: NatsConnection, cat: Catalogue): Pr
   try {
     stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, { last_by_subj: cat.snapshotHead() }));
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return undefined;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined; // a store provisioned before snapshots
     throw err;
   }
   return stored ? SnapshotHead.parse(decode(stored.data)) : undefined;
