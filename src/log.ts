@@ -75,7 +75,8 @@ export interface LogReader {
 }
 
 export async function lastSequence(nc: NatsConnection, cat: Catalogue, stream = cat.eventsStream): Promise<number> {
-  return throughFailover(async () => (await (await jetstreamManager(nc)).streams.info(stream)).state.last_seq);
+  // Without the API check each manager makes first: a follower asks this for reads from callers that saw nothing.
+  return throughFailover(async () => (await (await jetstreamManager(nc, { checkAPI: false })).streams.info(stream)).state.last_seq);
 }
 
 /** Until the audit mirror holds the events stream up to `seq` (it follows within milliseconds). */

@@ -147,6 +147,8 @@ export class Master {
   /** The sequence the latest snapshot covers (read at start, or written since). */
   private snapshotSeq = 0;
   private snapshotting = false;
+  /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
+  private logEnd?: { askedAt: number; answer: Promise<number> };
 
   /** `nc` answers requests and hears heartbeats; `streams` reads and appends to the log (see RoleConnections). */
   private readonly nc: NatsConnection;
@@ -478,7 +480,30 @@ export class Master {
     // A caller that has seen nothing (a new process, right after another's put) reads at least
     // what the log held when it asked: a follower may lag (by seconds while a server of the
     // cluster is lost), and the leader's table is never behind the log.
-    if (!this.leading) await this.waitForSeq(await lastSequence(this.streams, this.cat), 5_000);
+    if (!this.leading) await this.waitForSeq(await this.logEndAfter(performance.now()), 5_000);
+  }
+
+  /**
+   * The log's last sequence as JetStream says it at or after `asked` (a `performance.now()`):
+   * reads that come together share one question, so a flood of them is not a flood of
+   * JetStream requests, and none gets an answer from before it came.
+   */
+  private async logEndAfter(asked: number): Promise<number> {
+    for (;;) {
+      const current = this.logEnd;
+      if (current && current.askedAt >= asked) return current.answer;
+      if (current) {
+        // Asked before this read came: wait for it to end, then ask (or join whoever asked) anew.
+        await current.answer.catch(() => undefined);
+        if (this.logEnd === current) this.logEnd = undefined;
+        continue;
+      }
+      const answer = lastSequence(this.streams, this.cat);
+      const query = { askedAt: performance.now(), answer };
+      this.logEnd = query;
+      void answer.catch(() => undefined).finally(() => this.logEnd === query && (this.logEnd = undefined));
+      return answer;
+    }
   }
 
   private rpc(op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown): Subscription {
