@@ -14,6 +14,8 @@ import { throughFailover } from "../failover.js";
 
 /** Chunks sent before waiting for their acknowledgements. */
 const CHUNKS_IN_FLIGHT = 16;
+/** Bytes of a snapshot on their way to a master that reads it: half of what the server lets a connection have pending. */
+const SNAPSHOT_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 
 /** Write a snapshot of an encoded table; resolves with its head once the head is stored. */
 export async function writeSnapshot(
@@ -72,8 +74,10 @@ export async function readLatestSnapshot(nc: NatsConnection, cat: Catalogue): Pr
   if (!head) return undefined;
   const chunks: Uint8Array[] = [];
   if (head.chunks > 0) {
-    // Chunks are up to 1 MiB each: a few at a time (10,000 at once tripped the server's slow consumer limit).
-    const reader = await readLog(nc, cat, { stream: cat.snapshotStream, filter: cat.snapshotChunks(head.snapshotId), batch: 8 }, (m) => void chunks.push(m.data));
+    // As many chunks at once as fit in SNAPSHOT_BYTES_IN_FLIGHT: 10,000 at once put 160 MB on
+    // their way, past the server's 64 MiB limit for a connection, which then was cut.
+    const batch = Math.max(1, Math.floor(SNAPSHOT_BYTES_IN_FLIGHT / Math.ceil(head.bytes / head.chunks)));
+    const reader = await readLog(nc, cat, { stream: cat.snapshotStream, filter: cat.snapshotChunks(head.snapshotId), batch }, (m) => void chunks.push(m.data));
     await reader.done;
   }
   return { head, state: decodeTable(head, chunks) };
