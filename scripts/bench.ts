@@ -434,7 +434,9 @@ async function measureReplay(b: Bench): Promise<void> {
         masterStarts.push(logEvents / seconds);
         const rss = (await rssMb(logMaster.pid!)) ?? 0;
         table.set("master-rss-log", rss);
-        table.set("master-bytes-per-file", ((rss - b.masterStartRssMb) * 1e6) / Math.max(1, files));
+        // A small log can leave the master no bigger than a fresh one (RSS moves by megabytes): then there is no figure.
+        if (rss > b.masterStartRssMb) table.set("master-bytes-per-file", ((rss - b.masterStartRssMb) * 1e6) / Math.max(1, files));
+        else table.notMeasured("master-bytes-per-file", `the master's RSS (${rss.toFixed(0)} MB) is not above a fresh master's (${b.masterStartRssMb.toFixed(0)} MB): too few files to tell`);
         // The audit mirror, which readers read, follows the log; replay once it holds all of it.
         for (const deadline = Date.now() + MASTER_START_LIMIT_MS; (await lastSequence(master, cat, cat.auditStream)) < logEvents; ) {
           if (Date.now() > deadline) throw new Error("the audit mirror did not catch up with the log");
