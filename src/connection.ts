@@ -3,7 +3,7 @@
 import { AuthorizationError, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { catalogue, type Catalogue } from "../streams/catalogue.js";
 import { streamExists } from "../streams/provision.js";
-import { readCredentials } from "./credentials.js";
+import { readCredentials, type CredentialsUser } from "./credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
 import { throughFailover } from "./failover.js";
 
@@ -37,7 +37,11 @@ export function serverList(servers: string | string[]): string[] {
 
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   const users = opts.creds ? await readCredentials(opts.creds) : undefined;
-  const user = users && (opts.streams ? users.at(-1) : users[0]);
+  return connectAs(opts, users && (opts.streams ? users.at(-1) : users[0]));
+}
+
+/** Connect as `user` of a creds file (read by the caller), or anonymously. */
+async function connectAs(opts: NatsOptions, user: CredentialsUser | undefined): Promise<NatsConnection> {
   try {
     return await connect({
       servers: serverList(opts.servers),
@@ -77,9 +81,9 @@ export interface RoleConnections {
 
 export async function connectRole(opts: NatsOptions): Promise<RoleConnections> {
   const users = opts.creds ? await readCredentials(opts.creds) : [];
-  const rpc = await connectNats(opts);
+  const rpc = await connectAs(opts, users[0]);
   if (users.length < 2) return { rpc, streams: rpc };
-  const streams = await connectNats({ ...opts, name: `${opts.name}.streams`, streams: true }).catch(async (err) => {
+  const streams = await connectAs({ ...opts, name: `${opts.name}.streams` }, users.at(-1)).catch(async (err) => {
     await rpc.close();
     throw err;
   });

@@ -2,8 +2,9 @@
 // account and the store's account; the account signs one user per role, whose JWT carries
 // that role's permissions. Users are written as `.creds` files, as `nsc` writes them, so
 // `nats --creds FILE` works too (as the file's first user: a master's or worker's file holds
-// a second, its JetStream user, after it; see `usersOf`). The keys that sign stay in `<dir>/keys` (mode 0600): with
-// the account key, `dfs creds add` signs more users while the server runs.
+// a second, its JetStream user, after it; see `usersOf`). The keys that sign stay in
+// `<dir>/keys` (mode 0600): with the account key, `dfs creds add` signs more users while the
+// server runs.
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -126,11 +127,14 @@ export async function initCredentials(dir: string, cat: Catalogue, opts: InitCre
   const written: string[] = [];
   for (const [role, id] of wanted) {
     const path = credsFile(dir, role, id);
-    if (await readFile(path).then(() => true, () => false)) {
-      // A file that is not credentials at all is someone else's business: left as it is.
-      const users = await readCredentials(path).then((u) => u.length, () => Infinity);
-      if (users >= usersOf(cat, role, id).length) continue;
-    }
+    // None (no file to read: signed now); as many as the role has (kept); fewer (a file from
+    // before roles had a JetStream user: signed again); not credentials at all (someone else's
+    // business: left as it is).
+    const users = await readCredentials(path).then(
+      (found) => found.length,
+      (err: DfsError) => (err.code === ErrorCodes.LOCAL_IO ? 0 : Infinity),
+    );
+    if (users >= usersOf(cat, role, id).length) continue;
     await writeSecret(path, await signUsers(authority, cat, role, id));
     written.push(path);
   }

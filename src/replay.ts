@@ -15,7 +15,7 @@ import { isUnder, normalisePath, normalisePrefix } from "./paths.js";
 import { locate, type Location } from "./queries.js";
 import { initialState, type State } from "./state.js";
 import { decodeTable } from "./snapshot.js";
-import { getSnapshotChunks, latestSnapshotHead } from "./master/snapshots.js";
+import { getSnapshotChunks, latestSnapshotHead, withinLog } from "./master/snapshots.js";
 
 export interface ReplayResult {
   /** The table, with the events it rejected counted in `state.rejected` as the master counts them. */
@@ -115,7 +115,7 @@ async function foldTowards(
 async function snapshotBefore(nc: NatsConnection, cat: Catalogue, point: LogPoint, last: number): Promise<State | undefined> {
   try {
     const head = await latestSnapshotHead(nc, cat);
-    if (!head || head.seq === 0 || head.seq > last || ("seq" in point && head.seq > point.seq)) return undefined;
+    if (!head || head.seq === 0 || !withinLog(head, last) || ("seq" in point && head.seq > point.seq)) return undefined;
     return decodeTable(head, await getSnapshotChunks(nc, cat, head));
   } catch {
     return undefined;

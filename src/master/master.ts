@@ -17,7 +17,7 @@ import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
 import { AppendConflict, lastSequence, openReader, readLog, type LogReader } from "../log.js";
 import { Limiter } from "../limiter.js";
 import { Appender } from "./appender.js";
-import { readLatestSnapshot, writeSnapshot } from "./snapshots.js";
+import { readLatestSnapshot, withinLog, writeSnapshot } from "./snapshots.js";
 import { encodeTable } from "../snapshot.js";
 import {
   AbandonNote,
@@ -213,9 +213,8 @@ export class Master {
     try {
       const snapshot = await readLatestSnapshot(this.streams, this.cat);
       if (!snapshot) return undefined;
-      // A snapshot past the log's end is not of this log (its stream was made again): folding on from it would fork.
       const last = await lastSequence(this.streams, this.cat);
-      if (snapshot.head.seq > last) throw new Error(`it covers sequence ${snapshot.head.seq}, past the log's end (${last})`);
+      if (!withinLog(snapshot.head, last)) throw new Error(`it covers sequence ${snapshot.head.seq}, past the log's end (${last})`);
       this.snapshotSeq = snapshot.head.seq;
       this.log(`starting from the snapshot at sequence ${snapshot.head.seq} (${counted(snapshot.head.files, "file")})`);
       return snapshot.state;
@@ -485,8 +484,9 @@ export class Master {
 
   /**
    * The log's last sequence as JetStream says it at or after `asked` (a `performance.now()`):
-   * reads that come together share one question, so a flood of them is not a flood of
-   * JetStream requests, and none gets an answer from before it came.
+   * callers that come together (reads from new processes, confirmations of orders not folded
+   * yet) share one question, so a flood of them is not a flood of JetStream requests, and
+   * none gets an answer from before it came.
    */
   private async logEndAfter(asked: number): Promise<number> {
     for (;;) {
@@ -705,7 +705,7 @@ export class Master {
         reports.map((report) =>
           confirming.run(async () => {
             // A rival master may have decided what this answers in events we have not folded yet.
-            if (!this.knowsOrder(report)) await this.waitForSeq(await lastSequence(this.streams, this.cat));
+            if (!this.knowsOrder(report)) await this.waitForSeq(await this.logEndAfter(performance.now()));
             return this.execute(commandFor(report, Date.now()));
           }),
         ),

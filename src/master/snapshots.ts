@@ -55,6 +55,15 @@ async function purgeReplaced(nc: NatsConnection, cat: Catalogue, keep: string): 
   await jsm.streams.purge(cat.snapshotStream, { filter: cat.snapshotHead(), keep: 1 });
 }
 
+/**
+ * Whether a snapshot may be folded on from in a log that ends at `last`: one that covers more
+ * than the log holds is of another log (its events stream was made again), and folding on
+ * from it would fork the history. The master and `--at` readers both ask this.
+ */
+export function withinLog(head: SnapshotHead, last: number): boolean {
+  return head.seq <= last;
+}
+
 /** The latest snapshot's head, if any (undefined too on a store made before snapshots). */
 export async function latestSnapshotHead(nc: NatsConnection, cat: Catalogue): Promise<SnapshotHead | undefined> {
   const jsm = await jetstreamManager(nc);
