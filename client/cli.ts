@@ -3,6 +3,7 @@
 import { describePolicy } from "../src/retention.js";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -262,6 +263,27 @@ function untilStopped(stop: (why: string) => Promise<void>): Promise<void> {
   });
 }
 
+/** A put of one file (or stdin), a get of one file, or a cat: bytes through one file at a time. */
+function movesOneFileAtATime(command: Command): boolean {
+  const name = command.name();
+  if (name === "cat") return true;
+  if (name !== "put" && name !== "get") return false;
+  return !command.opts().recursive && (name === "get" || command.args.length <= 2);
+}
+
+/**
+ * bin/dfs.js keeps V8's young generation at its first size (semi-spaces of 1 MiB) while the CLI
+ * loads, since what moves through a put or a get of one file is buffers outside the heap: a
+ * young generation grown to 16 MiB semi-spaces only adds about 20 MB to their peak RSS (a get
+ * of 256 MiB: about 150 → 130 MB). Every other command (many small files at once, a master, a
+ * worker, a replay) lets it grow as V8 does by default (factor 2): there it saves collections
+ * (a put -r of 2,000 files of 1 KiB takes about 13% less CPU). The flag is read each time
+ * V8 would grow the young generation, so setting it at run time works.
+ */
+function letYoungGenerationGrow(): void {
+  setFlagsFromString("--semi-space-growth-factor=2");
+}
+
 export function buildProgram(): Command {
   const program = new Command("dfs")
     .description("A distributed file store whose master is event-sourced over NATS JetStream")
@@ -280,7 +302,10 @@ export function buildProgram(): Command {
       // Usage errors are one line too: "dfs: usage: <what>; see dfs --help".
       outputError: (text, write) => write(`dfs: usage: ${text.replace(/^error: /, "").trim()}; see dfs --help\n`),
     })
-    .exitOverride();
+    .exitOverride()
+    .hook("preAction", (_program, command) => {
+      if (!movesOneFileAtATime(command)) letYoungGenerationGrow();
+    });
   const globals = () => program.opts<GlobalOptions>();
 
   program
