@@ -12,6 +12,19 @@ import { tempDir, waitFor } from "./harness.js";
 const test = suite("piece store");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const chunksOf = (b: Buffer, size: number) => Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size));
+/** The store's two LevelDBs (private): the data folder's own, and `chunks/` for longer pieces' chunks. */
+const levelsOf = (store: PieceStore) => store as unknown as { db: Level<string, unknown>; apart: Level<string, unknown> };
+
+/** Chunk keys in `db`, one count for each database: [the data folder's, chunks/]. */
+async function chunkKeys(store: PieceStore): Promise<[number, number]> {
+  const { db, apart } = levelsOf(store);
+  const count = async (level: Level<string, unknown>) => {
+    let n = 0;
+    for await (const _ of level.keys({ gt: "c!", lt: "c~" })) n += 1;
+    return n;
+  };
+  return [await count(db), await count(apart)];
+}
 
 /** Run `body` on a fresh store in a temporary directory; `reopen` closes it and opens it again. */
 async function withStore(body: (store: () => PieceStore, reopen: () => Promise<void>) => Promise<void>): Promise<void> {
@@ -69,6 +82,37 @@ test("store - the same bytes are kept once; counts survive a reopen; drop forget
   }),
 );
 
+test("store - a longer piece's chunks are apart: dropped, or dropped by a worker that died meanwhile, they go; a store written before (every chunk in one database) is still read, checked and dropped", () =>
+  withStore(async (open, reopen) => {
+    const long = randomBytes(10_000);
+    await open().put(sha(long), chunksOf(long, 4_096));
+    assert.equal(await chunkKeys(open()), [0, 3]);
+    assert.ok(await open().drop(sha(long)));
+    assert.equal(await chunkKeys(open()), [0, 0], "its chunks went with it");
+
+    // A worker that died in the middle of a drop: the metadata went and the mark was set, the chunks not yet.
+    await open().put(sha(long), chunksOf(long, 4_096));
+    await levelsOf(open()).db.batch().del(`m!${sha(long)}`).put(`w!${sha(long)}`, Date.now(), { valueEncoding: "json" }).write();
+    await reopen();
+    assert.not.ok(await open().has(sha(long)));
+    assert.equal(await chunkKeys(open()), [0, 0], "the next open removed the chunks");
+
+    // Written before chunks were kept apart: chunks and metadata in the data folder's database.
+    const old = randomBytes(9_000);
+    const { db } = levelsOf(open());
+    const batch = db.batch();
+    chunksOf(old, 4_096).forEach((chunk, i) => batch.put(`c!${sha(old)}!${String(i).padStart(6, "0")}`, chunk, { valueEncoding: "view" }));
+    await batch.put(`m!${sha(old)}`, { size: 9_000, chunkSize: 4_096, storedAt: Date.now() }, { valueEncoding: "json" }).write();
+    await reopen();
+    assert.is(open().pieces, 1);
+    assert.equal(Buffer.from((await open().read(sha(old), 4_000, 200))!), old.subarray(4_000, 4_200), "read across its chunks");
+    assert.is(await open().verify(sha(old)), true);
+    assert.ok(await open().drop(sha(old)));
+    assert.equal(await chunkKeys(open()), [0, 0]);
+    assert.is(open().pieces, 0);
+  }),
+);
+
 test("store - refuses chunks of uneven sizes", () =>
   withStore(async (open) => {
     const store = open();
@@ -84,11 +128,7 @@ test("store - a piece being written is absent until committed; an aborted one, o
   withStore(async (open, reopen) => {
     const bytes = randomBytes(10_000);
     const id = sha(bytes);
-    const chunkCount = async () => {
-      let n = 0;
-      for await (const _ of (open() as unknown as { db: Level<string, unknown> }).db.keys({ gt: "c!", lt: "c~" })) n += 1;
-      return n;
-    };
+    const chunkCount = async () => (await chunkKeys(open())).reduce((a, b) => a + b);
     const writer = await open().begin(id);
     await writer.write(bytes.subarray(0, 4_096));
     assert.is(await chunkCount(), 0, "a first chunk is held until a second comes, or the commit");
@@ -125,6 +165,7 @@ test("store - a piece being written is absent until committed; an aborted one, o
     await reopen();
     assert.equal(Buffer.from((await open().read(sha(small), 0, 100))!), small);
     assert.is(open().pieces, 2);
+    assert.equal(await chunkKeys(open()), [1, 3], "a piece of one chunk in the data folder's database, a longer one's in chunks/");
   }),
 );
 

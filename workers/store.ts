@@ -1,10 +1,15 @@
-// A worker's piece store: one LevelDB, pieces keyed by their SHA-256 (the same bytes are kept
-// once). A piece is kept as chunks no bigger than a NATS frame, so a read of one frame touches
-// one value. Its chunks are written as they come and its metadata last, in the batch that also
-// clears its "being written" mark: a piece without metadata is absent, and the chunks of one
-// whose writer died (a crash) are removed at the next open.
+// A worker's piece store: pieces keyed by their SHA-256 (the same bytes are kept once), in two
+// LevelDBs: the data folder's own holds every piece's metadata and the bytes of the pieces of
+// one chunk (a small file's: one batch); `chunks/` inside it holds the chunks of longer pieces,
+// and nothing else, so each of its tables is one chunk and its compactions only move files
+// instead of rewriting bytes that metadata written in between had mixed with. A piece is kept
+// as chunks no bigger than a NATS frame, so a read of one frame touches one value. Its chunks
+// are written as they come and its metadata last, in the batch that also clears its "being
+// written" mark: a piece without metadata is absent, and the chunks of one whose writer died
+// (a crash) are removed at the next open.
 import { createHash } from "node:crypto";
-import { Level } from "level";
+import { join } from "node:path";
+import { Level, type ChainedBatch as LevelBatch } from "level";
 import { DfsError, ErrorCodes } from "../src/errors.js";
 
 interface PieceMeta {
@@ -16,6 +21,8 @@ interface PieceMeta {
    * from before it is stale (redelivered late) and must not delete them.
    */
   keptSince?: number;
+  /** Its chunks are in the `chunks/` database (a piece of more than one chunk, stored since it exists). */
+  apart?: true;
 }
 
 /** A piece being written, chunk by chunk: invisible until `commit`. */
@@ -46,7 +53,8 @@ const writingKey = (sha256: string) => `w!${sha256}`;
  * (1,000 open files of 2-5 MiB) a worker that read 1 GiB held 1 GiB of it (README,
  * Benchmarks). So: 74 open files, LevelDB's floor (64 tables and 10 others), and tables of one
  * chunk each (a 512 KiB write buffer and table size: a chunk of up to 960 KiB closes a table),
- * which bounds the mapped pages near 64 MiB; an 8 MiB block cache (the default, said here).
+ * which bounds the mapped pages near 64 MiB in `chunks/` and 32 MiB in the other; an 8 MiB
+ * block cache each (the default, said here).
  * No Snappy compression: LevelDB compresses every block again at each flush and compaction,
  * and most of what a file store holds (media, archives, encrypted backups) does not shrink.
  * Storing 128 MiB of random chunks took 0.94-1.07 s of CPU with it and 0.70-0.76 s without.
@@ -89,25 +97,42 @@ class HeldFilter {
   }
 }
 
+/** Open a LevelDB of the data folder, with a coded error for a folder in use or unusable. */
+async function openLevel(dir: string, folder: string): Promise<Level<string, unknown>> {
+  const db = new Level<string, unknown>(folder, { keyEncoding: "utf8", ...LEVEL_OPTIONS });
+  try {
+    await db.open();
+    return db;
+  } catch (err) {
+    // LevelDB locks its folder: another worker (or this one, started twice) has it open.
+    if ((err as { cause?: { code?: string } }).cause?.code === "LEVEL_LOCKED") throw new DfsError(ErrorCodes.IN_USE, `the data folder ${dir} is in use by another worker`, { cause: err });
+    throw new DfsError(ErrorCodes.LOCAL_IO, `cannot open the data folder ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export class PieceStore {
   private constructor(
     private readonly db: Level<string, unknown>,
+    /** The chunks of pieces longer than one chunk. */
+    private readonly apart: Level<string, unknown>,
     private readonly counts: { pieces: number; bytes: number },
     private readonly held: HeldFilter,
   ) {}
 
   static async open(dir: string): Promise<PieceStore> {
-    const db = new Level<string, unknown>(dir, { keyEncoding: "utf8", ...LEVEL_OPTIONS });
+    const db = await openLevel(dir, dir);
+    let apart: Level<string, unknown>;
     try {
-      await db.open();
+      apart = await openLevel(dir, join(dir, "chunks"));
     } catch (err) {
-      // LevelDB locks its folder: another worker (or this one, started twice) has it open.
-      if ((err as { cause?: { code?: string } }).cause?.code === "LEVEL_LOCKED") throw new DfsError(ErrorCodes.IN_USE, `the data folder ${dir} is in use by another worker`, { cause: err });
-      throw new DfsError(ErrorCodes.LOCAL_IO, `cannot open the data folder ${dir}: ${(err as Error).message}`, { cause: err });
+      await db.close();
+      throw err;
     }
-    // Pieces whose writing never ended (the worker died): their chunks go, they were never there.
+    // Pieces whose writing (or dropping) never ended (the worker died): their chunks go, they
+    // were never there. A piece begun before chunks were kept apart has them in `db`.
     for await (const key of db.keys({ gt: "w!", lt: "w~" })) {
       const sha256 = key.slice(2);
+      await apart.clear(chunksOf(sha256));
       await db.clear(chunksOf(sha256));
       await db.del(key);
     }
@@ -118,7 +143,7 @@ export class PieceStore {
       counts.bytes += (value as PieceMeta).size;
       held.add(key.slice(2));
     }
-    return new PieceStore(db, counts, held);
+    return new PieceStore(db, apart, counts, held);
   }
 
   get pieces(): number {
@@ -158,11 +183,11 @@ export class PieceStore {
    * Start writing a piece that is not here, chunk by chunk as its bytes come (the caller
    * checks them against `sha256` before it commits). One writer per piece at a time. The
    * first chunk is held until a second comes: a piece of one chunk (every small file's) is
-   * written in one batch with its metadata, and a longer one marks itself as being written
-   * in the batch of its first two chunks.
+   * written in one batch with its metadata; a longer one marks itself as being written, then
+   * its chunks go to the chunks database, the first two in one batch.
    */
   async begin(sha256: string): Promise<PieceWriter> {
-    const db = this.db;
+    const { db, apart } = this;
     let first: Uint8Array | undefined;
     let chunks = 0;
     let size = 0;
@@ -177,9 +202,13 @@ export class PieceStore {
           first = chunk;
         } else {
           if (chunk.length < chunkSize) short = true;
-          const batch = db.batch();
-          if (first) batch.put(writingKey(sha256), Date.now(), META).put(chunkKey(sha256, 0), first, BYTES);
+          const held = first;
           first = undefined;
+          const batch = apart.batch();
+          if (held) {
+            await db.put(writingKey(sha256), Date.now(), META);
+            batch.put(chunkKey(sha256, 0), held, BYTES);
+          }
           await batch.put(chunkKey(sha256, chunks), chunk, BYTES).write();
         }
         chunks += 1;
@@ -187,7 +216,7 @@ export class PieceStore {
       },
       commit: async (keptSince = 0) => {
         if (chunks === 0) throw new Error("a piece has at least one chunk");
-        const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince };
+        const meta: PieceMeta = { size, chunkSize, storedAt: Date.now(), keptSince, ...(chunks > 1 ? { apart: true as const } : {}) };
         // Held from before the write: a read meanwhile asks LevelDB, which answers as it stands.
         this.held.add(sha256);
         const batch = db.batch();
@@ -199,7 +228,7 @@ export class PieceStore {
       },
       abort: async () => {
         if (first !== undefined) return void (first = undefined); // nothing written yet
-        await db.clear(chunksOf(sha256));
+        await apart.clear(chunksOf(sha256));
         await db.del(writingKey(sha256));
       },
     };
@@ -215,7 +244,7 @@ export class PieceStore {
     const last = Math.floor((end - 1) / meta.chunkSize);
     const keys = [];
     for (let i = first; i <= last; i++) keys.push(chunkKey(sha256, i));
-    const parts = (await this.db.getMany(keys, BYTES)) as (Uint8Array | undefined)[];
+    const parts = (await this.chunkLevel(meta).getMany(keys, BYTES)) as (Uint8Array | undefined)[];
     if (parts.some((p) => p === undefined)) throw new Error(`piece ${sha256} is missing chunks`);
     const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts as Uint8Array[]);
     const from = offset - first * meta.chunkSize;
@@ -232,7 +261,7 @@ export class PieceStore {
     const hash = createHash("sha256");
     const count = Math.max(1, Math.ceil(meta.size / meta.chunkSize));
     for (let i = 0; i < count; i++) {
-      const chunk = (await this.db.get(chunkKey(sha256, i), BYTES)) as Uint8Array | undefined;
+      const chunk = (await this.chunkLevel(meta).get(chunkKey(sha256, i), BYTES)) as Uint8Array | undefined;
       if (!chunk) return false;
       hash.update(chunk);
     }
@@ -266,17 +295,28 @@ export class PieceStore {
   async drop(sha256: string): Promise<boolean> {
     const meta = await this.meta(sha256);
     if (!meta) return false;
-    const batch = this.db.batch();
-    const count = Math.max(1, Math.ceil(meta.size / meta.chunkSize));
-    for (let i = 0; i < count; i++) batch.del(chunkKey(sha256, i));
-    batch.del(metaKey(sha256));
-    await batch.write();
+    const chunks = (batch: LevelBatch<Level<string, unknown>, string, unknown>) => {
+      for (let i = 0, count = Math.max(1, Math.ceil(meta.size / meta.chunkSize)); i < count; i++) batch.del(chunkKey(sha256, i));
+      return batch;
+    };
+    if (meta.apart) {
+      // Gone at once; its chunks next, or at the next open if the worker dies first (the mark says so).
+      await this.db.batch().del(metaKey(sha256)).put(writingKey(sha256), Date.now(), META).write();
+      await chunks(this.apart.batch()).write();
+      await this.db.del(writingKey(sha256));
+    } else await chunks(this.db.batch()).del(metaKey(sha256)).write();
     this.counts.pieces -= 1;
     this.counts.bytes -= meta.size;
     return true;
   }
 
+  /** The database a piece's chunks are in. */
+  private chunkLevel(meta: PieceMeta): Level<string, unknown> {
+    return meta.apart ? this.apart : this.db;
+  }
+
   async close(): Promise<void> {
+    await this.apart.close();
     await this.db.close();
   }
 }
