@@ -423,7 +423,7 @@ export function buildProgram(): Command {
     .argument("<local...>", "local files (directories with -r, - for stdin), then REMOTE when more than one is named")
     .option("-r, --recursive", "store directories: each keeps its name below REMOTE")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
-    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB; 8MiB for stdin)", bytes)
+    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB; 4MiB for stdin)", bytes)
     .option("--timeout <seconds>", "give up a file after this long without progress", integer(1), 60)
     .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_PUTS)
     .option("--verbose", "with several files or -r: a line for every file stored")
