@@ -20,6 +20,7 @@ import {
   type EventType,
 } from "../src/events.js";
 import { foldLogged, subjectFor } from "../src/fold.js";
+import { SNAPSHOT_FORMAT, decodeTable, encodeTable } from "../src/snapshot.js";
 import { initialState, projection, RECENT_REJECTIONS_KEPT, stateDigest, type State } from "../src/state.js";
 import { evolve } from "../src/fold.js";
 
@@ -545,6 +546,26 @@ Everyone("fold - everything the decider emits for a stream is accepted, retries 
   log.run({ type: "AbandonUpload", at: T0, uploadId: "A1", code: "TIMEOUT", reason: "quiet" });
   assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "A1" })), "UPLOAD_ABANDONED");
   assert.is(log.state.rejected.count, 0);
+});
+
+Everyone("fold - a snapshot of a table with an open stream holds it exactly, and the seal folds alike on both", () => {
+  const { log, placed } = streamLog();
+  confirmAll(log, placed);
+  const bytes = encodeTable(log.state);
+  const head = { format: SNAPSHOT_FORMAT, snapshotId: "snap", seq: log.state.lastSeq, digest: stateDigest(log.state), bytes: bytes.length, chunks: 1, sha256: createHash("sha256").update(bytes).digest("hex"), at: T0, files: log.state.paths.size };
+  const restored = decodeTable(head, [bytes]);
+  assert.is(stateDigest(restored), stateDigest(log.state));
+  assert.equal(table(restored), table(log.state));
+  assert.is(restored.files.get("S")!.versions.get(1)!.stream, "open");
+  const seal = { type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") } as const;
+  const events = decide(restored, seal);
+  assert.equal(events, decide(log.state, seal), "the same decision from the snapshot");
+  for (const e of events) {
+    assert.is(evolve(restored, e), undefined);
+    assert.is(evolve(log.state, e), undefined);
+  }
+  assert.is(stateDigest(restored), stateDigest(log.state));
+  assert.is(restored.files.get("S")!.versions.get(1)!.status, "committed");
 });
 
 Everyone("fold - a replay of the bytes reaches the same digest, rejections included", () => {
