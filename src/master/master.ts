@@ -313,6 +313,8 @@ export class Master {
     const now = Date.now();
     // A worker this master has not heard from yet gets a full timeout before it counts as lost.
     for (const w of this.state.workers.values()) if (w.live && !this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
+    // Streams' uploaders spoke to whoever led meanwhile: each open stream gets a full timeout.
+    this.streamsHeard.clear();
     this.leaderSubs = this.serveWrites();
     // A long log folded from its first event is worth a snapshot now, not at the next event.
     this.snapshotIfDue();
