@@ -16,13 +16,13 @@ import type { UploadSource } from "./upload-source.js";
  * with 2 pieces of 4 MiB, 143-157 MB with 4, 161-183 MB with 4 of 8 MiB; the target is 150 MB.
  */
 export const STREAM_PIECE_SIZE = 4 * 1024 * 1024;
-export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 const MAX_WINDOW_PIECES = 64;
 /** A stream waiting for its input says it is still there this often (the master gives up on a quiet one). */
 const KEEPALIVE_MS = 5_000;
 
 /** Pieces a stream holds at most, at a piece size. */
-export function windowPieces(pieceSize: number): number {
+function windowPieces(pieceSize: number): number {
   return Math.min(MAX_WINDOW_PIECES, Math.max(2, Math.floor(STREAM_WINDOW_BYTES / pieceSize)));
 }
 
