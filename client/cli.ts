@@ -13,7 +13,7 @@ import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions, type RoleConnections } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
-import { DEFAULT_SNAPSHOT_EVERY, Master } from "../src/master/master.js";
+import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_STREAM_TIMEOUT_MS, Master } from "../src/master/master.js";
 import { durationMs, parseLogPoint, type LogPoint } from "../src/log-point.js";
 import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
@@ -354,14 +354,16 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExample:\n  dfs master --nats nats://nats:4222 --creds creds/master.creds")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
     .option("--snapshot-every <events>", "write a snapshot of the table every this many events (0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
+    .option("--stream-timeout <ms>", "a put from stdin whose client is silent this long before its end is abandoned", integer(100), DEFAULT_STREAM_TIMEOUT_MS)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
-    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number }) => {
+    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number }) => {
       const conns = await connectRole(roleConnection(globals(), "master"));
       const master = await Master.start(conns, {
         prefix: globals().prefix,
         lease: opts.lease,
         workerTimeoutMs: opts.workerTimeout,
         snapshotEvery: opts.snapshotEvery,
+        streamTimeoutMs: opts.streamTimeout,
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);
@@ -446,7 +448,7 @@ export function buildProgram(): Command {
     .argument("<local...>", "local files (directories with -r, - for stdin), then REMOTE when more than one is named")
     .option("-r, --recursive", "store directories: each keeps its name below REMOTE")
     .option("--replicas <n>", "copies of every piece", integer(1), DEFAULT_REPLICAS)
-    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB)", bytes)
+    .option("--piece-size <bytes>", "piece size, e.g. 4KiB or 8MiB (default 16MiB; 4MiB for stdin)", bytes)
     .option("--timeout <seconds>", "give up a file after this long without progress", integer(1), 60)
     .option("--parallel <n>", "files in flight at once, with several files or -r", integer(1), DEFAULT_PARALLEL_PUTS)
     .option("--verbose", "with several files or -r: a line for every file stored")

@@ -30,7 +30,8 @@ import { getTree, type GetTreeOptions, type GetTreeResult } from "./get-many.js"
 import { PieceHasher, type ContentHashes } from "./piece-hasher.js";
 import type { Progress } from "./progress.js";
 import { putMany, type PutEntry, type PutManyOptions, type PutManyResult } from "./put-many.js";
-import { spoolStream } from "./spool.js";
+import { StreamSource, STREAM_PIECE_SIZE } from "./put-stream.js";
+import { declaredSource, SMALL_FILE_BYTES, type ReadAt, type UploadSource } from "./upload-source.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
@@ -95,19 +96,6 @@ export interface WorkerReport {
   /** Its own answer to `health`; undefined when it does not answer. */
   status?: WorkerStatus;
 }
-
-/** Files up to this size are read once, into memory, and served from there. */
-const SMALL_FILE_BYTES = 1024 * 1024;
-
-/** What a put asks the master for, its content hashed. */
-interface UploadPlanned extends ContentHashes {
-  path: string;
-  pieceSize: number;
-  replicas: number;
-}
-
-/** The bytes of a put's content at a position (a frame a worker pulls). */
-type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
 
 /** Default sizes for files too large to fit in MAX_PIECES pieces grow by doubling. */
 export function pieceSizeFor(size: number, requested?: number): number {
@@ -337,7 +325,7 @@ export class DfsClient {
       const pieceSize = checkedPieceSize(bytes.length, opts.pieceSize);
       const hasher = new PieceHasher(pieceSize);
       hasher.update(bytes);
-      return this.upload({ path, pieceSize, replicas, ...hasher.digest() }, async (position, length) => bytes.subarray(position, position + length), opts);
+      return this.upload(declaredSource({ path, pieceSize, replicas, ...hasher.digest() }, async (position, length) => bytes.subarray(position, position + length)), opts);
     }
     const file = await open(localPath, "r").catch((err) => Promise.reject(unreadable(err)));
     let isOpen = true;
@@ -350,37 +338,28 @@ export class DfsClient {
       if (!info.isFile()) throw new DfsError(ErrorCodes.LOCAL_IO, `${localPath} is not a regular file`);
       const pieceSize = checkedPieceSize(info.size, opts.pieceSize);
       const hashes = await hashFile(file, info.size, pieceSize, opts.onProgress).catch((err) => Promise.reject(unreadable(err)));
-      return await this.upload({ path, pieceSize, replicas, ...hashes }, readerOf(file), opts);
+      return await this.upload(declaredSource({ path, pieceSize, replicas, ...hashes }, readerOf(file)), opts);
     } finally {
       await close();
     }
   }
 
   /**
-   * Store what `input` yields (stdin) at `remotePath`. It can be read only once, so it is
-   * spooled to a temporary file in the OS temporary folder, hashed on the way in, and put from
-   * there; the file is removed however the put ends.
+   * Store what `input` yields (stdin) at `remotePath`, streamed: it can be read only once, so
+   * each piece is hashed as it is read, declared to the master, served to its workers from
+   * memory and let go once stored; at most a window of pieces is held (see put-stream.ts),
+   * and nothing touches the disk. Pieces are `opts.pieceSize` or STREAM_PIECE_SIZE.
    */
   async putStream(input: Readable, remotePath: string, opts: PutOptions = {}): Promise<PutResult> {
     const path = normalisePath(remotePath);
-    const spooled = await spoolStream(input, checkedPieceSize(0, opts.pieceSize), opts.signal);
-    try {
-      let hashes: ContentHashes = { size: spooled.size, sha256: spooled.sha256, pieceHashes: spooled.pieceHashes };
-      const file = await open(spooled.path, "r");
-      try {
-        // Past MAX_PIECES default-sized pieces (160 GiB), pieces grow: hashed again at their size.
-        const pieceSize = checkedPieceSize(spooled.size, opts.pieceSize);
-        if (pieceSize !== spooled.pieceSize) hashes = await hashFile(file, spooled.size, pieceSize, opts.onProgress);
-        return await this.upload({ path, pieceSize, replicas: opts.replicas ?? DEFAULT_REPLICAS, ...hashes }, readerOf(file), opts);
-      } finally {
-        await file.close();
-      }
-    } finally {
-      await spooled.remove();
-    }
+    const pieceSize = checkedPieceSize(0, opts.pieceSize ?? STREAM_PIECE_SIZE);
+    const leader = { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS };
+    const decided = async (op: MasterOp, request: unknown) => this.seen((await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc(op), request, leader)).seq);
+    const calls = { extend: (request: unknown) => decided("extend", request), seal: (request: unknown) => decided("seal", request) };
+    return this.upload(new StreamSource(input, path, pieceSize, opts.replicas ?? DEFAULT_REPLICAS, calls), opts);
   }
 
-  private async upload(plan: UploadPlanned, readAt: ReadAt, opts: PutOptions): Promise<PutResult> {
+  private async upload(source: UploadSource, opts: PutOptions): Promise<PutResult> {
     const uploadId = nuid.next();
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
@@ -392,12 +371,8 @@ export class DfsClient {
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
       if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
-      const start = where.piece * plan.pieceSize;
-      const pieceEnd = Math.min(plan.size, start + plan.pieceSize);
-      if (start >= plan.size || req.length > this.frameSize || start + req.offset + req.length > pieceEnd) {
-        throw new DfsError(ErrorCodes.BAD_REQUEST, `piece ${where.piece} has no bytes [${req.offset}, +${req.length})`);
-      }
-      const frame = await readAt(start + req.offset, req.length);
+      if (req.length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `a frame is at most ${this.frameSize} bytes, not ${req.length}`);
+      const frame = await source.frame(where.piece, req.offset, req.length);
       lastActivity = Date.now();
       servedBytes += frame.length;
       return frame;
@@ -405,15 +380,46 @@ export class DfsClient {
     try {
       const resultOf = (fileId: string, version: number): PutResult => ({
         fileId,
-        path: plan.path,
+        path: source.path,
         version,
-        size: plan.size,
-        sha256: plan.sha256,
-        pieces: plan.pieceHashes.length / 32,
-        pieceSize: plan.pieceSize,
-        replicas: plan.replicas,
+        ...source.summary(),
+        pieceSize: source.pieceSize,
+        replicas: source.replicas,
         servedBytes,
       });
+      // Pending, or given up or deleted: the `wait` says why.
+      const waitForCommit = async (seq: number): Promise<number> => {
+        let known = { stored: 0, seq };
+        while (!over) {
+          let now: UploadProgress;
+          try {
+            const held = source.held();
+            now = await call<UploadProgress>(
+              this.nc,
+              this.cat.masterRpc("wait"),
+              { uploadId, stored: known.stored, waitMs: WAIT_MS, atLeastSeq: known.seq, ...(held.length ? { pieces: held } : {}) },
+              // Short, so a master that dies holding the question costs little.
+              WAIT_MS + 2_000,
+            );
+          } catch (err) {
+            // A master restarting or a failover: keep asking until the idle timeout says otherwise.
+            const code = asDfsError(err).code;
+            if (code !== ErrorCodes.TIMEOUT && code !== ErrorCodes.UNAVAILABLE) throw err;
+            await new Promise((r) => setTimeout(r, 250));
+            continue;
+          }
+          if (now.complete?.length) source.release(now.complete);
+          if (now.stored !== known.stored) {
+            lastActivity = Date.now();
+            opts.onProgress?.(source.progress(now));
+          }
+          known = { stored: now.stored, seq: Math.max(known.seq, now.seq) };
+          if (now.status === "committed") return now.seq;
+          if (now.status === "abandoned") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${source.path} failed: ${now.reason ?? "given up"}`);
+          if (now.status === "deleted") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${source.path} was deleted during the upload`);
+        }
+        throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${source.path} is over`);
+      };
       let created: { fileId: string; version: number } | undefined;
       // Create the version, then ask the master how the upload stands until it commits or is
       // given up; each answer comes as soon as something changed (or after a while, to show we
@@ -426,64 +432,37 @@ export class DfsClient {
           this.cat.masterRpc("create"),
           {
             uploadId,
-            path: plan.path,
-            size: plan.size,
-            sha256: plan.sha256,
-            pieceSize: plan.pieceSize,
-            replicas: plan.replicas,
-            pieceHashes: plan.pieceHashes,
+            path: source.path,
+            pieceSize: source.pieceSize,
+            replicas: source.replicas,
+            ...source.declared,
             // A small file is usually stored before a `wait` could be asked: the answer waits for it.
-            ...(plan.size <= SMALL_FILE_BYTES ? { waitMs: WAIT_MS } : {}),
+            ...(source.small ? { waitMs: WAIT_MS } : {}),
           },
           // Short when the answer waits, so a master that dies holding it costs little.
-          { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS, ...(plan.size <= SMALL_FILE_BYTES ? { timeoutMs: WAIT_MS + 2_000 } : {}) },
+          { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS, ...(source.small ? { timeoutMs: WAIT_MS + 2_000 } : {}) },
         );
         this.seen(answer.seq);
         lastActivity = Date.now();
         created = answer;
         // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
         if (answer.status === "committed") return answer.seq;
-        // Pending, or given up or deleted: the `wait` below says why.
-        let known = { stored: 0, seq: answer.seq };
-        while (!over) {
-          let now: UploadProgress;
-          try {
-            now = await call<UploadProgress>(
-              this.nc,
-              this.cat.masterRpc("wait"),
-              { uploadId, stored: known.stored, waitMs: WAIT_MS, atLeastSeq: known.seq },
-              // Short, so a master that dies holding the question costs little.
-              WAIT_MS + 2_000,
-            );
-          } catch (err) {
-            // A master restarting or a failover: keep asking until the idle timeout says otherwise.
-            const code = asDfsError(err).code;
-            if (code !== ErrorCodes.TIMEOUT && code !== ErrorCodes.UNAVAILABLE) throw err;
-            await new Promise((r) => setTimeout(r, 250));
-            continue;
-          }
-          if (now.stored !== known.stored) {
-            lastActivity = Date.now();
-            // Progress counts file bytes: a piece's bytes count in full once all its replicas are stored.
-            opts.onProgress?.({ phase: "upload", done: Math.round(now.storedBytes / plan.replicas), total: plan.size });
-          }
-          known = { stored: now.stored, seq: Math.max(known.seq, now.seq) };
-          if (now.status === "committed") return now.seq;
-          if (now.status === "abandoned") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} failed: ${now.reason ?? "given up"}`);
-          if (now.status === "deleted") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `${plan.path} was deleted during the upload`);
-        }
-        throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} is over`);
+        // A stream's pieces are read and declared meanwhile: its failure ends the upload.
+        const fed = source.feed(uploadId).then(() => new Promise<never>(() => undefined));
+        return Promise.race([fed, waitForCommit(answer.seq)]);
       })();
       const idle = new Promise<never>((_, reject) => {
         const timer = setInterval(() => {
+          // Waiting for a stream's input is not the store's fault.
+          if (source.waitingForInput()) lastActivity = Date.now();
           if (Date.now() - lastActivity < idleTimeoutMs) return;
           clearInterval(timer);
-          reject(new DfsError(ErrorCodes.TIMEOUT, `upload of ${plan.path} made no progress for ${Math.round(idleTimeoutMs / 1000)} s`));
+          reject(new DfsError(ErrorCodes.TIMEOUT, `upload of ${source.path} made no progress for ${Math.round(idleTimeoutMs / 1000)} s`));
         }, Math.min(1_000, idleTimeoutMs));
         void outcome.finally(() => clearInterval(timer)).catch(() => undefined);
       });
       const aborted = new Promise<never>((_, reject) => {
-        const onAbort = () => reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${plan.path} was interrupted`));
+        const onAbort = () => reject(new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${source.path} was interrupted`));
         if (opts.signal?.aborted) onAbort();
         opts.signal?.addEventListener("abort", onAbort, { once: true });
         void outcome.finally(() => opts.signal?.removeEventListener("abort", onAbort)).catch(() => undefined);
@@ -509,6 +488,7 @@ export class DfsClient {
     } finally {
       // Answer what is already on its way (with "over"), so no worker waits for a timeout.
       over = true;
+      source.close();
       await server.drain().catch(() => undefined);
     }
   }

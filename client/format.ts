@@ -177,7 +177,9 @@ export function formatScrub(r: ScrubResult): string {
 export function formatHistory(versions: VersionHistory[]): string {
   const lines: string[] = [];
   for (const v of versions) {
-    lines.push(`${v.fileId}  v${v.version}  ${v.status.padEnd(9)}  ${humanBytes(v.size).padStart(9)}  sha256 ${v.sha256.slice(0, 12)}…${v.reason ? `  (${v.reason})` : ""}`);
+    // A stream not sealed has no size or sha256 yet (or ever, once given up): it says so instead.
+    const content = v.sha256 ? `${humanBytes(v.size).padStart(9)}  sha256 ${v.sha256.slice(0, 12)}…` : "streamed, not sealed";
+    lines.push(`${v.fileId}  v${v.version}  ${v.status.padEnd(9)}  ${content}${v.reason ? `  (${v.reason})` : ""}`);
     for (const e of v.events) lines.push(`    ${String(e.seq).padStart(6)}  ${time(Date.parse(e.time))}  ${e.type}`);
   }
   return lines.join("\n");

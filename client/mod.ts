@@ -1,5 +1,6 @@
 // The client library's public surface: `import { DfsClient } from "dfs"`.
 export { DfsClient, DEFAULT_PIECE_SIZE, DEFAULT_REPLICAS, pieceSizeFor } from "./client.js";
+export { STREAM_PIECE_SIZE } from "./put-stream.js";
 export type { ConnectOptions, MasterState, PutOptions, PutResult, WorkerReport } from "./client.js";
 export type { GetOptions, GetResult } from "./get.js";
 export type { GetOutcome, GetTreeOptions, GetTreeResult } from "./get-many.js";

@@ -3,7 +3,7 @@
 // or forged, and the fold counts it as rejected instead of applying it.
 import { describePolicy, expiryRule } from "./retention.js";
 import { isPlaced, liveHolders, wantedReplicas } from "./content.js";
-import { piecesOf, type DfsEvent } from "./events.js";
+import { MAX_PIECES, piecesOf, type DfsEvent } from "./events.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState, type VersionStatus } from "./state.js";
 
 function shortSha(sha256: string): string {
@@ -38,9 +38,27 @@ function createdContradiction(state: State, event: Extract<DfsEvent, { type: "Fi
   return event.version === next ? undefined : `the next version of file ${event.fileId} is ${next}, not ${event.version}`;
 }
 
+/** A streamed version's pieces come in order, each full but the last, and none after the seal. */
+function streamedPlanContradiction(v: VersionState, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
+  if (v.stream === "sealed") return `version ${v.version} of file ${v.fileId} is sealed: no piece is planned after it`;
+  let next = v.pieces.length;
+  let previous = v.pieces[next - 1]?.size;
+  for (const p of event.pieces) {
+    if (p.index < next) return `piece ${p.index} is already planned`;
+    if (p.index !== next) return `piece ${p.index} is out of order: the next piece of version ${v.version} of file ${v.fileId} is ${next}`;
+    if (next >= MAX_PIECES) return `version ${v.version} of file ${v.fileId} would have more than ${MAX_PIECES} pieces`;
+    if (previous !== undefined && previous !== v.pieceSize) return `piece ${p.index} follows a short piece (${previous} of ${v.pieceSize} bytes), which must be the last`;
+    if (p.size < 1 || p.size > v.pieceSize) return `piece ${p.index} has ${p.size} bytes, not 1 to ${v.pieceSize}`;
+    previous = p.size;
+    next += 1;
+  }
+  return undefined;
+}
+
 function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
   const v = versionIn(state, event.fileId, event.version, "pending");
   if (typeof v === "string") return v;
+  if (v.stream !== undefined) return streamedPlanContradiction(v, event);
   const count = piecesOf(v.size, v.pieceSize);
   const seen = new Set<number>();
   for (const p of event.pieces) {
@@ -89,6 +107,19 @@ function storedContradiction(state: State, event: Extract<DfsEvent, { type: "Pie
   if (!piece.peers.some((p) => p.workerId === event.workerId)) return `worker ${event.workerId} is not a peer of piece ${event.piece}`;
   if (event.sha256 !== piece.sha256) return `piece ${event.piece} has sha256 ${shortSha(piece.sha256)}, not ${shortSha(event.sha256)}`;
   if (piece.stored.includes(event.workerId)) return `worker ${event.workerId} already stored piece ${event.piece}`;
+  return undefined;
+}
+
+/** Whether a seal says what the streamed version's planned pieces hold. */
+function sealedContradiction(state: State, event: Extract<DfsEvent, { type: "FileSealed" }>): string | undefined {
+  const v = versionIn(state, event.fileId, event.version, "pending");
+  if (typeof v === "string") return v;
+  if (v.path !== event.path) return `version ${v.version} of file ${v.fileId} is ${v.path}, not ${event.path}`;
+  if (v.stream === undefined) return `version ${v.version} of file ${v.fileId} is not streamed: its size was declared at create`;
+  if (v.stream === "sealed") return `version ${v.version} of file ${v.fileId} is already sealed`;
+  if (event.size !== v.size) return `the pieces of version ${v.version} of file ${v.fileId} hold ${v.size} bytes, not ${event.size}`;
+  const count = piecesOf(event.size, v.pieceSize);
+  if (event.pieces !== count || v.pieces.length !== count) return `${event.size} bytes in pieces of ${v.pieceSize} are ${count} pieces; ${v.pieces.length} are planned, the seal says ${event.pieces}`;
   return undefined;
 }
 
@@ -169,6 +200,8 @@ export function contradiction(state: State, event: DfsEvent): string | undefined
       return assignedContradiction(state, event);
     case "PieceStored":
       return storedContradiction(state, event);
+    case "FileSealed":
+      return sealedContradiction(state, event);
     case "FileCommitted": {
       const v = versionIn(state, event.fileId, event.version, "pending");
       if (typeof v === "string") return v;

@@ -21,7 +21,7 @@ import {
 } from "./events.js";
 import { reconcile, reconcileInventory } from "./heal.js";
 import { normalisePath } from "./paths.js";
-import { latestCommitted, type State, type VersionState } from "./state.js";
+import { isVersionComplete, latestCommitted, type State, type VersionState } from "./state.js";
 
 export interface CreateVersion {
   readonly type: "CreateVersion";
@@ -36,6 +36,34 @@ export interface CreateVersion {
   readonly pieceSize: number;
   readonly replicas: number;
   readonly pieces: readonly PlannedPiece[];
+}
+
+/** Open a streamed version (stdin): no size or hashes yet; its pieces come with ExtendUpload, its size with SealUpload. */
+export interface CreateStream {
+  readonly type: "CreateStream";
+  readonly at: number;
+  readonly uploadId: string;
+  readonly newFileId: string;
+  readonly path: string;
+  readonly pieceSize: number;
+  readonly replicas: number;
+}
+
+/** The next pieces of a streamed version, in order, as the client has read and hashed them. */
+export interface ExtendUpload {
+  readonly type: "ExtendUpload";
+  readonly at: number;
+  readonly uploadId: string;
+  readonly pieces: readonly PlannedPiece[];
+}
+
+/** A streamed version's content is complete: its size and SHA-256. */
+export interface SealUpload {
+  readonly type: "SealUpload";
+  readonly at: number;
+  readonly uploadId: string;
+  readonly size: number;
+  readonly sha256: string;
 }
 
 export interface ConfirmPiece {
@@ -126,6 +154,9 @@ export interface ReconcileInventory {
 
 export type Command =
   | CreateVersion
+  | CreateStream
+  | ExtendUpload
+  | SealUpload
   | ConfirmPiece
   | AbandonUpload
   | DeleteFile
@@ -156,12 +187,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 
 function checkCreate(cmd: CreateVersion): void {
   if (!Number.isSafeInteger(cmd.size) || cmd.size < 0) bad(`size must be a whole number of bytes >= 0, got ${cmd.size}`);
-  if (!Number.isSafeInteger(cmd.pieceSize) || cmd.pieceSize < MIN_PIECE_SIZE || cmd.pieceSize > MAX_PIECE_SIZE) {
-    bad(`piece size must be between ${MIN_PIECE_SIZE} and ${MAX_PIECE_SIZE} bytes, got ${cmd.pieceSize}`);
-  }
-  if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > MAX_REPLICAS) {
-    bad(`replicas must be between 1 and ${MAX_REPLICAS}, got ${cmd.replicas}`);
-  }
+  checkLayout(cmd);
   if (!SHA256_HEX.test(cmd.sha256)) bad("sha256 must be 64 lowercase hex digits");
   const count = piecesOf(cmd.size, cmd.pieceSize);
   if (count > MAX_PIECES) bad(`${count} pieces is more than ${MAX_PIECES}: use a larger piece size`);
@@ -171,6 +197,16 @@ function checkCreate(cmd: CreateVersion): void {
     if (p.index !== i || p.size !== expected) bad(`piece ${i} must have index ${i} and size ${expected}`);
     if (!SHA256_HEX.test(p.sha256)) bad(`piece ${i} sha256 must be 64 lowercase hex digits`);
   });
+}
+
+/** Piece size and replicas, the same for a declared and a streamed version. */
+function checkLayout(cmd: { pieceSize: number; replicas: number }): void {
+  if (!Number.isSafeInteger(cmd.pieceSize) || cmd.pieceSize < MIN_PIECE_SIZE || cmd.pieceSize > MAX_PIECE_SIZE) {
+    bad(`piece size must be between ${MIN_PIECE_SIZE} and ${MAX_PIECE_SIZE} bytes, got ${cmd.pieceSize}`);
+  }
+  if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > MAX_REPLICAS) {
+    bad(`replicas must be between 1 and ${MAX_REPLICAS}, got ${cmd.replicas}`);
+  }
 }
 
 /**
@@ -242,7 +278,88 @@ function completeVersion(state: State, v: VersionState, pieces: readonly Planned
       } satisfies PeersAssigned);
     }
   }
-  if (v.size === 0 && v.status === "pending") events.push(commitEvent(v, at));
+  if (v.size === 0 && v.status === "pending" && v.stream === undefined) events.push(commitEvent(v, at));
+  return events;
+}
+
+/** The file a new version of `path` belongs to, and that version's number. */
+function nextVersion(state: State, path: string, newFileId: string): { fileId: string; version: number } {
+  const fileId = state.paths.get(path) ?? newFileId;
+  if (!state.paths.has(path) && state.files.has(fileId)) bad(`file id ${fileId} is already taken`);
+  return { fileId, version: (state.files.get(fileId)?.lastVersion ?? 0) + 1 };
+}
+
+/** The version an upload id names. */
+function uploadVersion(state: State, uploadId: string): VersionState {
+  const ref = state.uploads.get(uploadId);
+  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
+  return state.files.get(ref.fileId)!.versions.get(ref.version)!;
+}
+
+/** A streamed upload that is still open to pieces: otherwise why not, as an error. */
+function openStream(state: State, uploadId: string): VersionState {
+  const v = uploadVersion(state, uploadId);
+  if (v.stream === undefined) bad(`upload ${uploadId} is not streamed: its pieces were declared when it was created`);
+  if (v.status !== "pending") throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${v.path} is ${v.status}${v.reason ? `: ${v.reason}` : ""}`);
+  return v;
+}
+
+function createStream(state: State, cmd: CreateStream): DfsEvent[] {
+  const path = normalisePath(cmd.path);
+  checkLayout(cmd);
+  const existing = state.uploads.get(cmd.uploadId);
+  if (existing) {
+    const v = uploadVersion(state, cmd.uploadId);
+    if (v.path !== path || v.stream === undefined) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    return [];
+  }
+  const { fileId, version } = nextVersion(state, path, cmd.newFileId);
+  return [
+    { type: "FileCreated", at: cmd.at, fileId, path, version, size: 0, pieceSize: cmd.pieceSize, replicas: cmd.replicas, uploadId: cmd.uploadId, streamed: true },
+  ];
+}
+
+/**
+ * Plan and place a streamed version's next pieces. Pieces already planned (a request asked
+ * again) must be as they were; the new ones follow them in order, each full but the last.
+ */
+function extendUpload(state: State, cmd: ExtendUpload): DfsEvent[] {
+  const v = openStream(state, cmd.uploadId);
+  let next = v.pieces.length;
+  let previous = v.pieces[next - 1]?.size;
+  for (const p of cmd.pieces) {
+    if (!SHA256_HEX.test(p.sha256)) bad(`piece ${p.index} sha256 must be 64 lowercase hex digits`);
+    const planned = v.pieces[p.index];
+    if (planned) {
+      if (planned.size !== p.size || planned.sha256 !== p.sha256) bad(`piece ${p.index} is already planned with other bytes`);
+      continue;
+    }
+    if (v.stream === "sealed") bad(`upload of ${v.path} is sealed: it has no piece ${p.index}`);
+    if (p.index !== next) bad(`piece ${p.index} is out of order: the next piece is ${next}`);
+    if (next >= MAX_PIECES) bad(`more than ${MAX_PIECES} pieces of ${v.pieceSize} bytes: use a larger piece size`);
+    if (previous !== undefined && previous !== v.pieceSize) bad(`piece ${p.index} follows a short piece: only the last piece may be short`);
+    if (!Number.isSafeInteger(p.size) || p.size < 1 || p.size > v.pieceSize) bad(`piece ${p.index} must have 1 to ${v.pieceSize} bytes, got ${p.size}`);
+    previous = p.size;
+    next += 1;
+  }
+  return completeVersion(state, v, cmd.pieces, cmd.at);
+}
+
+function sealUpload(state: State, cmd: SealUpload): DfsEvent[] {
+  const v = openStream(state, cmd.uploadId);
+  if (!Number.isSafeInteger(cmd.size) || cmd.size < 0) bad(`size must be a whole number of bytes >= 0, got ${cmd.size}`);
+  if (!SHA256_HEX.test(cmd.sha256)) bad("sha256 must be 64 lowercase hex digits");
+  if (v.stream === "sealed") {
+    if (v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload of ${v.path} is already sealed with another size or sha256`);
+    return isVersionComplete(v) ? [commitEvent(v, cmd.at)] : [];
+  }
+  if (cmd.size !== v.size) bad(`the pieces planned hold ${v.size} bytes, not ${cmd.size}`);
+  const count = piecesOf(cmd.size, v.pieceSize);
+  if (v.pieces.length !== count) bad(`${cmd.size} bytes are ${count} pieces of ${v.pieceSize}, but ${v.pieces.length} are planned`);
+  const sealed = { fileId: v.fileId, path: v.path, version: v.version, size: cmd.size, sha256: cmd.sha256 };
+  const events: DfsEvent[] = [{ type: "FileSealed", at: cmd.at, ...sealed, pieces: count }];
+  // Every piece may be stored already (and a 0-byte stream has none): then it commits now.
+  if (v.completePieces === count) events.push({ type: "FileCommitted", at: cmd.at, ...sealed });
   return events;
 }
 
@@ -255,9 +372,7 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     if (v.path !== path || v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
-  const fileId = state.paths.get(path) ?? cmd.newFileId;
-  if (!state.paths.has(path) && state.files.has(fileId)) bad(`file id ${fileId} is already taken`);
-  const version = (state.files.get(fileId)?.lastVersion ?? 0) + 1;
+  const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   const created = {
     type: "FileCreated",
     at: cmd.at,
@@ -301,14 +416,13 @@ function confirmPiece(state: State, cmd: ConfirmPiece): DfsEvent[] {
     events.push({ type: "PieceStored", at: cmd.at, fileId: v.fileId, version: v.version, piece: cmd.piece, workerId: cmd.workerId, sha256: cmd.sha256 });
     if (piece.stored.length + 1 === v.replicas) complete += 1;
   }
-  if (complete === piecesOf(v.size, v.pieceSize)) events.push(commitEvent(v, cmd.at));
+  // An open stream commits only once sealed (see sealUpload).
+  if (v.stream !== "open" && complete === piecesOf(v.size, v.pieceSize)) events.push(commitEvent(v, cmd.at));
   return events;
 }
 
 function abandonUpload(state: State, cmd: AbandonUpload): DfsEvent[] {
-  const ref = state.uploads.get(cmd.uploadId);
-  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${cmd.uploadId}`);
-  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  const v = uploadVersion(state, cmd.uploadId);
   if (v.status !== "pending") return [];
   const code = clip(cmd.code, MAX_CODE_LENGTH);
   return [{ type: "UploadAbandoned", at: cmd.at, fileId: v.fileId, path: v.path, version: v.version, code, reason: clip(cmd.reason, MAX_REASON_LENGTH) }];
@@ -350,6 +464,12 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
   switch (cmd.type) {
     case "CreateVersion":
       return createVersion(state, cmd);
+    case "CreateStream":
+      return createStream(state, cmd);
+    case "ExtendUpload":
+      return extendUpload(state, cmd);
+    case "SealUpload":
+      return sealUpload(state, cmd);
     case "ConfirmPiece":
       return confirmPiece(state, cmd);
     case "AbandonUpload":

@@ -59,7 +59,11 @@ export type WorkerJoined = z.infer<typeof WorkerJoined>;
 export const WorkerLost = z.object({ type: z.literal("WorkerLost"), at, workerId: id, reason });
 export type WorkerLost = z.infer<typeof WorkerLost>;
 
-/** A new version of a path was opened for upload. `sha256` is what the client declared. */
+/**
+ * A new version of a path was opened for upload. `size` and `sha256` are what the client
+ * declared; a `streamed` version (stdin) declares neither: its size is 0 and it has no
+ * `sha256` until FileSealed says both, its pieces planned as they come.
+ */
 export const FileCreated = z
   .object({
     type: z.literal("FileCreated"),
@@ -68,12 +72,15 @@ export const FileCreated = z
     path,
     version,
     size: count,
-    sha256,
+    sha256: sha256.optional(),
     pieceSize: z.number().int().min(MIN_PIECE_SIZE).max(MAX_PIECE_SIZE),
     replicas: z.number().int().min(1).max(MAX_REPLICAS),
     uploadId: id,
+    streamed: z.literal(true).optional(),
   })
-  .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] });
+  .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
+  .refine((e) => (e.streamed ? e.sha256 === undefined : e.sha256 !== undefined), { message: "is declared unless the version is streamed, and only then", path: ["sha256"] })
+  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] });
 export type FileCreated = z.infer<typeof FileCreated>;
 
 /** Pieces `pieces[i].index` of a version, with their size and declared SHA-256. */
@@ -97,6 +104,14 @@ export const PeersAssigned = z.object({
   pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
 });
 export type PeersAssigned = z.infer<typeof PeersAssigned>;
+
+/**
+ * A streamed version's content is complete: its size, its SHA-256 and how many pieces it has.
+ * No piece is planned after it; the pieces planned must add up to `size`, every one full but
+ * the last. It commits, as any version does, once every piece holds its replicas.
+ */
+export const FileSealed = z.object({ type: z.literal("FileSealed"), at, fileId: id, path, version, size: count, sha256, pieces: count.max(MAX_PIECES) });
+export type FileSealed = z.infer<typeof FileSealed>;
 
 /** A worker confirmed it holds a piece's bytes, checked against their SHA-256. */
 export const PieceStored = z.object({ type: z.literal("PieceStored"), at, fileId: id, version, piece: count, workerId: id, sha256 });
@@ -187,6 +202,7 @@ export const EVENT_SCHEMAS = {
   PiecesPlanned,
   PeersAssigned,
   PieceStored,
+  FileSealed,
   FileCommitted,
   UploadAbandoned,
   FileDeleted,

@@ -27,8 +27,35 @@ export const CreateRequest = z.object({
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
-/** Answered when the upload's version has more stored copies than `stored`, or is no longer pending, or after `waitMs`. */
-export const WaitRequest = z.object({ uploadId: token, stored: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), waitMs: z.number().int().nonnegative().max(30_000).optional() });
+/** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. */
+export const CreateStreamRequest = z.object({ uploadId: token, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() });
+
+/** Most pieces one `extend` plans, and one `wait` reports on. */
+export const MAX_PIECES_PER_REQUEST = 256;
+
+/**
+ * A streamed upload's next pieces, in order, each full but the last (`seal` follows a short
+ * one). With no pieces it only says the uploader is still there (reading a slow stdin).
+ */
+export const ExtendRequest = z.object({
+  uploadId: token,
+  pieces: z.array(z.object({ index: count, size: count, sha256 })).max(MAX_PIECES_PER_REQUEST),
+});
+
+/** A streamed upload's content is complete: its size and SHA-256. */
+export const SealRequest = z.object({ uploadId: token, size: count, sha256 });
+
+/**
+ * Answered when the upload's version has more stored copies than `stored`, or is no longer
+ * pending, or after `waitMs`. With `pieces`, the answer says which of them hold all their
+ * replicas (`complete`): a streamed upload frees those.
+ */
+export const WaitRequest = z.object({
+  uploadId: token,
+  stored: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+  waitMs: z.number().int().nonnegative().max(30_000).optional(),
+  pieces: z.array(count).max(MAX_PIECES_PER_REQUEST).optional(),
+});
 /** A client gave up on an upload, said durably (the abandon stream) for whichever master reads it first. */
 export const AbandonNote = z.object({ uploadId: token, reason: message });
 export const AbortRequest = z.object({ uploadId: token, reason: message });

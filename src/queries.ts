@@ -247,11 +247,13 @@ export interface UploadProgress {
   storedBytes: number;
   /** Why it was given up, when it was. */
   reason?: string;
+  /** Of the pieces asked about, those that hold all their replicas. */
+  complete?: number[];
   /** The log sequence this answer reflects. */
   seq: number;
 }
 
-export function uploadProgress(state: State, uploadId: string, seq: number): UploadProgress {
+export function uploadProgress(state: State, uploadId: string, seq: number, pieces?: readonly number[]): UploadProgress {
   const ref = state.uploads.get(uploadId);
   if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
   const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
@@ -262,5 +264,6 @@ export function uploadProgress(state: State, uploadId: string, seq: number): Upl
     stored += piece.stored.length;
     storedBytes += piece.stored.length * piece.size;
   }
-  return { fileId: v.fileId, version: v.version, status: v.status, stored, storedBytes, seq, ...(v.reason ? { reason: v.reason } : {}) };
+  const complete = pieces?.filter((index) => (v.pieces[index]?.stored.length ?? 0) >= v.replicas);
+  return { fileId: v.fileId, version: v.version, status: v.status, stored, storedBytes, seq, ...(v.reason ? { reason: v.reason } : {}), ...(complete ? { complete } : {}) };
 }

@@ -331,6 +331,7 @@ export interface VersionHistory {
   fileId: string;
   version: number;
   status: string;
+  /** Of a streamed version (stdin), 0 and "" until it is sealed. */
   size: number;
   sha256: string;
   /** Why it was given up, when it was. */
@@ -357,7 +358,9 @@ export async function pathHistory(nc: NatsConnection, cat: Catalogue, path: stri
         ? [...versions.values()].filter((v) => v.fileId === event.fileId && !v.events.some((e) => e.type === "FileDeleted" || e.type === "UploadAbandoned"))
         : [];
     const key = `${event.fileId}:${"version" in event ? event.version : ""}`;
-    if (event.type === "FileCreated") versions.set(key, { fileId: event.fileId, version: event.version, status: "pending", size: event.size, sha256: event.sha256, events: [] });
+    if (event.type === "FileCreated") versions.set(key, { fileId: event.fileId, version: event.version, status: "pending", size: event.size, sha256: event.sha256 ?? "", events: [] });
+    const sealed = event.type === "FileSealed" ? versions.get(key) : undefined;
+    if (sealed && event.type === "FileSealed") Object.assign(sealed, { size: event.size, sha256: event.sha256 });
     const record = { seq: entry.seq, time: entry.time.toISOString(), type: event.type };
     for (const v of touched.length ? touched : [versions.get(key)]) v?.events.push(record);
   });

@@ -13,7 +13,7 @@ import { z } from "zod";
 import type { State } from "./state.js";
 
 /** The shape of the encoded table: a snapshot of another format is not used (the log is folded instead). */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 
 const table = new Encoder({ structuredClone: true, useRecords: true });
 

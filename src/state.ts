@@ -28,12 +28,16 @@ export interface VersionState {
   readonly fileId: string;
   readonly path: string;
   readonly version: number;
-  readonly size: number;
-  readonly sha256: string;
+  /** Declared at create; for a streamed version, the bytes of the pieces planned so far (final once sealed). */
+  size: number;
+  /** Declared at create; for a streamed version, "" until it is sealed. */
+  sha256: string;
   readonly pieceSize: number;
   readonly replicas: number;
   readonly uploadId: string;
   readonly createdAt: number;
+  /** Only a streamed version (stdin) has it: "open" while its pieces are planned as they come, "sealed" once FileSealed says its size. */
+  stream?: "open" | "sealed";
   status: VersionStatus;
   committedAt?: number;
   reason?: string;
@@ -130,7 +134,7 @@ export function latestCommitted(file: FileState): VersionState | undefined {
 }
 
 export function isVersionComplete(v: VersionState): boolean {
-  return v.status === "pending" && v.completePieces === piecesOf(v.size, v.pieceSize) && v.pieces.length === piecesOf(v.size, v.pieceSize);
+  return v.status === "pending" && v.stream !== "open" && v.completePieces === piecesOf(v.size, v.pieceSize) && v.pieces.length === piecesOf(v.size, v.pieceSize);
 }
 
 /** Count a rejected event and keep it among the recent ones, at the state's sequence. */
@@ -164,7 +168,7 @@ export function apply(state: State, event: DfsEvent): void {
       livenessChanged(state, event.workerId);
       return;
     case "FileCreated": {
-      event = { ...event, fileId: own(event.fileId), path: own(event.path), sha256: own(event.sha256), uploadId: own(event.uploadId) };
+      event = { ...event, fileId: own(event.fileId), path: own(event.path), sha256: own(event.sha256 ?? ""), uploadId: own(event.uploadId) };
       let file = state.files.get(event.fileId);
       if (!file) {
         file = { fileId: event.fileId, path: event.path, versions: new Map(), deleted: false, lastVersion: 0 };
@@ -177,11 +181,12 @@ export function apply(state: State, event: DfsEvent): void {
         path: event.path,
         version: event.version,
         size: event.size,
-        sha256: event.sha256,
+        sha256: event.sha256!,
         pieceSize: event.pieceSize,
         replicas: event.replicas,
         uploadId: event.uploadId,
         createdAt: event.at,
+        ...(event.streamed ? { stream: "open" as const } : {}),
         status: "pending",
         pieces: [],
         completePieces: 0,
@@ -196,7 +201,14 @@ export function apply(state: State, event: DfsEvent): void {
         const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
         v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: [], stored: [] };
         contentFor(state, sha256, p.size).refs += 1;
+        if (v.stream === "open") v.size += p.size;
       }
+      return;
+    }
+    case "FileSealed": {
+      const v = versionOf(state, event.fileId, event.version)!;
+      v.sha256 = own(event.sha256);
+      v.stream = "sealed";
       return;
     }
     case "PeersAssigned": {

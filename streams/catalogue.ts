@@ -19,7 +19,7 @@ export const LEASE_TTL_MS = 3_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader", "retention"] as const;
+export const MASTER_OPS = ["create", "extend", "seal", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader", "retention"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */

@@ -20,6 +20,7 @@ import {
   type EventType,
 } from "../src/events.js";
 import { foldLogged, subjectFor } from "../src/fold.js";
+import { SNAPSHOT_FORMAT, decodeTable, encodeTable } from "../src/snapshot.js";
 import { initialState, projection, RECENT_REJECTIONS_KEPT, stateDigest, type State } from "../src/state.js";
 import { evolve } from "../src/fold.js";
 
@@ -116,6 +117,18 @@ function busyLog(): Log {
   return log;
 }
 
+const STREAM_SIZE = 2 * MIN_PIECE_SIZE + 10;
+
+/** busyLog, and /s (file S, upload S1): a streamed version, open, its pieces planned and placed (two full, the last 10 bytes); `placed` are its PeersAssigned. */
+function streamLog(): { log: Log; placed: DfsEvent[] } {
+  const log = busyLog();
+  log.run({ type: "CreateStream", at: T0, uploadId: "S1", newFileId: "S", path: "/s", pieceSize: MIN_PIECE_SIZE, replicas: 2 });
+  const full = [0, 1].map((index) => ({ index, size: MIN_PIECE_SIZE, sha256: sha(`s${index}`) }));
+  const placed = [...log.run({ type: "ExtendUpload", at: T0, uploadId: "S1", pieces: full }), ...log.run({ type: "ExtendUpload", at: T0, uploadId: "S1", pieces: [{ index: 2, size: 10, sha256: sha("s2") }] })];
+  assert.is(log.state.rejected.count, 0);
+  return { log, placed };
+}
+
 const piece0 = (fileId: string, version: number) => busyLog().state.files.get(fileId)!.versions.get(version)!.pieces[0]!;
 
 /** One well-formed event of each type (not necessarily one the table accepts). */
@@ -135,6 +148,7 @@ function samples(): Record<EventType, Record<string, unknown>> {
       pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }],
     },
     PieceStored: { type: "PieceStored", at: T0, fileId: "F", version: 2, piece: 0, workerId: "a", sha256: sha(4) },
+    FileSealed: { type: "FileSealed", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(11), pieces: 2 },
     FileCommitted: { type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(5) },
     UploadAbandoned: { type: "UploadAbandoned", at: T0, fileId: "F", path: "/f", version: 2, code: "X", reason: "why" },
     FileDeleted: { type: "FileDeleted", at: T0, fileId: "F", path: "/f", version: 1 },
@@ -286,6 +300,65 @@ Table("fold - PiecesPlanned of an unknown or not pending version, out of range, 
   assert.is(log.append(plan("N", 1, [p, { ...p, index: 2, size: 1 }])).rejected, undefined, "a partial plan is accepted");
 });
 
+Table("fold - a streamed version grows with its pieces and commits only once sealed", () => {
+  const { log, placed } = streamLog();
+  const v = log.state.files.get("S")!.versions.get(1)!;
+  assert.is(v.stream, "open");
+  assert.is(v.size, STREAM_SIZE);
+  assert.is(v.sha256, "");
+  confirmAll(log, placed);
+  assert.is(v.completePieces, 3);
+  assert.is(v.status, "pending", "every piece stored, but not sealed: pending");
+  thenRejected(log, { type: "FileCommitted", at: T0, fileId: "S", path: "/s", version: 1, size: STREAM_SIZE, sha256: "" }, /^FileCommitted\.sha256: /, "a commit with no sha256");
+  thenRejected(log, { type: "FileCommitted", at: T0, fileId: "S", path: "/s", version: 1, size: STREAM_SIZE, sha256: sha(0) }, /has sha256 .*, not /, "a commit before the seal");
+  const sealed = log.run({ type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") });
+  assert.equal(sealed.map((e) => e.type), ["FileSealed", "FileCommitted"]);
+  assert.equal({ status: v.status, stream: v.stream, size: v.size, sha256: v.sha256 }, { status: "committed", stream: "sealed", size: STREAM_SIZE, sha256: sha("whole s") });
+});
+
+Table("fold - pieces of a stream planned out of order, twice, after a short one, of a bad size, or after the seal", () => {
+  const { log } = streamLog();
+  const plan = (fileId: string, pieces: unknown[]) => ({ type: "PiecesPlanned", at: T0, fileId, version: 1, pieces });
+  const p = (index: number, size = MIN_PIECE_SIZE) => ({ index, size, sha256: sha(`t${index}`) });
+  thenRejected(log, plan("S", [p(4)]), /piece 4 is out of order: the next piece of version 1 of file S is 3/, "a piece skipped");
+  thenRejected(log, plan("S", [p(1)]), /piece 1 is already planned/, "a piece planned twice");
+  thenRejected(log, plan("S", [p(3)]), /piece 3 follows a short piece \(10 of 4096 bytes\), which must be the last/, "a piece after a short one");
+  log.run({ type: "CreateStream", at: T0, uploadId: "T1", newFileId: "T", path: "/t", pieceSize: MIN_PIECE_SIZE, replicas: 1 });
+  thenRejected(log, plan("T", [p(0, MIN_PIECE_SIZE + 1)]), /piece 0 has 4097 bytes, not 1 to 4096/, "a piece larger than the piece size");
+  thenRejected(log, plan("T", [p(0, 0)]), /piece 0 has 0 bytes, not 1 to 4096/, "an empty piece");
+  thenRejected(log, plan("T", [p(0, 10), p(1)]), /piece 1 follows a short piece/, "a short piece before another in one event");
+  thenRejected(log, plan("T", [p(0), p(0)]), /piece 0 is already planned/, "twice in one event");
+  assert.is(log.append(plan("T", [p(0), p(1, 7)])).rejected, undefined, "full pieces, then a short last one");
+  log.run({ type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") });
+  thenRejected(log, plan("S", [p(3)]), /version 1 of file S is sealed: no piece is planned after it/, "a piece after the seal");
+});
+
+Table("fold - FileSealed whose sizes do not add up, of a version not streamed, or a second one", () => {
+  const { log } = streamLog();
+  const seal = (extra: object = {}) => ({ type: "FileSealed", at: T0, fileId: "S", path: "/s", version: 1, size: STREAM_SIZE, sha256: sha("whole s"), pieces: 3, ...extra });
+  thenRejected(log, seal({ size: STREAM_SIZE + 1 }), /the pieces of version 1 of file S hold 8202 bytes, not 8203/, "a size the pieces do not add up to");
+  thenRejected(log, seal({ size: STREAM_SIZE - 10 }), /hold 8202 bytes, not 8192/, "a size short of the last piece");
+  thenRejected(log, seal({ pieces: 2 }), /8202 bytes in pieces of 4096 are 3 pieces; 3 are planned, the seal says 2/, "a piece count that does not match");
+  thenRejected(log, seal({ path: "/x" }), /version 1 of file S is \/s, not \/x/, "another path");
+  thenRejected(log, seal({ fileId: "F", path: "/f", version: 2 }), /version 2 of file F is not streamed: its size was declared at create/, "a version not streamed");
+  thenRejected(log, seal({ fileId: "F", path: "/f", version: 1 }), /version 1 of file F is committed, not pending/, "a committed version");
+  thenRejected(log, seal({ fileId: "ghost" }), /no file ghost/, "an unknown file");
+  assert.is(log.append(seal()).rejected, undefined, "the seal that adds up");
+  thenRejected(log, seal(), /version 1 of file S is already sealed/, "a second seal");
+  thenRejected(log, seal({ sha256: sha("other") }), /already sealed/, "a second seal with another sha256");
+});
+
+Table("fold - a streamed FileCreated declares no sha256 and no size", () => {
+  const log = busyLog();
+  const streamed: Record<string, unknown> = { ...samples().FileCreated, size: 0, streamed: true };
+  delete streamed.sha256;
+  thenRejected(log, { ...streamed, sha256: sha(1) }, /^FileCreated\.sha256: is declared unless the version is streamed/, "a streamed create with a sha256");
+  thenRejected(log, { ...streamed, size: 10 }, /^FileCreated\.size: of a streamed version is 0/, "a streamed create with a size");
+  thenRejected(log, { ...streamed, streamed: false }, /^FileCreated\.streamed: /, "streamed: false");
+  assert.is(log.append(streamed).rejected, undefined, "a streamed create");
+  assert.is(log.state.files.get("N")!.versions.get(1)!.stream, "open");
+});
+
 Table("fold - PeersAssigned that does not fit the plan, the upload, the worker or the roles", () => {
   const log = busyLog();
   const v2 = log.state.files.get("F")!.versions.get(2)!;
@@ -429,6 +502,72 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
   assert.is(log.state.files.get("file-E")!.versions.get(1)!.status, "committed");
 });
 
+Everyone("fold - everything the decider emits for a stream is accepted, retries included; what it refuses is coded", () => {
+  const log = busyLog();
+  const code = (run: () => unknown): string | undefined => {
+    try {
+      run();
+    } catch (err) {
+      return (err as { code?: string }).code;
+    }
+    return undefined;
+  };
+  const open = { type: "CreateStream", at: T0, uploadId: "R1", newFileId: "R", path: "/r", pieceSize: MIN_PIECE_SIZE, replicas: 2 } as const;
+  log.run(open);
+  assert.equal(log.run(open), [], "a create asked again");
+  const p = (index: number, size = MIN_PIECE_SIZE) => ({ index, size, sha256: sha(`r${index}`) });
+  const extend = (pieces: ReturnType<typeof p>[]) => ({ type: "ExtendUpload", at: T0, uploadId: "R1", pieces }) as const;
+  assert.is(code(() => decide(log.state, extend([p(1)]))), "BAD_REQUEST", "out of order");
+  assert.is(code(() => decide(log.state, extend([p(0, MIN_PIECE_SIZE + 1)]))), "BAD_REQUEST", "too large");
+  assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "U2" })), "BAD_REQUEST", "an upload that is not streamed");
+  assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "nope" })), "NOT_FOUND", "no such upload");
+  assert.equal(log.run(extend([])), [], "a keepalive decides nothing");
+  const first = decide(log.state, extend([p(0), p(1)]));
+  // The plan landed, the placement did not: the extend asked again places what is missing.
+  assert.is(log.append(first[0]).rejected, undefined);
+  const placed = [...log.run(extend([p(0), p(1)])), ...log.run(extend([p(1), p(2, 5)]))];
+  assert.ok(placed.every((e) => e.type === "PeersAssigned" || e.type === "PiecesPlanned"));
+  assert.is(code(() => decide(log.state, extend([p(1, 7)]))), "BAD_REQUEST", "a planned piece with other bytes");
+  assert.is(code(() => decide(log.state, extend([p(3)]))), "BAD_REQUEST", "a piece after a short one");
+  const size = 2 * MIN_PIECE_SIZE + 5;
+  const seal = { type: "SealUpload", at: T0, uploadId: "R1", size, sha256: sha("whole r") } as const;
+  assert.is(code(() => decide(log.state, { ...seal, size: size + 1 })), "BAD_REQUEST", "a seal whose size the pieces do not hold");
+  assert.is(code(() => decide(log.state, { ...seal, uploadId: "U2" })), "BAD_REQUEST", "a seal of an upload that is not streamed");
+  assert.equal(log.run(seal).map((e) => e.type), ["FileSealed"], "sealed, not complete: no commit yet");
+  assert.equal(log.run(seal), [], "a seal asked again");
+  assert.is(code(() => decide(log.state, { ...seal, sha256: sha("other") })), "BAD_REQUEST", "a second seal with another sha256");
+  confirmAll(log, [...first, ...placed]);
+  assert.is(log.state.files.get("R")!.versions.get(1)!.status, "committed", "the last piece stored commits the sealed version");
+  assert.is(code(() => decide(log.state, extend([p(3)]))), "UPLOAD_ABANDONED", "an extend of a committed upload");
+  // An empty stream commits at its seal; an open one abandoned refuses more pieces.
+  log.run({ ...open, uploadId: "E1", newFileId: "E", path: "/e" });
+  assert.equal(log.run({ ...seal, uploadId: "E1", size: 0, sha256: sha("") }).map((e) => e.type), ["FileSealed", "FileCommitted"]);
+  log.run({ ...open, uploadId: "A1", newFileId: "A", path: "/a" });
+  log.run({ type: "AbandonUpload", at: T0, uploadId: "A1", code: "TIMEOUT", reason: "quiet" });
+  assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "A1" })), "UPLOAD_ABANDONED");
+  assert.is(log.state.rejected.count, 0);
+});
+
+Everyone("fold - a snapshot of a table with an open stream holds it exactly, and the seal folds alike on both", () => {
+  const { log, placed } = streamLog();
+  confirmAll(log, placed);
+  const bytes = encodeTable(log.state);
+  const head = { format: SNAPSHOT_FORMAT, snapshotId: "snap", seq: log.state.lastSeq, digest: stateDigest(log.state), bytes: bytes.length, chunks: 1, sha256: createHash("sha256").update(bytes).digest("hex"), at: T0, files: log.state.paths.size };
+  const restored = decodeTable(head, [bytes]);
+  assert.is(stateDigest(restored), stateDigest(log.state));
+  assert.equal(table(restored), table(log.state));
+  assert.is(restored.files.get("S")!.versions.get(1)!.stream, "open");
+  const seal = { type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") } as const;
+  const events = decide(restored, seal);
+  assert.equal(events, decide(log.state, seal), "the same decision from the snapshot");
+  for (const e of events) {
+    assert.is(evolve(restored, e), undefined);
+    assert.is(evolve(log.state, e), undefined);
+  }
+  assert.is(stateDigest(restored), stateDigest(log.state));
+  assert.is(restored.files.get("S")!.versions.get(1)!.status, "committed");
+});
+
 Everyone("fold - a replay of the bytes reaches the same digest, rejections included", () => {
   const log = busyLog();
   log.append({ type: "PiecesPlanned", at: 1, fileId: "F", version: 2, pieces: 5 });
@@ -482,10 +621,13 @@ Everyone("fold - evolve never throws on well-formed events naming anything", () 
       else if (key === "path") value[key] = pick(["/f", "/g", "/p", "/n"]);
       else if (key === "sha256") value[key] = pick(shas);
       else if (key === "size") value[key] = pick([0, MIN_PIECE_SIZE, 2 * MIN_PIECE_SIZE]);
+      else if (key === "pieces" && value.type === "FileSealed") value[key] = rand(3);
       else if (key === "pieces" && value.type === "PiecesPlanned") value[key] = [{ index: rand(3), size: MIN_PIECE_SIZE, sha256: pick(shas) }];
       else if (key === "pieces") value[key] = [{ piece: rand(3), size: MIN_PIECE_SIZE, sha256: pick(shas), role: pick(["major", "minor"]), ...(rand(2) ? { pullFrom: pick(ids) } : {}) }];
       else if (key === "sha256s") value[key] = [pick(shas)];
     }
+    // Streamed versions too: opened, grown, sealed.
+    if (value.type === "FileCreated" && rand(2)) Object.assign(value, { streamed: true, size: 0, sha256: undefined });
     const parsed = parseEvent(value);
     if ("event" in parsed) evolve(log.state, parsed.event, log.state.lastSeq + 1);
   }

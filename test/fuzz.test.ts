@@ -132,7 +132,13 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
   create: [
     { uploadId: "fuzz-empty", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
     { uploadId: "fuzz-up", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
+    { uploadId: "fuzz-stream", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
+  extend: [
+    { uploadId: "fuzz-stream", pieces: [{ index: 0, size: 4096, sha256: sha }] },
+    { uploadId: "fuzz-stream", pieces: [] },
+  ],
+  seal: [{ uploadId: "fuzz-stream", size: 4096, sha256: sha }],
   abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
   wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
   status: [{}],

@@ -1,14 +1,11 @@
-// Many files at once through the CLI: several LOCALs, directories both ways (-r), stdin.
-import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+// Many files at once through the CLI: several LOCALs, directories both ways (-r); stdin is in stream.test.ts.
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { CLI, runCli, storeSuite, tempDir, waitFor } from "./harness.js";
+import { runCli, storeSuite, tempDir } from "./harness.js";
 
 const test = storeSuite("tree", { workers: ["w1"] });
-
-const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 /** The remote paths at or below `prefix`, as `dfs ls --json` lists them. */
 async function listed(flags: string[], prefix: string): Promise<string[]> {
@@ -127,36 +124,6 @@ test("a file that fails mid-tree is reported on its own line; the others are sto
   assert.is(lines[1], "dfs: SOME_FILES_FAILED: 1 of 5 files failed");
   assert.match(run.stdout, /^stored 4 files, /);
   assert.equal(await listed(store.flags, "/mixed"), ["/mixed/mixed/a.txt", "/mixed/mixed/empty", "/mixed/mixed/sub/b.bin", "/mixed/mixed/sub/deeper/c.txt"]);
-});
-
-test("put - stores stdin through a pipe, spooled once and removed; get reads the same bytes", async ({ store }) => {
-  const spoolDir = await tempDir("tree-spool");
-  const bytes = randomBytes(5 * 1024 * 1024 + 123);
-  const run = await runCli([...store.flags, "put", "-", "/stdin/five.bin", "--replicas", "1", "--piece-size", "1MiB"], { stdin: bytes, env: { TMPDIR: spoolDir } });
-  assert.is(run.code, 0, run.stderr);
-  assert.match(run.stdout, new RegExp(`^stored /stdin/five\\.bin v1: 5\\.0 MiB in 6 pieces × 1 replica .*sha256 ${sha256(bytes)}\\n$`));
-  assert.equal(await readdir(spoolDir), [], "the spooled copy is gone");
-  const get = await runCli([...store.flags, "get", "/stdin/five.bin", join(spoolDir, "back")]);
-  assert.is(get.code, 0, get.stderr);
-  assert.is(sha256(await readFile(join(spoolDir, "back"))), sha256(bytes));
-});
-
-test("Ctrl-C while stdin is spooled exits 130 and removes the spooled copy", async ({ store }) => {
-  const spoolDir = await tempDir("tree-spool-interrupt");
-  const put = spawn(process.execPath, [CLI, ...store.flags, "put", "-", "/stdin/never.bin", "--replicas", "1"], { env: { ...process.env, TMPDIR: spoolDir }, stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  put.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => put.once("exit", (code) => resolve(code)));
-  try {
-    put.stdin.write(randomBytes(64 * 1024));
-    await waitFor("the spooled copy to appear", async () => (await readdir(spoolDir)).length === 1);
-    put.kill("SIGINT");
-    assert.is(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))]), 130, stderr);
-    assert.match(stderr, /^dfs: INTERRUPTED: reading stdin was interrupted \(SIGINT\)\n$/);
-    assert.equal(await readdir(spoolDir), [], "the spooled copy is gone");
-  } finally {
-    put.kill("SIGKILL");
-  }
 });
 
 test("put - needs a REMOTE and must be alone", async ({ store }) => {

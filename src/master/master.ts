@@ -23,7 +23,10 @@ import {
   AbandonNote,
   AbortRequest,
   CreateRequest,
+  CreateStreamRequest,
   DeleteRequest,
+  ExtendRequest,
+  SealRequest,
   Heartbeat,
   ListRequest,
   LocateRequest,
@@ -60,9 +63,13 @@ export interface MasterOptions {
   onFatal?: (err: DfsError) => void;
   /** The leader writes a snapshot of the table every this many events (default 100,000; 0: never). */
   snapshotEvery?: number;
+  /** A streamed upload whose uploader says nothing this long before it seals is abandoned (ms, default 30,000). */
+  streamTimeoutMs?: number;
 }
 
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
+/** An uploader streaming stdin says it is there (an `extend`) at least every 5 s: six missed and the upload is given up. */
+export const DEFAULT_STREAM_TIMEOUT_MS = 30_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
 /** An answer computed from a table the log then refused is computed again, at most this often. */
@@ -132,6 +139,8 @@ export class Master {
   /** Each worker's last heartbeat: its free space for `status`, its run (`boot`) to notice a restart. */
   private heartbeats = new Map<string, Heartbeat>();
   private livenessTimer?: NodeJS.Timeout;
+  /** Open streamed uploads → when the leader last heard from their uploader (create, extend, seal). */
+  private streamsHeard = new Map<string, number>();
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
   /** Callers waiting for the fold to reach a sequence, woken at every fold. */
@@ -304,10 +313,15 @@ export class Master {
     const now = Date.now();
     // A worker this master has not heard from yet gets a full timeout before it counts as lost.
     for (const w of this.state.workers.values()) if (w.live && !this.lastHeard.has(w.workerId)) this.lastHeard.set(w.workerId, now);
+    // Streams' uploaders spoke to whoever led meanwhile: each open stream gets a full timeout.
+    this.streamsHeard.clear();
     this.leaderSubs = this.serveWrites();
     // A long log folded from its first event is worth a snapshot now, not at the next event.
     this.snapshotIfDue();
-    this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
+    this.livenessTimer = setInterval(() => {
+      this.checkLiveness();
+      this.checkStreams();
+    }, Math.max(100, Math.floor(this.workerTimeoutMs / 4)));
     this.healTimer = setInterval(() => hasWork(this.state, Date.now()) && this.reconcileSoon(), HEAL_TICK_MS);
     this.reconcileSoon();
     // What the live workers really hold: the log may not know about a disk that changed.
@@ -533,6 +547,13 @@ export class Master {
     const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.rpc(op, handler);
     return [
       rpc("create", async (request) => {
+      if ((request as { streamed?: unknown })?.streamed === true) {
+        const req = parse(CreateStreamRequest, request, "create request");
+        this.streamsHeard.set(req.uploadId, Date.now());
+        const { uploadId, path, pieceSize, replicas } = req;
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, newFileId: nuid.next(), path, pieceSize, replicas });
+        return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
+      }
       const req = parse(CreateRequest, request, "create request");
       if (req.pieceHashes.length % 32 !== 0) throw new DfsError(ErrorCodes.BAD_REQUEST, "pieceHashes must be 32 bytes per piece");
       const hashes = Buffer.from(req.pieceHashes.buffer, req.pieceHashes.byteOffset, req.pieceHashes.length);
@@ -559,6 +580,18 @@ export class Master {
       }
       return { ...plan, seq: this.state.lastSeq };
       }),
+      rpc("extend", async (request) => {
+        const req = parse(ExtendRequest, request, "extend request");
+        this.streamsHeard.set(req.uploadId, Date.now());
+        await this.execute({ type: "ExtendUpload", at: Date.now(), uploadId: req.uploadId, pieces: req.pieces });
+        return { seq: this.state.lastSeq };
+      }),
+      rpc("seal", async (request) => {
+        const req = parse(SealRequest, request, "seal request");
+        this.streamsHeard.set(req.uploadId, Date.now());
+        await this.execute({ type: "SealUpload", at: Date.now(), uploadId: req.uploadId, size: req.size, sha256: req.sha256 });
+        return { seq: this.state.lastSeq };
+      }),
       rpc("abort", async (request) => {
         const req = parse(AbortRequest, request, "abort request");
         await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
@@ -584,7 +617,7 @@ export class Master {
     rpc("wait", async (request) => {
       await this.readAfter(request);
       const req = parse(WaitRequest, request, "wait request");
-      const progress = () => uploadProgress(this.state, req.uploadId, this.state.lastSeq);
+      const progress = () => uploadProgress(this.state, req.uploadId, this.state.lastSeq, req.pieces);
       let now = progress();
       if (now.status === "pending" && now.stored === req.stored && req.waitMs) {
         await this.uploadWatch.next(now.fileId, req.waitMs);
@@ -658,6 +691,32 @@ export class Master {
       .then((events) => events.length && this.log(`worker ${hb.workerId} joined`))
       .catch((err) => this.log(`could not record worker ${hb.workerId}: ${err}`))
       .finally(() => this.joining.delete(hb.workerId));
+  }
+
+  /**
+   * Streamed uploads whose uploader went quiet before sealing are abandoned: nothing else would
+   * end one whose planned pieces are all stored (a worker finds a dead uploader only by pulling).
+   */
+  private checkStreams(): void {
+    const now = Date.now();
+    const timeoutMs = this.opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
+    const open = new Set<string>();
+    for (const uploadId of this.state.pendingUploads) {
+      const ref = this.state.uploads.get(uploadId)!;
+      if (versionOf(this.state, ref.fileId, ref.version)?.stream !== "open") continue;
+      open.add(uploadId);
+      // A leader that has not heard from it yet gives it a full timeout.
+      const heard = this.streamsHeard.get(uploadId) ?? now;
+      this.streamsHeard.set(uploadId, heard);
+      const quietMs = now - heard;
+      if (quietMs <= timeoutMs) continue;
+      this.streamsHeard.set(uploadId, now); // one decision per timeout, even if the append is slow
+      const reason = `the uploader said nothing for ${Math.round(quietMs / 1000)} s before the end of its stream`;
+      this.execute({ type: "AbandonUpload", at: now, uploadId, code: ErrorCodes.TIMEOUT, reason })
+        .then((events) => events.length && this.log(`upload ${uploadId} abandoned: ${reason}`))
+        .catch((err) => this.log(`could not abandon upload ${uploadId}: ${err}`));
+    }
+    for (const uploadId of this.streamsHeard.keys()) if (!open.has(uploadId)) this.streamsHeard.delete(uploadId);
   }
 
   private checkLiveness(): void {
