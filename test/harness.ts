@@ -250,21 +250,26 @@ export class TestStore {
 
   /**
    * Rot: stop a worker and flip a byte of one chunk of a piece (the first unless told) in its
-   * LevelDB (the store's own key layout). The caller starts it again as it needs.
+   * LevelDB (the store's own key layout: a piece of one chunk in the data folder's database, a
+   * longer one's chunks in `chunks/`). The caller starts it again as it needs.
    */
   async rot(workerId: string, sha256: string, chunkIndex = 0): Promise<void> {
     await this.role(`worker ${workerId}`).stop();
-    const db = new Level<string, Uint8Array>(join(this.dir, "workers", workerId), { keyEncoding: "utf8", valueEncoding: "view" });
-    try {
-      const key = `c!${sha256}!${String(chunkIndex).padStart(6, "0")}`;
-      const chunk = await db.get(key);
-      if (!chunk) throw new Error(`worker ${workerId} does not hold ${sha256}`);
-      const rotten = Buffer.from(chunk);
-      rotten[0] = rotten[0]! ^ 0xff;
-      await db.put(key, rotten);
-    } finally {
-      await db.close();
+    const key = `c!${sha256}!${String(chunkIndex).padStart(6, "0")}`;
+    const data = join(this.dir, "workers", workerId);
+    for (const folder of [data, join(data, "chunks")]) {
+      const db = new Level<string, Uint8Array>(folder, { keyEncoding: "utf8", valueEncoding: "view" });
+      try {
+        const chunk = await db.get(key);
+        if (!chunk) continue;
+        const rotten = Buffer.from(chunk);
+        rotten[0] = rotten[0]! ^ 0xff;
+        return await db.put(key, rotten);
+      } finally {
+        await db.close();
+      }
     }
+    throw new Error(`worker ${workerId} does not hold ${sha256}`);
   }
 
   /** The table rebuilt from the log, as the auditor reads it. */
