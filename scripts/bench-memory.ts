@@ -3,14 +3,13 @@
 // after a put and a get. A local cluster (`dfs up`: one nats-server, one master, three workers)
 // in a temp dir. Run: npm run bench:memory [-- RUNS [CASES]]; CASES is a comma-separated list
 // of case names (default: all), each printed as the median of RUNS.
-import { spawn, execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { closeSync, createWriteStream, openSync } from "node:fs";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { freePort } from "../client/nats-server.js";
 
 const MiB = 1024 * 1024;
@@ -54,15 +53,23 @@ async function up(): Promise<{ url: string; stop: () => Promise<void>; pid: numb
   return { url, stop, pid: child.pid! };
 }
 
-/** Peak RSS (KiB) of one dfs command. */
-async function peakKiB(url: string, args: string[]): Promise<number> {
-  const { stderr } = await promisify(execFile)("/usr/bin/time", ["-f", "peak %M", process.execPath, dfs, ...args], {
-    env: { ...process.env, DFS_NATS: url, DFS_CREDS_DIR: join(store, "creds") },
-    maxBuffer: 64 * MiB,
-  });
-  const found = /peak (\d+)/.exec(stderr);
-  if (!found) throw new Error(`no peak RSS in: ${stderr}`);
-  return Number(found[1]);
+/** Peak RSS (KiB) of one dfs command, its stdin read from `stdinFile` if given. */
+async function peakKiB(url: string, args: string[], stdinFile?: string): Promise<number> {
+  const stdin = stdinFile === undefined ? "ignore" : openSync(stdinFile, "r");
+  try {
+    const child = spawn("/usr/bin/time", ["-f", "peak %M", process.execPath, dfs, ...args], {
+      env: { ...process.env, DFS_NATS: url, DFS_CREDS_DIR: join(store, "creds") },
+      stdio: [stdin, "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const found = /peak (\d+)/.exec(stderr);
+    if (code !== 0 || !found) throw new Error(`dfs ${args.join(" ")} failed (${code}): ${stderr}`);
+    return Number(found[1]);
+  } finally {
+    if (typeof stdin === "number") closeSync(stdin);
+  }
 }
 
 /** The workers of the `dfs up` whose pid is given: RSS now and its peak (KiB) each, from /proc. */
@@ -84,12 +91,13 @@ const show = (ws: { rss: number; hwm: number; file: number }[]) =>
 
 try {
   const files = { "256MiB": await randomFile("256MiB", 256 * MiB), "1GiB": await randomFile("1GiB", 1024 * MiB), "300MiB": await randomFile("300MiB", 300 * MiB) };
-  const cases: { name: string; file: keyof typeof files; put: string[] }[] = [
+  const cases: { name: string; file: keyof typeof files; put: string[]; stdin?: true }[] = [
     { name: "256MiB-r1", file: "256MiB", put: ["--replicas", "1"] },
     { name: "1GiB-r1", file: "1GiB", put: ["--replicas", "1"] },
     { name: "256MiB-r3", file: "256MiB", put: ["--replicas", "3"] },
     { name: "1GiB-r3", file: "1GiB", put: ["--replicas", "3"] },
     { name: "256MiB-p256", file: "256MiB", put: ["--replicas", "1", "--piece-size", "256MiB"] },
+    { name: "1GiB-stdin-r1", file: "1GiB", put: ["--replicas", "1"], stdin: true },
   ];
   let cluster = await up();
   console.log(`client peak RSS, MB (10^6 bytes), median of ${runs} (${process.execPath} ${dfs} put|get through /usr/bin/time -f %M)`);
@@ -98,7 +106,7 @@ try {
     const gets: number[] = [];
     for (let run = 0; run < runs; run++) {
       const remote = `/memory/${c.name}/${run}`;
-      puts.push(await peakKiB(cluster.url, ["put", files[c.file], remote, ...c.put]));
+      puts.push(await (c.stdin ? peakKiB(cluster.url, ["put", "-", remote, ...c.put], files[c.file]) : peakKiB(cluster.url, ["put", files[c.file], remote, ...c.put])));
       gets.push(await peakKiB(cluster.url, ["get", remote, join(dir, "output")]));
       await peakKiB(cluster.url, ["rm", remote]);
       await rm(join(dir, "output"), { force: true });
