@@ -343,6 +343,11 @@ Table("fold - FileSealed whose sizes do not add up, of a version not streamed, o
   thenRejected(log, seal({ fileId: "F", path: "/f", version: 2 }), /version 2 of file F is not streamed: its size was declared at create/, "a version not streamed");
   thenRejected(log, seal({ fileId: "F", path: "/f", version: 1 }), /version 1 of file F is committed, not pending/, "a committed version");
   thenRejected(log, seal({ fileId: "ghost" }), /no file ghost/, "an unknown file");
+  const empty = { type: "FileCreated", at: T0, fileId: "E", path: "/e", version: 1, size: 0, pieceSize: MIN_PIECE_SIZE, replicas: 1, uploadId: "E1", streamed: true };
+  assert.is(log.append(empty).rejected, undefined);
+  const sealEmpty = { type: "FileSealed", at: T0, fileId: "E", path: "/e", version: 1, size: 0, pieces: 0 };
+  thenRejected(log, { ...sealEmpty, sha256: sha("not empty") }, /the 0 planned pieces of version 1 of file E hash to e3b0c44298fc…, not /, "an empty stream sealed with another sha256");
+  assert.is(log.append({ ...sealEmpty, sha256: sha("") }).rejected, undefined, "an empty stream sealed with the empty content's sha256");
   assert.is(log.append(seal()).rejected, undefined, "the seal that adds up");
   thenRejected(log, seal(), /version 1 of file S is already sealed/, "a second seal");
   thenRejected(log, seal({ sha256: sha("other") }), /already sealed/, "a second seal with another sha256");
@@ -541,7 +546,13 @@ Everyone("fold - everything the decider emits for a stream is accepted, retries 
   assert.is(code(() => decide(log.state, extend([p(3)]))), "UPLOAD_ABANDONED", "an extend of a committed upload");
   // An empty stream commits at its seal; an open one abandoned refuses more pieces.
   log.run({ ...open, uploadId: "E1", newFileId: "E", path: "/e" });
+  assert.is(code(() => decide(log.state, { ...seal, uploadId: "E1", size: 0, sha256: sha("not empty") })), "CHECKSUM_MISMATCH", "an empty stream sealed with another sha256 than the empty content's");
   assert.equal(log.run({ ...seal, uploadId: "E1", size: 0, sha256: sha("") }).map((e) => e.type), ["FileSealed", "FileCommitted"]);
+  // One piece is the whole content: the seal must say that piece's SHA-256.
+  log.run({ ...open, uploadId: "O1", newFileId: "O", path: "/o" });
+  log.run({ ...extend([p(0, 7)]), uploadId: "O1" });
+  assert.is(code(() => decide(log.state, { ...seal, uploadId: "O1", size: 7, sha256: sha("whole o") })), "CHECKSUM_MISMATCH", "one piece sealed with another sha256 than its own");
+  assert.equal(log.run({ ...seal, uploadId: "O1", size: 7, sha256: sha("r0") }).map((e) => e.type), ["FileSealed"]);
   log.run({ ...open, uploadId: "A1", newFileId: "A", path: "/a" });
   log.run({ type: "AbandonUpload", at: T0, uploadId: "A1", code: "TIMEOUT", reason: "quiet" });
   assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "A1" })), "UPLOAD_ABANDONED");
