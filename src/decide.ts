@@ -374,7 +374,15 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
   const existing = state.uploads.get(cmd.uploadId);
   if (existing) {
     const v = state.files.get(existing.fileId)!.versions.get(existing.version)!;
-    if (v.path !== path || v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    const same =
+      v.path === path &&
+      v.size === cmd.size &&
+      v.sha256 === cmd.sha256 &&
+      v.pieceSize === cmd.pieceSize &&
+      v.replicas === cmd.replicas &&
+      cmd.pieces.every((p) => v.pieces[p.index] === undefined || v.pieces[p.index]!.sha256 === p.sha256);
+    // Anyone who knows the id, size and sha256 may ask: other pieces would be placed with bytes the plan does not have.
+    if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);

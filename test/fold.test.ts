@@ -87,6 +87,16 @@ function create(o: { path: string; uploadId: string; newFileId?: string; pieces?
   };
 }
 
+/** The code a decision refuses with, or undefined if it decides. */
+function code(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
 function confirmAll(log: Log, events: readonly DfsEvent[]): void {
   for (const a of events) {
     if (a.type !== "PeersAssigned") continue;
@@ -507,16 +517,22 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
   assert.is(log.state.files.get("file-E")!.versions.get(1)!.status, "committed");
 });
 
+Everyone("fold - a create asked again with its upload id, path, size and sha256 but other pieces is refused, not placed with bytes the plan does not have", () => {
+  const log = busyLog();
+  const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
+  // FileCreated and PiecesPlanned landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
+  for (const e of decide(log.state, cmd).slice(0, 2)) assert.is(log.append(e).rejected, undefined);
+  const otherHashes = { ...cmd, pieces: cmd.pieces.map((p) => ({ ...p, sha256: sha(`other ${p.index}`) })) };
+  assert.is(code(() => decide(log.state, otherHashes)), "BAD_REQUEST", "other piece hashes");
+  const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: sha("one big") }] };
+  assert.is(code(() => decide(log.state, otherLayout)), "BAD_REQUEST", "another piece size");
+  assert.is(code(() => decide(log.state, { ...cmd, replicas: 3 })), "BAD_REQUEST", "other replicas");
+  assert.ok(log.run(cmd).every((e) => e.type === "PeersAssigned"), "the same create asked again places the plan");
+  assert.is(log.state.rejected.count, 0);
+});
+
 Everyone("fold - everything the decider emits for a stream is accepted, retries included; what it refuses is coded", () => {
   const log = busyLog();
-  const code = (run: () => unknown): string | undefined => {
-    try {
-      run();
-    } catch (err) {
-      return (err as { code?: string }).code;
-    }
-    return undefined;
-  };
   const open = { type: "CreateStream", at: T0, uploadId: "R1", newFileId: "R", path: "/r", pieceSize: MIN_PIECE_SIZE, replicas: 2 } as const;
   log.run(open);
   assert.equal(log.run(open), [], "a create asked again");
