@@ -118,6 +118,30 @@ test("a client killed (SIGKILL) mid-stream leaves a version never visible, aband
   assert.match(get.stderr, /^dfs: NOT_FOUND: /);
 });
 
+test("a client stopped (SIGSTOP) past the stream timeout fails with one coded line once continued, and commits nothing", async ({ store }) => {
+  const tmp = await tempDir("stream-stop");
+  const { put, exited, stderr } = streamingPut(store, "/stdin/stopped.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);
+  let stdout = "";
+  put.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  try {
+    put.stdin.write(randomBytes(2 * 64 * 1024));
+    await waitFor("two pieces stored", async () => (await history(store, "/stdin/stopped.bin"))[0]?.events.filter((e) => e.type === "PieceStored").length === 2, 20_000, 200);
+    put.kill("SIGSTOP");
+    await waitFor("the stopped uploader's stream abandoned", async () => (await history(store, "/stdin/stopped.bin"))[0]?.status === "abandoned", 20_000, 250);
+    put.kill("SIGCONT");
+    // It reads on, as if nothing happened: the next piece and the end of its input.
+    put.stdin.end(randomBytes(64 * 1024 + 1));
+    assert.is(await within(exited, 30_000), 1, stderr());
+  } finally {
+    put.kill("SIGKILL");
+  }
+  assert.match(stderr(), /^dfs: UPLOAD_ABANDONED: upload of \/stdin\/stopped\.bin (failed|is abandoned): TIMEOUT: the uploader said nothing for \d+ s before the end of its stream\n$/);
+  assert.is(stdout, "");
+  const [given] = await history(store, "/stdin/stopped.bin");
+  assert.is(given!.status, "abandoned");
+  assert.ok(!given!.events.some((e) => e.type === "FileSealed" || e.type === "FileCommitted"));
+});
+
 test("Ctrl-C mid-stream exits 130 and abandons the version at once", async ({ store }) => {
   const tmp = await tempDir("stream-interrupt");
   const { put, exited, stderr } = streamingPut(store, "/stdin/never.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);
