@@ -1,6 +1,7 @@
 // The client library: everything `dfs` does, usable from a program. It holds no state of the
 // store; it asks the master, serves its own bytes to workers during a put, and reads pieces
 // from workers during a get (`get.ts`), checking every SHA-256.
+import { randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
@@ -14,7 +15,7 @@ import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
-import { PullRequest, frameSizeFor, parse, type WorkerStatus } from "../src/protocol.js";
+import { PullRequest, frameSizeFor, parse, streamUploadId, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import type { LogPoint } from "../src/log-point.js";
 import { list, stat } from "../src/queries.js";
@@ -30,7 +31,7 @@ import { getTree, type GetTreeOptions, type GetTreeResult } from "./get-many.js"
 import { PieceHasher, type ContentHashes } from "./piece-hasher.js";
 import type { Progress } from "./progress.js";
 import { putMany, type PutEntry, type PutManyOptions, type PutManyResult } from "./put-many.js";
-import { StreamSource, STREAM_PIECE_SIZE } from "./put-stream.js";
+import { StreamSource, STREAM_PIECE_SIZE, type StreamCalls } from "./put-stream.js";
 import { declaredSource, SMALL_FILE_BYTES, type ReadAt, type UploadSource } from "./upload-source.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
@@ -355,12 +356,17 @@ export class DfsClient {
     const pieceSize = checkedPieceSize(0, opts.pieceSize ?? STREAM_PIECE_SIZE);
     const leader = { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS };
     const decided = async (op: MasterOp, request: unknown) => this.seen((await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc(op), request, leader)).seq);
-    const calls = { extend: (request: unknown) => decided("extend", request), seal: (request: unknown) => decided("seal", request) };
-    return this.upload(new StreamSource(input, path, pieceSize, opts.replicas ?? DEFAULT_REPLICAS, calls), opts);
+    // Only the masters see the key; the id the log and the pull subjects show is derived from it.
+    const uploadKey = randomBytes(32).toString("base64url");
+    const calls: StreamCalls = {
+      extend: (pieces) => decided("extend", { uploadKey, pieces }),
+      seal: (content) => decided("seal", { uploadKey, ...content }),
+    };
+    const source = new StreamSource(input, path, pieceSize, opts.replicas ?? DEFAULT_REPLICAS, uploadKey, calls);
+    return this.upload(source, opts, streamUploadId(uploadKey));
   }
 
-  private async upload(source: UploadSource, opts: PutOptions): Promise<PutResult> {
-    const uploadId = nuid.next();
+  private async upload(source: UploadSource, opts: PutOptions, uploadId = nuid.next()): Promise<PutResult> {
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
     let over = false;
@@ -448,7 +454,7 @@ export class DfsClient {
         // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
         if (answer.status === "committed") return answer.seq;
         // A stream's pieces are read and declared meanwhile: its failure ends the upload.
-        const fed = source.feed(uploadId).then(() => new Promise<never>(() => undefined));
+        const fed = source.feed().then(() => new Promise<never>(() => undefined));
         return Promise.race([fed, waitForCommit(answer.seq)]);
       })();
       const idle = new Promise<never>((_, reject) => {

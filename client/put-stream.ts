@@ -26,14 +26,14 @@ function windowPieces(pieceSize: number): number {
   return Math.min(MAX_WINDOW_PIECES, Math.max(2, Math.floor(STREAM_WINDOW_BYTES / pieceSize)));
 }
 
-/** How a stream talks to the master: both calls are decisions that may be asked again. */
+/** How a stream talks to the master about its upload: both calls are decisions that may be asked again. */
 export interface StreamCalls {
-  extend(request: { uploadId: string; pieces: PlannedPiece[] }): Promise<void>;
-  seal(request: { uploadId: string; size: number; sha256: string }): Promise<void>;
+  extend(pieces: PlannedPiece[]): Promise<void>;
+  seal(content: { size: number; sha256: string }): Promise<void>;
 }
 
 export class StreamSource implements UploadSource {
-  readonly declared = { streamed: true };
+  readonly declared: { streamed: true; uploadKey: string };
   readonly small = false;
   readonly window: number;
   /** Pieces read and not yet stored everywhere, by index. */
@@ -58,8 +58,11 @@ export class StreamSource implements UploadSource {
     readonly path: string,
     readonly pieceSize: number,
     readonly replicas: number,
+    /** The secret that names the upload to the masters (see `streamUploadId`). */
+    uploadKey: string,
     private readonly calls: StreamCalls,
   ) {
+    this.declared = { streamed: true, uploadKey };
     this.window = windowPieces(pieceSize);
     this.failed = new Promise<never>((_, reject) => (this.fail = reject));
     this.failed.catch(() => undefined);
@@ -71,13 +74,13 @@ export class StreamSource implements UploadSource {
     return bytes.subarray(offset, offset + length);
   }
 
-  async feed(uploadId: string): Promise<void> {
+  async feed(): Promise<void> {
     const keepalive = setInterval(() => {
-      if (Date.now() - this.lastCall >= KEEPALIVE_MS) this.declare(uploadId, []);
+      if (Date.now() - this.lastCall >= KEEPALIVE_MS) this.declare([]);
     }, KEEPALIVE_MS / 5);
     try {
       await Promise.race([
-        this.read(uploadId).catch((err: unknown) => {
+        this.read().catch((err: unknown) => {
           throw err instanceof DfsError ? err : new DfsError(ErrorCodes.LOCAL_IO, `cannot read the input: ${(err as Error).message}`, { cause: err });
         }),
         this.failed,
@@ -88,7 +91,7 @@ export class StreamSource implements UploadSource {
   }
 
   /** Read the input to its end, piece by piece, then seal. */
-  private async read(uploadId: string): Promise<void> {
+  private async read(): Promise<void> {
     let piece: Buffer | undefined;
     let filled = 0;
     let hash = createHash("sha256");
@@ -106,7 +109,7 @@ export class StreamSource implements UploadSource {
         filled += take;
         offset += take;
         if (filled === this.pieceSize) {
-          this.declarePiece(uploadId, piece, hash.digest("hex"));
+          this.declarePiece(piece, hash.digest("hex"));
           piece = undefined;
           filled = 0;
           hash = createHash("sha256");
@@ -114,11 +117,11 @@ export class StreamSource implements UploadSource {
       }
       if (this.closed) return;
     }
-    if (piece) this.declarePiece(uploadId, piece.subarray(0, filled), hash.digest("hex"));
+    if (piece) this.declarePiece(piece.subarray(0, filled), hash.digest("hex"));
     await this.declaring;
     this.throwIfFailed();
     this.sealed = this.whole.digest("hex");
-    await this.calls.seal({ uploadId, size: this.size, sha256: this.sealed });
+    await this.calls.seal({ size: this.size, sha256: this.sealed });
   }
 
   held(): number[] {
@@ -160,19 +163,19 @@ export class StreamSource implements UploadSource {
     if (this.closed) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, `upload of ${this.path} is over`);
   }
 
-  private declarePiece(uploadId: string, bytes: Buffer, sha256: string): void {
+  private declarePiece(bytes: Buffer, sha256: string): void {
     const index = this.pieces++;
     this.inMemory.set(index, bytes);
-    this.declare(uploadId, [{ index, size: bytes.length, sha256 }]);
+    this.declare([{ index, size: bytes.length, sha256 }]);
   }
 
   /** Say pieces (or, with none, that we are still here) after those said before. */
-  private declare(uploadId: string, pieces: PlannedPiece[]): void {
+  private declare(pieces: PlannedPiece[]): void {
     this.lastCall = Date.now();
     this.declaring = this.declaring.then(async () => {
       if (this.declareFailed !== undefined || this.closed) return;
       try {
-        await this.calls.extend({ uploadId, pieces });
+        await this.calls.extend(pieces);
       } catch (err) {
         this.declareFailed = err;
         this.fail(err);

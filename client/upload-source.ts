@@ -25,7 +25,7 @@ export interface UploadSource {
   /** Bytes [offset, offset + length) of a piece, for a worker's pull; a coded error for bytes it does not have. */
   frame(piece: number, offset: number, length: number): Promise<Uint8Array>;
   /** Once the version is created, beside the wait for its commit: a stream reads, declares and seals here. Its failure ends the upload. */
-  feed(uploadId: string): Promise<void>;
+  feed(): Promise<void>;
   /** Pieces a `wait` asks about: those held in memory until their replicas are stored. */
   held(): number[];
   /** These pieces hold all their replicas: their bytes may go. */

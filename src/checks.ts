@@ -3,7 +3,7 @@
 // or forged, and the fold counts it as rejected instead of applying it.
 import { describePolicy, expiryRule } from "./retention.js";
 import { isPlaced, liveHolders, wantedReplicas } from "./content.js";
-import { MAX_PIECES, piecesOf, type DfsEvent } from "./events.js";
+import { MAX_PIECES, piecesOf, wholeSha256Of, type DfsEvent } from "./events.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState, type VersionStatus } from "./state.js";
 
 function shortSha(sha256: string): string {
@@ -120,6 +120,8 @@ function sealedContradiction(state: State, event: Extract<DfsEvent, { type: "Fil
   if (event.size !== v.size) return `the pieces of version ${v.version} of file ${v.fileId} hold ${v.size} bytes, not ${event.size}`;
   const count = piecesOf(event.size, v.pieceSize);
   if (event.pieces !== count || v.pieces.length !== count) return `${event.size} bytes in pieces of ${v.pieceSize} are ${count} pieces; ${v.pieces.length} are planned, the seal says ${event.pieces}`;
+  const known = wholeSha256Of(v.pieces.map((p) => p.sha256));
+  if (known !== undefined && event.sha256 !== known) return `the ${count} planned piece${count === 1 ? "" : "s"} of version ${v.version} of file ${v.fileId} hash to ${shortSha(known)}, not ${shortSha(event.sha256)}`;
   return undefined;
 }
 

@@ -12,6 +12,7 @@ import {
   MIN_PIECE_SIZE,
   PIECES_PER_EVENT,
   piecesOf,
+  wholeSha256Of,
   type AssignedPiece,
   type DfsEvent,
   type FileCommitted,
@@ -356,6 +357,10 @@ function sealUpload(state: State, cmd: SealUpload): DfsEvent[] {
   if (cmd.size !== v.size) bad(`the pieces planned hold ${v.size} bytes, not ${cmd.size}`);
   const count = piecesOf(cmd.size, v.pieceSize);
   if (v.pieces.length !== count) bad(`${cmd.size} bytes are ${count} pieces of ${v.pieceSize}, but ${v.pieces.length} are planned`);
+  const known = wholeSha256Of(v.pieces.map((p) => p.sha256));
+  if (known !== undefined && cmd.sha256 !== known) {
+    throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `${cmd.size} bytes in ${count} piece${count === 1 ? "" : "s"} hash to ${known}, not ${cmd.sha256}`);
+  }
   const sealed = { fileId: v.fileId, path: v.path, version: v.version, size: cmd.size, sha256: cmd.sha256 };
   const events: DfsEvent[] = [{ type: "FileSealed", at: cmd.at, ...sealed, pieces: count }];
   // Every piece may be stored already (and a 0-byte stream has none): then it commits now.
@@ -369,7 +374,15 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
   const existing = state.uploads.get(cmd.uploadId);
   if (existing) {
     const v = state.files.get(existing.fileId)!.versions.get(existing.version)!;
-    if (v.path !== path || v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    const same =
+      v.path === path &&
+      v.size === cmd.size &&
+      v.sha256 === cmd.sha256 &&
+      v.pieceSize === cmd.pieceSize &&
+      v.replicas === cmd.replicas &&
+      cmd.pieces.every((p) => v.pieces[p.index] === undefined || v.pieces[p.index]!.sha256 === p.sha256);
+    // Anyone who knows the id, size and sha256 may ask: other pieces would be placed with bytes the plan does not have.
+    if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);

@@ -35,6 +35,18 @@ export function piecesOf(size: number, pieceSize: number): number {
   return size === 0 ? 0 : Math.ceil(size / pieceSize);
 }
 
+/** The SHA-256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * The SHA-256 of a whole content when its pieces' digests say it (none: the empty content's;
+ * one: that piece's), otherwise undefined: a seal that says another cannot be of these bytes.
+ */
+export function wholeSha256Of(pieceSha256s: readonly string[]): string | undefined {
+  if (pieceSha256s.length === 0) return EMPTY_SHA256;
+  return pieceSha256s.length === 1 ? pieceSha256s[0] : undefined;
+}
+
 export const Role = z.enum(["major", "minor"]);
 export type Role = z.infer<typeof Role>;
 

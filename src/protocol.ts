@@ -1,5 +1,6 @@
 // The wire contract: what every RPC, confirmation and heartbeat carries. Requests are
 // validated here, so a garbage message becomes a BAD_REQUEST reply, never a crash.
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { MAX_PIECES } from "./events.js";
 import { DfsError, ErrorCodes, MAX_MESSAGE_LENGTH } from "./errors.js";
@@ -27,23 +28,38 @@ export const CreateRequest = z.object({
 });
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
-/** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. */
-export const CreateStreamRequest = z.object({ uploadId: token, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() });
+/**
+ * A streamed upload's key: a secret the uploader picks (32 random bytes, base64url) and shows
+ * only to the masters (`create`, `extend`, `seal`: requests no other role can read). Its
+ * upload id, which the log, `history` and the pull subjects show, is derived from it
+ * (`streamUploadId`), so knowing a stream's id is not enough to extend or seal it.
+ */
+const uploadKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be 43 base64url characters (32 bytes)");
+
+/** The upload id of a streamed upload: its key's SHA-256, base64url (43 characters, a subject token). */
+export function streamUploadId(key: string): string {
+  return createHash("sha256").update(key).digest("base64url");
+}
+
+/** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. `uploadId` is `streamUploadId(uploadKey)`. */
+export const CreateStreamRequest = z
+  .object({ uploadId: token, uploadKey, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
+  .refine((r) => streamUploadId(r.uploadKey) === r.uploadId, { message: "is not the upload id of this upload key", path: ["uploadId"] });
 
 /** Most pieces one `extend` plans, and one `wait` reports on. */
 export const MAX_PIECES_PER_REQUEST = 256;
 
 /**
- * A streamed upload's next pieces, in order, each full but the last (`seal` follows a short
+ * A streamed upload's next pieces (named by its key), in order, each full but the last (`seal` follows a short
  * one). With no pieces it only says the uploader is still there (reading a slow stdin).
  */
 export const ExtendRequest = z.object({
-  uploadId: token,
+  uploadKey,
   pieces: z.array(z.object({ index: count, size: count, sha256 })).max(MAX_PIECES_PER_REQUEST),
 });
 
-/** A streamed upload's content is complete: its size and SHA-256. */
-export const SealRequest = z.object({ uploadId: token, size: count, sha256 });
+/** A streamed upload's content (named by its key) is complete: its size and SHA-256. */
+export const SealRequest = z.object({ uploadKey, size: count, sha256 });
 
 /**
  * Answered when the upload's version has more stored copies than `stored`, or is no longer

@@ -87,6 +87,16 @@ function create(o: { path: string; uploadId: string; newFileId?: string; pieces?
   };
 }
 
+/** The code a decision refuses with, or undefined if it decides. */
+function code(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
 function confirmAll(log: Log, events: readonly DfsEvent[]): void {
   for (const a of events) {
     if (a.type !== "PeersAssigned") continue;
@@ -343,6 +353,11 @@ Table("fold - FileSealed whose sizes do not add up, of a version not streamed, o
   thenRejected(log, seal({ fileId: "F", path: "/f", version: 2 }), /version 2 of file F is not streamed: its size was declared at create/, "a version not streamed");
   thenRejected(log, seal({ fileId: "F", path: "/f", version: 1 }), /version 1 of file F is committed, not pending/, "a committed version");
   thenRejected(log, seal({ fileId: "ghost" }), /no file ghost/, "an unknown file");
+  const empty = { type: "FileCreated", at: T0, fileId: "E", path: "/e", version: 1, size: 0, pieceSize: MIN_PIECE_SIZE, replicas: 1, uploadId: "E1", streamed: true };
+  assert.is(log.append(empty).rejected, undefined);
+  const sealEmpty = { type: "FileSealed", at: T0, fileId: "E", path: "/e", version: 1, size: 0, pieces: 0 };
+  thenRejected(log, { ...sealEmpty, sha256: sha("not empty") }, /the 0 planned pieces of version 1 of file E hash to e3b0c44298fc…, not /, "an empty stream sealed with another sha256");
+  assert.is(log.append({ ...sealEmpty, sha256: sha("") }).rejected, undefined, "an empty stream sealed with the empty content's sha256");
   assert.is(log.append(seal()).rejected, undefined, "the seal that adds up");
   thenRejected(log, seal(), /version 1 of file S is already sealed/, "a second seal");
   thenRejected(log, seal({ sha256: sha("other") }), /already sealed/, "a second seal with another sha256");
@@ -502,16 +517,22 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
   assert.is(log.state.files.get("file-E")!.versions.get(1)!.status, "committed");
 });
 
+Everyone("fold - a create asked again with its upload id, path, size and sha256 but other pieces is refused, not placed with bytes the plan does not have", () => {
+  const log = busyLog();
+  const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
+  // FileCreated and PiecesPlanned landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
+  for (const e of decide(log.state, cmd).slice(0, 2)) assert.is(log.append(e).rejected, undefined);
+  const otherHashes = { ...cmd, pieces: cmd.pieces.map((p) => ({ ...p, sha256: sha(`other ${p.index}`) })) };
+  assert.is(code(() => decide(log.state, otherHashes)), "BAD_REQUEST", "other piece hashes");
+  const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: sha("one big") }] };
+  assert.is(code(() => decide(log.state, otherLayout)), "BAD_REQUEST", "another piece size");
+  assert.is(code(() => decide(log.state, { ...cmd, replicas: 3 })), "BAD_REQUEST", "other replicas");
+  assert.ok(log.run(cmd).every((e) => e.type === "PeersAssigned"), "the same create asked again places the plan");
+  assert.is(log.state.rejected.count, 0);
+});
+
 Everyone("fold - everything the decider emits for a stream is accepted, retries included; what it refuses is coded", () => {
   const log = busyLog();
-  const code = (run: () => unknown): string | undefined => {
-    try {
-      run();
-    } catch (err) {
-      return (err as { code?: string }).code;
-    }
-    return undefined;
-  };
   const open = { type: "CreateStream", at: T0, uploadId: "R1", newFileId: "R", path: "/r", pieceSize: MIN_PIECE_SIZE, replicas: 2 } as const;
   log.run(open);
   assert.equal(log.run(open), [], "a create asked again");
@@ -541,7 +562,13 @@ Everyone("fold - everything the decider emits for a stream is accepted, retries 
   assert.is(code(() => decide(log.state, extend([p(3)]))), "UPLOAD_ABANDONED", "an extend of a committed upload");
   // An empty stream commits at its seal; an open one abandoned refuses more pieces.
   log.run({ ...open, uploadId: "E1", newFileId: "E", path: "/e" });
+  assert.is(code(() => decide(log.state, { ...seal, uploadId: "E1", size: 0, sha256: sha("not empty") })), "CHECKSUM_MISMATCH", "an empty stream sealed with another sha256 than the empty content's");
   assert.equal(log.run({ ...seal, uploadId: "E1", size: 0, sha256: sha("") }).map((e) => e.type), ["FileSealed", "FileCommitted"]);
+  // One piece is the whole content: the seal must say that piece's SHA-256.
+  log.run({ ...open, uploadId: "O1", newFileId: "O", path: "/o" });
+  log.run({ ...extend([p(0, 7)]), uploadId: "O1" });
+  assert.is(code(() => decide(log.state, { ...seal, uploadId: "O1", size: 7, sha256: sha("whole o") })), "CHECKSUM_MISMATCH", "one piece sealed with another sha256 than its own");
+  assert.equal(log.run({ ...seal, uploadId: "O1", size: 7, sha256: sha("r0") }).map((e) => e.type), ["FileSealed"]);
   log.run({ ...open, uploadId: "A1", newFileId: "A", path: "/a" });
   log.run({ type: "AbandonUpload", at: T0, uploadId: "A1", code: "TIMEOUT", reason: "quiet" });
   assert.is(code(() => decide(log.state, { ...extend([p(0)]), uploadId: "A1" })), "UPLOAD_ABANDONED");

@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { MASTER_OPS, WORKER_OPS } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { isErrorCode } from "../src/errors.js";
-import { ERROR_HEADER } from "../src/protocol.js";
+import { ERROR_HEADER, streamUploadId } from "../src/protocol.js";
 import { storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const SEED = Number(process.env.DFS_FUZZ_SEED ?? Date.now() % 2 ** 32);
@@ -128,17 +128,19 @@ class Fuzzer {
 }
 
 const sha = "ab".repeat(32);
+/** A streamed upload is named by its key to extend and seal it, by the key's digest to create it. */
+const streamKey = "fuzz-stream-key-".padEnd(43, "k");
 const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknown>[]> = {
   create: [
     { uploadId: "fuzz-empty", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
     { uploadId: "fuzz-up", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
-    { uploadId: "fuzz-stream", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
+    { uploadId: streamUploadId(streamKey), uploadKey: streamKey, path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
   extend: [
-    { uploadId: "fuzz-stream", pieces: [{ index: 0, size: 4096, sha256: sha }] },
-    { uploadId: "fuzz-stream", pieces: [] },
+    { uploadKey: streamKey, pieces: [{ index: 0, size: 4096, sha256: sha }] },
+    { uploadKey: streamKey, pieces: [] },
   ],
-  seal: [{ uploadId: "fuzz-stream", size: 4096, sha256: sha }],
+  seal: [{ uploadKey: streamKey, size: 4096, sha256: sha }],
   abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
   wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
   status: [{}],

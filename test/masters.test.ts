@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { stateDigest } from "../src/state.js";
@@ -101,6 +102,35 @@ test("a read from a new client right after a put finds the file, even on a follo
   } finally {
     follower.process.kill("SIGCONT");
   }
+});
+
+test("a put from stdin goes on across a leader killed mid-stream, its pieces before and after in one version", async ({ store }) => {
+  await waitFor("a leader", () => masters(store).some((m) => leading(m) > 0), 20_000);
+  const leader = masters(store).find((m) => leading(m) > 0)!;
+  const client = await store.client();
+  const input = new PassThrough();
+  const before = randomBytes(5 * 4096);
+  const after = randomBytes(5 * 4096 + 17);
+  const put = client.putStream(input, "/stdin/across", { replicas: 2, pieceSize: 4096 });
+  put.catch(() => undefined);
+  input.write(before);
+  const stored = async () => {
+    const { state } = await store.replay();
+    const v = state.files.get(state.paths.get("/stdin/across") ?? "")?.versions.get(1);
+    return v?.pieces.filter((p) => p?.stored.length === 2).length ?? 0;
+  };
+  await waitFor("the first pieces stored", async () => (await stored()) === 5, 20_000, 100);
+  await leader.kill();
+  input.end(after);
+  const result = await put;
+  assert.is(result.size, before.length + after.length);
+  const out = join(store.dir, "across");
+  await client.get("/stdin/across", out);
+  assert.ok(Buffer.compare(await readFile(out), Buffer.concat([before, after])) === 0, "reads back byte-exact");
+  const check = await runCli([...store.flags, "replay", "--check"]);
+  assert.is(check.code, 0, check.stderr);
+  assert.is((await store.replay()).state.rejected.count, 0);
+  store.startMaster(3_000);
 });
 
 test("a put given up while no master runs is abandoned by the next master, never committed", async ({ store }) => {

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { VersionHistory } from "../src/replay.js";
-import { CLI, TestStore, runCli, tempDir, waitFor } from "./harness.js";
+import { call } from "../src/rpc.js";
+import { CLI, TestStore, errorCode, runCli, tempDir, waitFor } from "./harness.js";
 
 /** An uploader silent this long before the end of its stream is given up by the master (the default is 30 s). */
 const STREAM_TIMEOUT_MS = 1_500;
@@ -117,6 +118,30 @@ test("a client killed (SIGKILL) mid-stream leaves a version never visible, aband
   assert.match(get.stderr, /^dfs: NOT_FOUND: /);
 });
 
+test("a client stopped (SIGSTOP) past the stream timeout fails with one coded line once continued, and commits nothing", async ({ store }) => {
+  const tmp = await tempDir("stream-stop");
+  const { put, exited, stderr } = streamingPut(store, "/stdin/stopped.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);
+  let stdout = "";
+  put.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  try {
+    put.stdin.write(randomBytes(2 * 64 * 1024));
+    await waitFor("two pieces stored", async () => (await history(store, "/stdin/stopped.bin"))[0]?.events.filter((e) => e.type === "PieceStored").length === 2, 20_000, 200);
+    put.kill("SIGSTOP");
+    await waitFor("the stopped uploader's stream abandoned", async () => (await history(store, "/stdin/stopped.bin"))[0]?.status === "abandoned", 20_000, 250);
+    put.kill("SIGCONT");
+    // It reads on, as if nothing happened: the next piece and the end of its input.
+    put.stdin.end(randomBytes(64 * 1024 + 1));
+    assert.is(await within(exited, 30_000), 1, stderr());
+  } finally {
+    put.kill("SIGKILL");
+  }
+  assert.match(stderr(), /^dfs: UPLOAD_ABANDONED: upload of \/stdin\/stopped\.bin (failed|is abandoned): TIMEOUT: the uploader said nothing for \d+ s before the end of its stream\n$/);
+  assert.is(stdout, "");
+  const [given] = await history(store, "/stdin/stopped.bin");
+  assert.is(given!.status, "abandoned");
+  assert.ok(!given!.events.some((e) => e.type === "FileSealed" || e.type === "FileCommitted"));
+});
+
 test("Ctrl-C mid-stream exits 130 and abandons the version at once", async ({ store }) => {
   const tmp = await tempDir("stream-interrupt");
   const { put, exited, stderr } = streamingPut(store, "/stdin/never.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);
@@ -132,6 +157,37 @@ test("Ctrl-C mid-stream exits 130 and abandons the version at once", async ({ st
   const [given] = await history(store, "/stdin/never.bin");
   assert.is(given!.status, "abandoned");
   assert.equal(await readdir(tmp), []);
+});
+
+test("another client that learns a stream's upload id (every client may watch the pull subjects) can neither seal nor extend it", async ({ store }) => {
+  const tmp = await tempDir("stream-forged");
+  const spy = await store.connect("client");
+  const ids = new Set<string>();
+  spy.subscribe(store.cat.pullAll("*"), { callback: (_err, msg) => void ids.add(store.cat.parsePull(msg.subject)!.uploadId) });
+  await spy.flush();
+  const { put, exited, stderr } = streamingPut(store, "/stdin/forged.bin", tmp, ["--replicas", "2", "--piece-size", "64KiB"]);
+  let stdout = "";
+  put.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  const head = randomBytes(3 * 64 * 1024);
+  const tail = randomBytes(1000);
+  try {
+    put.stdin.write(head);
+    const [uploadId] = await waitFor("the victim's upload id seen on a pull subject", () => ids.size > 0 && [...ids], 20_000, 50);
+    // The id is all the spy knows: sent as the id, and as a key, to seal the stream short with its own digest.
+    const forged = { uploadId, uploadKey: uploadId, size: head.length, sha256: sha256(Buffer.from("forged")) };
+    assert.is(await errorCode(() => call(spy, store.cat.masterRpc("seal"), forged)), "NOT_FOUND", "a seal naming the stream by its id");
+    assert.is(await errorCode(() => call(spy, store.cat.masterRpc("extend"), { uploadId, uploadKey: uploadId, pieces: [] })), "NOT_FOUND", "a keepalive naming the stream by its id");
+    const recreate = { uploadId, uploadKey: "k".repeat(43), path: "/stdin/forged.bin", streamed: true, pieceSize: 64 * 1024, replicas: 2 };
+    assert.is(await errorCode(() => call(spy, store.cat.masterRpc("create"), recreate)), "BAD_REQUEST", "a streamed create whose key is not its id's");
+    put.stdin.end(tail);
+    assert.is(await within(exited, 60_000), 0, stderr());
+  } finally {
+    put.kill("SIGKILL");
+  }
+  const whole = sha256(Buffer.concat([head, tail]));
+  assert.match(stdout, new RegExp(`sha256 ${whole}\\n$`));
+  const [stored] = await history(store, "/stdin/forged.bin");
+  assert.equal({ status: stored!.status, size: stored!.size, sha256: stored!.sha256 }, { status: "committed", size: head.length + tail.length, sha256: whole });
 });
 
 test("replay of a log with streamed puts agrees with the live master", async ({ store }) => {

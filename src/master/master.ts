@@ -27,6 +27,7 @@ import {
   DeleteRequest,
   ExtendRequest,
   SealRequest,
+  streamUploadId,
   Heartbeat,
   ListRequest,
   LocateRequest,
@@ -582,14 +583,16 @@ export class Master {
       }),
       rpc("extend", async (request) => {
         const req = parse(ExtendRequest, request, "extend request");
-        this.streamsHeard.set(req.uploadId, Date.now());
-        await this.execute({ type: "ExtendUpload", at: Date.now(), uploadId: req.uploadId, pieces: req.pieces });
+        const uploadId = streamUploadId(req.uploadKey);
+        this.streamsHeard.set(uploadId, Date.now());
+        await this.execute({ type: "ExtendUpload", at: Date.now(), uploadId, pieces: req.pieces });
         return { seq: this.state.lastSeq };
       }),
       rpc("seal", async (request) => {
         const req = parse(SealRequest, request, "seal request");
-        this.streamsHeard.set(req.uploadId, Date.now());
-        await this.execute({ type: "SealUpload", at: Date.now(), uploadId: req.uploadId, size: req.size, sha256: req.sha256 });
+        const uploadId = streamUploadId(req.uploadKey);
+        this.streamsHeard.set(uploadId, Date.now());
+        await this.execute({ type: "SealUpload", at: Date.now(), uploadId, size: req.size, sha256: req.sha256 });
         return { seq: this.state.lastSeq };
       }),
       rpc("abort", async (request) => {
