@@ -353,7 +353,7 @@ export function buildProgram(): Command {
     .description("run a master against a NATS server with JetStream")
     .addHelpText("after", "\nExample:\n  dfs master --nats nats://nats:4222 --creds creds/master.creds")
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
-    .option("--snapshot-every <events>", "write a snapshot of the table every this many events (0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
+    .option("--snapshot-every <events>", "write a snapshot of the table every this many events, as a follower (a lone leader: every twice as many; 0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .option("--stream-timeout <ms>", "a put from stdin whose client is silent this long before its end is abandoned", integer(100), DEFAULT_STREAM_TIMEOUT_MS)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
     .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number }) => {

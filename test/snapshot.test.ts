@@ -132,6 +132,33 @@ test("a snapshot that does not check out is ignored: the master folds the whole 
   assert.match(check.stderr, /replay differs from the snapshot at sequence \d+/);
 });
 
+test("with two masters the follower writes the snapshots: the leader's event loop never stops for one", async ({ store }) => {
+  await store.role("master").kill();
+  const every = ["--snapshot-every", String(SNAPSHOT_EVERY)];
+  const leader = store.startMaster(3_000, every);
+  await waitFor("the first master to lead", async () => leader.output().includes("leading (master"));
+  const follower = store.startMaster(3_000, every);
+  await waitFor("the second master to follow the log", async () => follower.output().includes("serving on"));
+  const [leaderBefore, followerBefore] = [leader.output().length, follower.output().length];
+  const client = await store.client();
+  const dir = await tempDir("snap-two");
+  for (let i = 0; i < 10; i++) {
+    const local = join(dir, `g${i}`);
+    await writeFile(local, `two masters ${i}`);
+    await client.put(local, `/two/g${i}`, { replicas: 2 });
+  }
+  await waitFor("a snapshot by the follower", async () => follower.output().slice(followerBefore).includes("snapshot at sequence"));
+  assert.not.match(follower.output(), /leading \(master/, "the second master only followed");
+  assert.not.match(leader.output().slice(leaderBefore), /snapshot at sequence/, "the leader wrote none while a follower did");
+  const head = (await latestSnapshotHead(await store.connect("admin"), store.cat))!;
+  assert.is(head.digest, stateDigest((await store.replay(head.seq)).state), "the follower's snapshot is the log's table at its sequence");
+  // One master again, as the tests after this one expect.
+  await follower.kill();
+  await leader.kill();
+  const alone = store.startMaster(3_000, every);
+  await waitFor("a master alone to lead", async () => alone.output().includes("leading (master"));
+});
+
 test("a snapshot past the log's end (the events stream was made again) is not started from", async ({ store }) => {
   const admin = await store.connect("admin");
   // A good snapshot first (the one before was forged): a master writes one as it takes the lead.

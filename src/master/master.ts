@@ -17,7 +17,7 @@ import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
 import { AppendConflict, lastSequence, openReader, readLog, type LogReader } from "../log.js";
 import { Limiter } from "../limiter.js";
 import { Appender } from "./appender.js";
-import { readLatestSnapshot, withinLog, writeSnapshot } from "./snapshots.js";
+import { latestSnapshotHead, readLatestSnapshot, withinLog, writeSnapshot } from "./snapshots.js";
 import { encodeTable } from "../snapshot.js";
 import {
   AbandonNote,
@@ -154,9 +154,13 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
-  /** The sequence the latest snapshot covers (read at start, or written since). */
+  /** The sequence the latest snapshot covers, as far as this master knows (read at start or since, or written). */
   private snapshotSeq = 0;
+  /** Where the table was when this master last found a snapshot not worth writing yet. */
+  private snapshotCheckedSeq = 0;
   private snapshotting = false;
+  /** The log folded up to where it ended at start: only then is a snapshot worth thinking of. */
+  private caughtUp = false;
   /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
   private logEnd?: { askedAt: number; answer: Promise<number> };
 
@@ -184,6 +188,7 @@ export class Master {
     await requireStore(this.streams, this.cat, [this.cat.eventsStream, this.cat.confirmStream, this.cat.abandonStream, this.cat.leaseStream]);
     await throughFailover(() => provisionMaster(this.streams, this.cat));
     await this.followLog();
+    this.caughtUp = true;
     const now = Date.now();
     for (const w of this.state.workers.values()) if (w.live) this.lastHeard.set(w.workerId, now);
     this.log(`replayed ${counted(this.state.lastSeq, "event")}: ${counted(this.state.paths.size, "file")}, ${counted(this.state.workers.size, "worker")}`);
@@ -234,13 +239,31 @@ export class Master {
     }
   }
 
-  /** A snapshot, soon, if the leader's table is `snapshotEvery` events past the latest one. */
+  /**
+   * Think of a snapshot once the table is `snapshotEvery` events past the latest one known or
+   * the last look. Encoding a large table and its digest holds the event loop for seconds
+   * (about 6 s at 200,000 files), longer than the lease lasts: a leader would stall every RPC
+   * and lose its lease. So a follower writes them, and the leader only once none has come for
+   * twice as long (it runs alone). Either first reads the latest head: another may have written one.
+   */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.leading && !this.refolding && !this.snapshotting && this.state.lastSeq - this.snapshotSeq >= every) {
+    if (every > 0 && this.caughtUp && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
       this.snapshotting = true;
-      setImmediate(() => void this.snapshot()); // not in the middle of a decision
+      setImmediate(() => void this.snapshotIfStillDue(every)); // not in the middle of a decision
     }
+  }
+
+  private async snapshotIfStillDue(every: number): Promise<void> {
+    try {
+      const head = await latestSnapshotHead(this.streams, this.cat);
+      if (head && withinLog(head, this.state.lastSeq)) this.snapshotSeq = Math.max(this.snapshotSeq, head.seq);
+    } catch (err) {
+      this.log(`could not read the latest snapshot's head: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (this.state.lastSeq - this.snapshotSeq >= (this.leading ? 2 * every : every) && !this.refolding) return this.snapshot();
+    this.snapshotCheckedSeq = this.state.lastSeq;
+    this.snapshotting = false;
   }
 
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
