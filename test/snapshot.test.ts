@@ -152,9 +152,12 @@ test("with two masters the follower writes the snapshots: the leader's event loo
   assert.not.match(leader.output().slice(leaderBefore), /snapshot at sequence/, "the leader wrote none while a follower did");
   const head = (await latestSnapshotHead(await store.connect("admin"), store.cat))!;
   assert.is(head.digest, stateDigest((await store.replay(head.seq)).state), "the follower's snapshot is the log's table at its sequence");
+  // It stepped out of the read queue while it encoded, and came back.
+  await leader.kill();
+  const auditor = await store.client("auditor");
+  await waitFor("the follower to answer reads after its snapshot", async () => (await auditor.masterState().catch(() => undefined)) !== undefined);
   // One master again, as the tests after this one expect.
   await follower.kill();
-  await leader.kill();
   const alone = store.startMaster(3_000, every);
   await waitFor("a master alone to lead", async () => alone.output().includes("leading (master"));
 });

@@ -131,6 +131,8 @@ export class Master {
   private refolding?: Promise<void>;
   private tail?: LogReader;
   private subs: Subscription[] = [];
+  /** The read RPCs, which every master answers in one queue (see serveReads). */
+  private readSubs: Subscription[] = [];
   private confirms?: ConsumerMessages;
   private abandons?: ConsumerMessages;
   private lastHeard = new Map<string, number>();
@@ -269,17 +271,27 @@ export class Master {
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
-    const seq = this.state.lastSeq;
+    // A follower steps out of the masters' read queue while its event loop is held: the others answer meanwhile.
+    let readsPaused = !this.leading;
+    const resumeReads = () => {
+      if (readsPaused && !this.stopped) this.serveReads();
+      readsPaused = false;
+    };
+    let seq = this.state.lastSeq;
     try {
+      if (readsPaused) await Promise.all(this.readSubs.splice(0).map((sub) => sub.drain()));
+      seq = this.state.lastSeq;
       const files = this.state.paths.size;
       const bytes = encodeTable(this.state);
       const digest = stateDigest(this.state);
+      resumeReads();
       await this.appender.whenLogged(seq);
       const head = await writeSnapshot(this.streams, this.cat, bytes, { seq, digest, files });
       this.log(`snapshot at sequence ${seq}: ${counted(files, "file")}, ${counted(bytes.length, "byte")} in ${counted(head.chunks, "chunk")}, ${Date.now() - started} ms`);
     } catch (err) {
       this.log(`no snapshot at sequence ${seq}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      resumeReads();
       // Tried again only after as many events again, whatever happened.
       this.snapshotSeq = seq;
       this.snapshotting = false;
@@ -639,7 +651,7 @@ export class Master {
   /** The RPCs that read the table: every master answers them (after folding what the caller saw). */
   private serveReads(): void {
     const replyBytes = replyBudgetFor(this.nc.info?.max_payload ?? 1024 * 1024);
-    const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.subs.push(this.rpc(op, handler));
+    const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.readSubs.push(this.rpc(op, handler));
     rpc("wait", async (request) => {
       await this.readAfter(request);
       const req = parse(WaitRequest, request, "wait request");
@@ -851,7 +863,7 @@ export class Master {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     if (this.healTimer) clearInterval(this.healTimer);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
-    for (const sub of this.subs) sub.unsubscribe();
+    for (const sub of [...this.subs, ...this.readSubs]) sub.unsubscribe();
     await this.confirms?.close();
     this.tail?.stop();
     await this.turn;
