@@ -164,11 +164,14 @@ test("with two masters the follower writes the snapshots: the leader's event loo
 
 test("a snapshot past the log's end (the events stream was made again) is not started from", async ({ store }) => {
   const admin = await store.connect("admin");
-  // A good snapshot first (the one before was forged): a master writes one as it takes the lead.
-  const forged = (await latestSnapshotHead(admin, store.cat))!;
+  // A good snapshot first: a master alone writes one once two events came after the latest.
+  const before = (await latestSnapshotHead(admin, store.cat))!;
   await store.role("master").kill();
   store.startMaster(3_000, ["--snapshot-every", "1"]);
-  await waitFor("a new snapshot", async () => (await latestSnapshotHead(admin, store.cat))!.snapshotId !== forged.snapshotId);
+  const dir = await tempDir("snap-end");
+  await writeFile(join(dir, "one"), "one more put, so that a snapshot is due");
+  await (await store.client()).put(join(dir, "one"), "/end/one", { replicas: 2 });
+  await waitFor("a new snapshot", async () => (await latestSnapshotHead(admin, store.cat))!.snapshotId !== before.snapshotId);
   const head = (await latestSnapshotHead(admin, store.cat))!;
   await store.role("master").kill();
   const jsm = await jetstreamManager(admin);
