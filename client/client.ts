@@ -7,10 +7,10 @@ import { open, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
-import { catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
+import { ANONYMOUS_UPLOADER, catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
-import { connectNats, requireStore } from "../src/connection.js";
+import { connectUser, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
@@ -143,20 +143,29 @@ export class DfsClient {
 
   private readonly js: JetStreamClient;
 
-  constructor(readonly nc: NatsConnection, prefix?: string) {
+  /**
+   * `uploader` is the NATS user `nc` connected as (ANONYMOUS_UPLOADER on a server without
+   * authentication): workers pull this client's uploads on that user's subjects, the only pull
+   * subjects its permissions let it serve.
+   */
+  constructor(
+    readonly nc: NatsConnection,
+    readonly uploader: string,
+    prefix?: string,
+  ) {
     this.cat = catalogue(prefix);
     this.js = jetstream(nc);
   }
 
   static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
-    const nc = await connectNats({
+    const { nc, user } = await connectUser({
       servers: opts.servers ?? process.env.DFS_NATS ?? DEFAULT_NATS_URL,
       creds: opts.creds,
       tlsCa: opts.tlsCa,
       prefix: opts.prefix,
       name: opts.name ?? "dfs-client",
     });
-    return new DfsClient(nc, opts.prefix);
+    return new DfsClient(nc, user ?? ANONYMOUS_UPLOADER, opts.prefix);
   }
 
   private get frameSize(): number {
@@ -372,7 +381,7 @@ export class DfsClient {
     let over = false;
     let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
-    const server = serveBytes(this.nc, this.cat.pullAll(uploadId), async (request, msg) => {
+    const server = serveBytes(this.nc, this.cat.pullAll(this.uploader, uploadId), async (request, msg) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
@@ -438,6 +447,7 @@ export class DfsClient {
           this.cat.masterRpc("create"),
           {
             uploadId,
+            uploader: this.uploader,
             path: source.path,
             pieceSize: source.pieceSize,
             replicas: source.replicas,

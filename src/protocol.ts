@@ -14,8 +14,16 @@ const remotePath = z.string();
 const message = z.string().max(MAX_MESSAGE_LENGTH);
 const errorCode = z.enum(Object.values(ErrorCodes));
 
+/**
+ * The NATS user that serves an upload's bytes: its uploader's own (`client`, `client-<name>`;
+ * `anonymous` without credentials). Workers pull on that user's subjects, which only that user
+ * may subscribe to; naming another user only leaves one's own upload unserved.
+ */
+const uploader = token;
+
 export const CreateRequest = z.object({
   uploadId: token,
+  uploader,
   path: remotePath,
   size: count,
   sha256,
@@ -43,7 +51,7 @@ export function streamUploadId(key: string): string {
 
 /** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. `uploadId` is `streamUploadId(uploadKey)`. */
 export const CreateStreamRequest = z
-  .object({ uploadId: token, uploadKey, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
+  .object({ uploadId: token, uploadKey, uploader, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
   .refine((r) => streamUploadId(r.uploadKey) === r.uploadId, { message: "is not the upload id of this upload key", path: ["uploadId"] });
 
 /** Most pieces one `extend` plans, and one `wait` reports on. */

@@ -43,6 +43,7 @@ test("two racing masters keep one history with no duplicate paths, versions or p
       const pieces = 1 + (i % 3);
       return call<{ fileId: string; version: number }>(client.nc, cat.masterRpc("create"), {
         uploadId: `race${i}`,
+        uploader: client.uploader,
         path: `/race/p${i % 12}`,
         size: pieceSize * pieces,
         sha256: createHash("sha256").update(String(i)).digest("hex"),
@@ -106,6 +107,7 @@ test("the largest create (MAX_PIECES pieces, three replicas) is planned and answ
   const pieceSize = 4096;
   const plan = await call<{ pieces: number; peers: { workerId: string; major: number[]; minor: number[] }[] }>(client.nc, cat.masterRpc("create"), {
     uploadId: "largest",
+    uploader: client.uploader,
     path: "/largest",
     size: MAX_PIECES * pieceSize,
     sha256: "ab".repeat(32),

@@ -263,7 +263,7 @@ test("garbage to a live upload's pull subject, then the upload completes", async
     put.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const id = await waitFor("the upload id", () => uploadId, 5_000);
     const pulls = await inLanes(PULL_REQUESTS, async () => {
-      const subject = fuzz.random() < 0.9 ? store.cat.pull(id, fuzz.int(20)) : `${store.cat.pull(id, 0)}x`;
+      const subject = fuzz.random() < 0.9 ? store.cat.pull(client.uploader, id, fuzz.int(20)) : `${store.cat.pull(client.uploader, id, 0)}x`;
       return ask(spy, subject, fuzz.payload({ offset: 0, length: 100 }), judgeBytes);
     });
     process.stdout.write(`  fuzz pull replies: ${JSON.stringify(pulls)}\n`);

@@ -241,9 +241,9 @@ export class TestStore {
     return role;
   }
 
-  /** A library client as `role`: the client by default, the auditor to read the log. */
-  async client(role: "client" | "auditor" | "admin" = "client"): Promise<DfsClient> {
-    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role), name: `dfs-test-${role}` });
+  /** A library client as `role`: the client by default (`name`: the client user `client-<name>`), the auditor to read the log. */
+  async client(role: "client" | "auditor" | "admin" = "client", name?: string): Promise<DfsClient> {
+    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role, name), name: `dfs-test-${role}` });
     this.clients.push(client);
     return client;
   }

@@ -28,9 +28,10 @@ test("malformed and forged events of every type stop no one, and every reader fo
 
   // A second version kept pending: its uploader is "serving" but never answers.
   const uploadId = "pending-upload";
-  const silent = client.nc.subscribe(cat.pullAll(uploadId), { callback: () => undefined });
+  const silent = client.nc.subscribe(cat.pullAll(client.uploader, uploadId), { callback: () => undefined });
   const pending = await call<UploadPlan & { seq: number }>(client.nc, cat.masterRpc("create"), {
     uploadId,
+    uploader: client.uploader,
     path: "/real",
     size: MIN_PIECE_SIZE,
     sha256: hex("c"),

@@ -124,6 +124,7 @@ test("an upload whose client stops serving is abandoned and never listed", async
   const client = await store.client();
   const created = await call<{ fileId: string; version: number; seq: number }>(client.nc, cat.masterRpc("create"), {
     uploadId: "nobodyserves",
+    uploader: client.uploader,
     path: "/ghost.bin",
     size: 10,
     sha256: "00".repeat(32),
@@ -164,10 +165,11 @@ test("an interrupted put is abandoned in the log at once, and its pieces dropped
 
 test("bytes that do not match the declared SHA-256 are refused and the version abandoned", async ({ store }) => {
   const client = await store.client();
-  const served = serveBytes(client.nc, cat.pullAll("liar"), async () => new Uint8Array(10).fill(7));
+  const served = serveBytes(client.nc, cat.pullAll(client.uploader, "liar"), async () => new Uint8Array(10).fill(7));
   try {
     const created = await call<{ fileId: string; version: number }>(client.nc, cat.masterRpc("create"), {
       uploadId: "liar",
+      uploader: client.uploader,
       path: "/liar.bin",
       size: 10,
       sha256: "11".repeat(32),

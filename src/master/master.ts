@@ -551,8 +551,8 @@ export class Master {
       if ((request as { streamed?: unknown })?.streamed === true) {
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
-        const { uploadId, path, pieceSize, replicas } = req;
-        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, newFileId: nuid.next(), path, pieceSize, replicas });
+        const { uploadId, uploader, path, pieceSize, replicas } = req;
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
       }
       const req = parse(CreateRequest, request, "create request");
@@ -567,6 +567,7 @@ export class Master {
         type: "CreateVersion",
         at: Date.now(),
         uploadId: req.uploadId,
+        uploader: req.uploader,
         newFileId: nuid.next(),
         path: req.path,
         size: req.size,
