@@ -132,9 +132,9 @@ const sha = "ab".repeat(32);
 const streamKey = "fuzz-stream-key-".padEnd(43, "k");
 const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknown>[]> = {
   create: [
-    { uploadId: "fuzz-empty", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
-    { uploadId: "fuzz-up", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
-    { uploadId: streamUploadId(streamKey), uploadKey: streamKey, path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
+    { uploadId: "fuzz-empty", uploader: "client", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
+    { uploadId: "fuzz-up", uploader: "client", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
+    { uploadId: streamUploadId(streamKey), uploadKey: streamKey, uploader: "client", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
   extend: [
     { uploadKey: streamKey, pieces: [{ index: 0, size: 4096, sha256: sha }] },
