@@ -28,7 +28,7 @@ import { isVersionComplete, latestCommitted, type State, type VersionState } fro
 export interface CreateVersion {
   readonly type: "CreateVersion";
   readonly at: number;
-  /** Chosen by the client: it names the subject the client serves the bytes on. */
+  /** The digest of the client's secret upload key (checked by the shell): it names the subjects the client serves the bytes on. */
   readonly uploadId: string;
   /**
    * The NATS user serving the bytes, as the client said: the master cannot tell who asked, but

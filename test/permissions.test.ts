@@ -11,6 +11,7 @@ import { usersOf, ROLES } from "../streams/permissions.js";
 import { MASTER_OPS, WORKER_OPS, catalogue } from "../streams/catalogue.js";
 import { startNatsServer } from "../client/nats-server.js";
 import { connectNats } from "../src/connection.js";
+import { call } from "../src/rpc.js";
 import { DfsClient } from "../client/client.js";
 import { errorCode, runCli, storeSuite, tempDir, waitFor, type TestStore } from "./harness.js";
 
@@ -255,6 +256,45 @@ test("a client that names another user as its uploads' server only breaks its ow
   // Everyone else's uploads go on.
   const client = await store.client();
   assert.is((await client.put(local, "/not-liar.bin", { replicas: 2, pieceSize: 64 * 1024 })).version, 1);
+});
+
+test("only the uploader can give an upload up: an abort or abandon note with only its id is refused, and the upload commits", async ({ store }) => {
+  const client = await store.client();
+  const bob = await store.connect("client", "bob");
+  const workers = [store.role("worker w1").process, store.role("worker w2").process];
+  const local = join(store.dir, "kept.bin");
+  const bytes = randomBytes(3 * 64 * 1024);
+  await writeFile(local, bytes);
+  // Paused workers keep the upload pending while bob tries to end it.
+  for (const worker of workers) worker.kill("SIGSTOP");
+  let put: Promise<unknown> | undefined;
+  try {
+    put = client.put(local, "/kept.bin", { replicas: 2, pieceSize: 64 * 1024 });
+    put.catch(() => undefined); // awaited below
+    // The id is public: the log (and `dfs history`) shows it.
+    const uploadId = await waitFor("the upload id in the log", async () => {
+      const { state } = await store.replay();
+      const fileId = state.paths.get("/kept.bin");
+      return fileId !== undefined && state.files.get(fileId)!.versions.get(1)!.uploadId;
+    });
+    const reason = "bob says so";
+    assert.is(await errorCode(() => call(bob, store.cat.masterRpc("abort"), { uploadId, reason })), "BAD_REQUEST", "an abort by id");
+    assert.is(await errorCode(() => call(bob, store.cat.masterRpc("abort"), { uploadKey: uploadId, reason })), "NOT_FOUND", "an abort with the id as the key");
+    const js = jetstream(bob);
+    await js.publish(store.cat.abandon(uploadId), encode({ uploadId, reason }), { msgID: "bob-1" });
+    await js.publish(store.cat.abandon(uploadId), encode({ uploadKey: uploadId, reason }), { msgID: "bob-2" });
+    const jsm = await jetstreamManager(await store.connect("admin"));
+    await waitFor("the master to take both notes", async () => (await jsm.streams.info(store.cat.abandonStream)).state.messages === 0, 10_000);
+    assert.match(store.role("master").output(), /dropped an abandon note on dfs\.abandon\.\S+: bad abandon note \(uploadKey\)/);
+  } finally {
+    for (const worker of workers) worker.kill("SIGCONT");
+  }
+  await put;
+  await client.get("/kept.bin", join(store.dir, "kept.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "kept.out")), bytes) === 0);
+  const { state } = await store.replay();
+  const version = state.files.get(state.paths.get("/kept.bin")!)!.versions.get(1)!;
+  assert.is(version.status, "committed");
 });
 
 test("an auditor reads only through a consumer a master made for it: it cannot take, change or pull a worker's, nor make one", async ({ store }) => {

@@ -27,7 +27,7 @@ import {
   DeleteRequest,
   ExtendRequest,
   SealRequest,
-  streamUploadId,
+  uploadIdOf,
   Heartbeat,
   ListRequest,
   LocateRequest,
@@ -371,7 +371,9 @@ export class Master {
   private async onAbandon(m: JsMsg): Promise<void> {
     let note: { uploadId: string; reason: string };
     try {
-      note = parse(AbandonNote, decode(m.data), "abandon note");
+      // Named by its key, which only the uploader (and the masters) know: an id alone gives up nothing.
+      const { uploadKey, reason } = parse(AbandonNote, decode(m.data), "abandon note");
+      note = { uploadId: uploadIdOf(uploadKey), reason };
       if (m.subject !== this.cat.abandon(note.uploadId)) throw new Error(`upload ${note.uploadId} on ${m.subject}`);
     } catch (err) {
       this.logRarely(m.subject, `dropped an abandon note on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
@@ -584,21 +586,21 @@ export class Master {
       }),
       rpc("extend", async (request) => {
         const req = parse(ExtendRequest, request, "extend request");
-        const uploadId = streamUploadId(req.uploadKey);
+        const uploadId = uploadIdOf(req.uploadKey);
         this.streamsHeard.set(uploadId, Date.now());
         await this.execute({ type: "ExtendUpload", at: Date.now(), uploadId, pieces: req.pieces });
         return { seq: this.state.lastSeq };
       }),
       rpc("seal", async (request) => {
         const req = parse(SealRequest, request, "seal request");
-        const uploadId = streamUploadId(req.uploadKey);
+        const uploadId = uploadIdOf(req.uploadKey);
         this.streamsHeard.set(uploadId, Date.now());
         await this.execute({ type: "SealUpload", at: Date.now(), uploadId, size: req.size, sha256: req.sha256 });
         return { seq: this.state.lastSeq };
       }),
       rpc("abort", async (request) => {
         const req = parse(AbortRequest, request, "abort request");
-        await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
+        await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: uploadIdOf(req.uploadKey), code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
         return { seq: this.state.lastSeq };
       }),
       rpc("retention", async (request) => {
