@@ -6,16 +6,16 @@ import { readFileSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import { nuid, type NatsConnection } from "@nats-io/transport-node";
-import { catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
+import { type NatsConnection } from "@nats-io/transport-node";
+import { ANONYMOUS_UPLOADER, catalogue, DEFAULT_NATS_URL, type Catalogue, type MasterOp } from "../streams/catalogue.js";
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
-import { connectNats, requireStore } from "../src/connection.js";
+import { connectUser, requireStore } from "../src/connection.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
-import { PullRequest, frameSizeFor, parse, streamUploadId, type WorkerStatus } from "../src/protocol.js";
+import { PullRequest, frameSizeFor, parse, uploadIdOf, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import type { LogPoint } from "../src/log-point.js";
 import { list, stat } from "../src/queries.js";
@@ -128,6 +128,11 @@ async function hashFile(file: FileHandle, size: number, pieceSize: number, onPro
   return hasher.digest();
 }
 
+/** A fresh upload key: 32 random bytes, base64url (see `uploadIdOf`). */
+function newUploadKey(): string {
+  return randomBytes(32).toString("base64url");
+}
+
 function readerOf(file: FileHandle): ReadAt {
   return async (position, length) => {
     const frame = Buffer.allocUnsafe(length);
@@ -143,20 +148,29 @@ export class DfsClient {
 
   private readonly js: JetStreamClient;
 
-  constructor(readonly nc: NatsConnection, prefix?: string) {
+  /**
+   * `uploader` is the NATS user `nc` connected as (ANONYMOUS_UPLOADER on a server without
+   * authentication): workers pull this client's uploads on that user's subjects, the only pull
+   * subjects its permissions let it serve.
+   */
+  constructor(
+    readonly nc: NatsConnection,
+    readonly uploader: string,
+    prefix?: string,
+  ) {
     this.cat = catalogue(prefix);
     this.js = jetstream(nc);
   }
 
   static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
-    const nc = await connectNats({
+    const { nc, user } = await connectUser({
       servers: opts.servers ?? process.env.DFS_NATS ?? DEFAULT_NATS_URL,
       creds: opts.creds,
       tlsCa: opts.tlsCa,
       prefix: opts.prefix,
       name: opts.name ?? "dfs-client",
     });
-    return new DfsClient(nc, opts.prefix);
+    return new DfsClient(nc, user ?? ANONYMOUS_UPLOADER, opts.prefix);
   }
 
   private get frameSize(): number {
@@ -356,23 +370,28 @@ export class DfsClient {
     const pieceSize = checkedPieceSize(0, opts.pieceSize ?? STREAM_PIECE_SIZE);
     const leader = { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS };
     const decided = async (op: MasterOp, request: unknown) => this.seen((await callRetrying<{ seq: number }>(this.nc, this.cat.masterRpc(op), request, leader)).seq);
-    // Only the masters see the key; the id the log and the pull subjects show is derived from it.
-    const uploadKey = randomBytes(32).toString("base64url");
+    const uploadKey = newUploadKey();
     const calls: StreamCalls = {
       extend: (pieces) => decided("extend", { uploadKey, pieces }),
       seal: (content) => decided("seal", { uploadKey, ...content }),
     };
-    const source = new StreamSource(input, path, pieceSize, opts.replicas ?? DEFAULT_REPLICAS, uploadKey, calls);
-    return this.upload(source, opts, streamUploadId(uploadKey));
+    const source = new StreamSource(input, path, pieceSize, opts.replicas ?? DEFAULT_REPLICAS, calls);
+    return this.upload(source, opts, uploadKey);
   }
 
-  private async upload(source: UploadSource, opts: PutOptions, uploadId = nuid.next()): Promise<PutResult> {
+  /**
+   * `uploadKey` names the upload to the masters (create, extend, seal, abort, the abandon note);
+   * only they see it. The id the log and the pull subjects show is derived from it, so nobody
+   * who learns the id can give the upload up.
+   */
+  private async upload(source: UploadSource, opts: PutOptions, uploadKey = newUploadKey()): Promise<PutResult> {
+    const uploadId = uploadIdOf(uploadKey);
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
     let over = false;
     let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
-    const server = serveBytes(this.nc, this.cat.pullAll(uploadId), async (request, msg) => {
+    const server = serveBytes(this.nc, this.cat.pullAll(this.uploader, uploadId), async (request, msg) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
       const where = this.cat.parsePull(msg.subject);
       const req = parse(PullRequest, request, "pull request");
@@ -438,6 +457,8 @@ export class DfsClient {
           this.cat.masterRpc("create"),
           {
             uploadId,
+            uploadKey,
+            uploader: this.uploader,
             path: source.path,
             pieceSize: source.pieceSize,
             replicas: source.replicas,
@@ -479,9 +500,9 @@ export class DfsClient {
         const reason = clipText(asDfsError(err).message);
         // Given up: said durably first (a master that starts later abandons the version before
         // it reads any confirmation), then to a live master, so the version is abandoned now.
-        const note = encode({ uploadId, reason });
+        const note = encode({ uploadKey, reason });
         await throughFailover(() => this.js.publish(this.cat.abandon(uploadId), note, { msgID: `abandon.${uploadId}`, timeout: 2_000 })).catch(() => undefined);
-        await call(this.nc, this.cat.masterRpc("abort"), { uploadId, reason }).catch(() => undefined);
+        await call(this.nc, this.cat.masterRpc("abort"), { uploadKey, reason }).catch(() => undefined);
         // The exit status must not lie: a version that committed all the same is a success.
         const last = await call<UploadProgress>(this.nc, this.cat.masterRpc("wait"), { uploadId, stored: -1 }, 2_000).catch(() => undefined);
         if (last?.status === "committed") {

@@ -33,7 +33,7 @@ export interface StreamCalls {
 }
 
 export class StreamSource implements UploadSource {
-  readonly declared: { streamed: true; uploadKey: string };
+  readonly declared = { streamed: true } as const;
   readonly small = false;
   readonly window: number;
   /** Pieces read and not yet stored everywhere, by index. */
@@ -58,11 +58,8 @@ export class StreamSource implements UploadSource {
     readonly path: string,
     readonly pieceSize: number,
     readonly replicas: number,
-    /** The secret that names the upload to the masters (see `streamUploadId`). */
-    uploadKey: string,
     private readonly calls: StreamCalls,
   ) {
-    this.declared = { streamed: true, uploadKey };
     this.window = windowPieces(pieceSize);
     this.failed = new Promise<never>((_, reject) => (this.fail = reject));
     this.failed.catch(() => undefined);

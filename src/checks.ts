@@ -75,6 +75,7 @@ function assignedContradiction(state: State, event: Extract<DfsEvent, { type: "P
   const v = versionIn(state, event.fileId, event.version, "pending");
   if (typeof v === "string") return v;
   if (event.uploadId !== v.uploadId) return `version ${v.version} of file ${v.fileId} is upload ${v.uploadId}, not ${event.uploadId}`;
+  if (event.uploader !== v.uploader) return `upload ${v.uploadId} is served by ${v.uploader ?? "no named user"}, not ${event.uploader ?? "no named user"}`;
   if (!state.workers.get(event.workerId)?.live) return `worker ${event.workerId} is not live`;
   const seen = new Set<number>();
   for (const a of event.pieces) {

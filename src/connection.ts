@@ -36,8 +36,14 @@ export function serverList(servers: string | string[]): string[] {
 }
 
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
+  return (await connectUser(opts)).nc;
+}
+
+/** A connection and the NATS user it is (none: anonymous), which a client names as its uploads' server. */
+export async function connectUser(opts: NatsOptions): Promise<{ nc: NatsConnection; user?: string }> {
   const users = opts.creds ? await readCredentials(opts.creds) : undefined;
-  return connectAs(opts, users && (opts.streams ? users.at(-1) : users[0]));
+  const user = users && (opts.streams ? users.at(-1) : users[0]);
+  return { nc: await connectAs(opts, user), ...(user ? { user: user.user } : {}) };
 }
 
 /** Connect as `user` of a creds file (read by the caller), or anonymously. */

@@ -12,6 +12,7 @@ import {
   MIN_PIECE_SIZE,
   PIECES_PER_EVENT,
   piecesOf,
+  uploaderOf,
   wholeSha256Of,
   type AssignedPiece,
   type DfsEvent,
@@ -27,8 +28,14 @@ import { isVersionComplete, latestCommitted, type State, type VersionState } fro
 export interface CreateVersion {
   readonly type: "CreateVersion";
   readonly at: number;
-  /** Chosen by the client: it names the subject the client serves the bytes on. */
+  /** The digest of the client's secret upload key (checked by the shell): it names the subjects the client serves the bytes on. */
   readonly uploadId: string;
+  /**
+   * The NATS user serving the bytes, as the client said: the master cannot tell who asked, but
+   * a client that names another user only breaks its own upload (workers pull on that user's
+   * subjects, which only that user may answer: the pulls go unanswered and the upload is given up).
+   */
+  readonly uploader?: string;
   /** A fresh id, used only if the path has no live file yet. */
   readonly newFileId: string;
   readonly path: string;
@@ -44,6 +51,8 @@ export interface CreateStream {
   readonly type: "CreateStream";
   readonly at: number;
   readonly uploadId: string;
+  /** The NATS user serving the bytes (see CreateVersion). */
+  readonly uploader?: string;
   readonly newFileId: string;
   readonly path: string;
   readonly pieceSize: number;
@@ -274,6 +283,7 @@ function completeVersion(state: State, v: VersionState, pieces: readonly Planned
         fileId: v.fileId,
         version: v.version,
         uploadId: v.uploadId,
+        ...uploaderOf(v),
         workerId,
         pieces: group,
       } satisfies PeersAssigned);
@@ -311,12 +321,24 @@ function createStream(state: State, cmd: CreateStream): DfsEvent[] {
   const existing = state.uploads.get(cmd.uploadId);
   if (existing) {
     const v = uploadVersion(state, cmd.uploadId);
-    if (v.path !== path || v.stream === undefined) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    if (v.path !== path || v.stream === undefined || v.uploader !== cmd.uploader) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return [];
   }
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   return [
-    { type: "FileCreated", at: cmd.at, fileId, path, version, size: 0, pieceSize: cmd.pieceSize, replicas: cmd.replicas, uploadId: cmd.uploadId, streamed: true },
+    {
+      type: "FileCreated",
+      at: cmd.at,
+      fileId,
+      path,
+      version,
+      size: 0,
+      pieceSize: cmd.pieceSize,
+      replicas: cmd.replicas,
+      uploadId: cmd.uploadId,
+      ...uploaderOf(cmd),
+      streamed: true,
+    },
   ];
 }
 
@@ -380,6 +402,7 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
       v.sha256 === cmd.sha256 &&
       v.pieceSize === cmd.pieceSize &&
       v.replicas === cmd.replicas &&
+      v.uploader === cmd.uploader &&
       cmd.pieces.every((p) => v.pieces[p.index] === undefined || v.pieces[p.index]!.sha256 === p.sha256);
     // Anyone who knows the id, size and sha256 may ask: other pieces would be placed with bytes the plan does not have.
     if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
@@ -397,6 +420,7 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     pieceSize: cmd.pieceSize,
     replicas: cmd.replicas,
     uploadId: cmd.uploadId,
+    ...uploaderOf(cmd),
   } as const;
   // Decide the rest against a version as FileCreated will leave it, without touching the state.
   const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: [], completePieces: 0 };

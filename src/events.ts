@@ -88,6 +88,12 @@ export const FileCreated = z
     pieceSize: z.number().int().min(MIN_PIECE_SIZE).max(MAX_PIECE_SIZE),
     replicas: z.number().int().min(1).max(MAX_REPLICAS),
     uploadId: id,
+    /**
+     * The NATS user that serves the bytes (the uploader's own, as its create said): workers pull
+     * on `<prefix>.pull.<uploader>.<uploadId>.<piece>`. Absent in versions created before
+     * uploads named it: then on `<prefix>.pull.<uploadId>.<piece>`.
+     */
+    uploader: id.optional(),
     streamed: z.literal(true).optional(),
   })
   .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
@@ -105,6 +111,11 @@ export const PiecesPlanned = z.object({
 });
 export type PiecesPlanned = z.infer<typeof PiecesPlanned>;
 
+/** The `uploader` field of a version's events (FileCreated, PeersAssigned): the version's, or none (a version created before uploads named one). */
+export function uploaderOf(v: { readonly uploader?: string }): { uploader?: string } {
+  return v.uploader === undefined ? {} : { uploader: v.uploader };
+}
+
 /** Pieces of a version a worker must store; published on that worker's assignment subject. */
 export const PeersAssigned = z.object({
   type: z.literal("PeersAssigned"),
@@ -112,6 +123,8 @@ export const PeersAssigned = z.object({
   fileId: id,
   version,
   uploadId: id,
+  /** The version's `uploader` (see FileCreated), where this worker pulls from the uploader; absent when the version has none. */
+  uploader: id.optional(),
   workerId: id,
   pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
 });

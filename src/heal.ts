@@ -7,6 +7,7 @@ import { copiesInFlight, isPlaced, liveHolders, liveCopies, wantedReplicas, type
 import {
   MAX_SOURCES,
   PIECES_PER_EVENT,
+  uploaderOf,
   type AssignedPiece,
   type CopyOrder,
   type DfsEvent,
@@ -84,7 +85,7 @@ function replanUploads(state: State, at: number, loads: Map<string, number>, tou
     }
     for (const [workerId, pieces] of [...byWorker.entries()].sort(([a], [b]) => byId(a, b))) {
       for (const group of chunks(pieces, PIECES_PER_EVENT)) {
-        events.push({ type: "PeersAssigned", at, fileId: v.fileId, version: v.version, uploadId: v.uploadId, workerId, pieces: group });
+        events.push({ type: "PeersAssigned", at, fileId: v.fileId, version: v.version, uploadId: v.uploadId, ...uploaderOf(v), workerId, pieces: group });
       }
     }
   }

@@ -14,37 +14,52 @@ const remotePath = z.string();
 const message = z.string().max(MAX_MESSAGE_LENGTH);
 const errorCode = z.enum(Object.values(ErrorCodes));
 
-export const CreateRequest = z.object({
-  uploadId: token,
-  path: remotePath,
-  size: count,
-  sha256,
-  pieceSize: count,
-  replicas: z.number().int(),
-  /** The pieces' SHA-256 digests, 32 bytes each, in order. */
-  pieceHashes: z.instanceof(Uint8Array).refine((hashes) => hashes.length <= 32 * MAX_PIECES, `must hold at most ${MAX_PIECES} digests`),
-  /** Answer once the version is no longer pending, or after this long (a small file's put then needs no `wait`). */
-  waitMs: z.number().int().nonnegative().max(30_000).optional(),
-});
-export type CreateRequest = z.infer<typeof CreateRequest>;
-
 /**
- * A streamed upload's key: a secret the uploader picks (32 random bytes, base64url) and shows
- * only to the masters (`create`, `extend`, `seal`: requests no other role can read). Its
- * upload id, which the log, `history` and the pull subjects show, is derived from it
- * (`streamUploadId`), so knowing a stream's id is not enough to extend or seal it.
+ * An upload's key: a secret the uploader picks (32 random bytes, base64url) and shows only to
+ * the masters (`create`, `extend`, `seal`, `abort` and the abandon note: requests and a stream
+ * no other role can read). Its upload id, which the log, `history` and the pull subjects show,
+ * is derived from it (`uploadIdOf`), so knowing an upload's id is not enough to extend, seal,
+ * abort or abandon it.
  */
 const uploadKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be 43 base64url characters (32 bytes)");
 
-/** The upload id of a streamed upload: its key's SHA-256, base64url (43 characters, a subject token). */
-export function streamUploadId(key: string): string {
+/** The upload id of an upload: its key's SHA-256, base64url (43 characters, a subject token). */
+export function uploadIdOf(key: string): string {
   return createHash("sha256").update(key).digest("base64url");
 }
 
-/** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. `uploadId` is `streamUploadId(uploadKey)`. */
+/** A create names its upload by the id and proves it holds the key: the id must be the key's digest. */
+const idOfKey = { message: "is not the upload id of this upload key", path: ["uploadId"] };
+
+/**
+ * The NATS user that serves an upload's bytes: its uploader's own (`client`, `client-<name>`;
+ * `anonymous` without credentials). Workers pull on that user's subjects, which only that user
+ * may subscribe to; naming another user only leaves one's own upload unserved.
+ */
+const uploader = token;
+
+export const CreateRequest = z
+  .object({
+    uploadId: token,
+    uploadKey,
+    uploader,
+    path: remotePath,
+    size: count,
+    sha256,
+    pieceSize: count,
+    replicas: z.number().int(),
+    /** The pieces' SHA-256 digests, 32 bytes each, in order. */
+    pieceHashes: z.instanceof(Uint8Array).refine((hashes) => hashes.length <= 32 * MAX_PIECES, `must hold at most ${MAX_PIECES} digests`),
+    /** Answer once the version is no longer pending, or after this long (a small file's put then needs no `wait`). */
+    waitMs: z.number().int().nonnegative().max(30_000).optional(),
+  })
+  .refine((r) => uploadIdOf(r.uploadKey) === r.uploadId, idOfKey);
+export type CreateRequest = z.infer<typeof CreateRequest>;
+
+/** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. `uploadId` is `uploadIdOf(uploadKey)`. */
 export const CreateStreamRequest = z
-  .object({ uploadId: token, uploadKey, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
-  .refine((r) => streamUploadId(r.uploadKey) === r.uploadId, { message: "is not the upload id of this upload key", path: ["uploadId"] });
+  .object({ uploadId: token, uploadKey, uploader, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
+  .refine((r) => uploadIdOf(r.uploadKey) === r.uploadId, idOfKey);
 
 /** Most pieces one `extend` plans, and one `wait` reports on. */
 export const MAX_PIECES_PER_REQUEST = 256;
@@ -72,9 +87,13 @@ export const WaitRequest = z.object({
   waitMs: z.number().int().nonnegative().max(30_000).optional(),
   pieces: z.array(count).max(MAX_PIECES_PER_REQUEST).optional(),
 });
-/** A client gave up on an upload, said durably (the abandon stream) for whichever master reads it first. */
-export const AbandonNote = z.object({ uploadId: token, reason: message });
-export const AbortRequest = z.object({ uploadId: token, reason: message });
+/**
+ * A client gave up on an upload (named by its key, on the subject of its id), said durably
+ * (the abandon stream) for whichever master reads it first.
+ */
+export const AbandonNote = z.object({ uploadKey, reason: message });
+/** A client gives up on an upload, named by its key: its id alone is not enough. */
+export const AbortRequest = z.object({ uploadKey, reason: message });
 const pageLimit = z.number().int().positive().max(10_000).optional();
 export const LocateRequest = z.object({
   path: remotePath,

@@ -59,7 +59,10 @@ function answer<T>(
   };
   return nc.subscribe(subject, {
     queue: opts.queue,
-    callback: (_err, msg) => {
+    callback: (err, msg) => {
+      // A subscription the server refused (these credentials may not serve `subject`) brings
+      // nothing more: its callers' requests go unanswered, which is how they learn it.
+      if (err) return report(err);
       // Only requests from a connection's own inbox are served. A JetStream consumer made to
       // push logged messages here (its replies go to $JS.ACK...) cannot act as a caller.
       if (!msg.reply?.startsWith(INBOX_PREFIX)) return;

@@ -35,6 +35,8 @@ export interface VersionState {
   readonly pieceSize: number;
   readonly replicas: number;
   readonly uploadId: string;
+  /** The NATS user serving the bytes (see FileCreated); absent in versions created before uploads named one. */
+  readonly uploader?: string;
   readonly createdAt: number;
   /** Only a streamed version (stdin) has it: "open" while its pieces are planned as they come, "sealed" once FileSealed says its size. */
   stream?: "open" | "sealed";
@@ -185,6 +187,7 @@ export function apply(state: State, event: DfsEvent): void {
         pieceSize: event.pieceSize,
         replicas: event.replicas,
         uploadId: event.uploadId,
+        ...(event.uploader !== undefined ? { uploader: own(event.uploader) } : {}),
         createdAt: event.at,
         ...(event.streamed ? { stream: "open" as const } : {}),
         status: "pending",

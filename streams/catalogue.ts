@@ -28,6 +28,12 @@ export type WorkerOp = (typeof WORKER_OPS)[number];
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
+/**
+ * The user a client without credentials names as its uploads' server (a server without
+ * authentication, where any connection may answer any subject): a token no role's user has.
+ */
+export const ANONYMOUS_UPLOADER = "anonymous";
+
 /** A worker id, file id or upload id becomes one subject token: keep it to a safe alphabet. */
 export function isSubjectToken(value: string): boolean {
   return TOKEN.test(value);
@@ -79,13 +85,20 @@ export interface Catalogue {
   workerRpc(workerId: string, op: WorkerOp): string;
   /** Every RPC of one worker (`*` for any worker). */
   workerRpcs(workerId: string): string;
-  pull(uploadId: string, piece: number): string;
-  /** Every piece of one upload (`*` for any upload). */
-  pullAll(uploadId: string): string;
+  /**
+   * Where a worker pulls a piece of an upload from its uploader: `<prefix>.pull.<user>.<uploadId>.<piece>`,
+   * `user` being the NATS user that serves it (the uploader's, as its create said). Without a
+   * user (a version created before uploads named theirs), `<prefix>.pull.<uploadId>.<piece>`.
+   */
+  pull(uploader: string | undefined, uploadId: string, piece: number): string;
+  /** Every piece of one upload served by `uploader` (`*` for any of its uploads). */
+  pullAll(uploader: string, uploadId: string): string;
+  /** Every pull a user may answer: its own uploads' (`*`: any user's). */
+  pullsOf(uploader: string): string;
   heartbeat(workerId: string): string;
   allHeartbeats(): string;
-  /** Parse `<prefix>.pull.<uploadId>.<piece>` back into its parts. */
-  parsePull(subject: string): { uploadId: string; piece: number } | undefined;
+  /** Parse `<prefix>.pull.<user>.<uploadId>.<piece>` back into its parts. */
+  parsePull(subject: string): { uploader: string; uploadId: string; piece: number } | undefined;
   workerConsumer(workerId: string): string;
   /**
    * The inbox prefix of a NATS user of this store: replies to its requests arrive below it,
@@ -168,17 +181,19 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
     allMasterRpcs: () => `${p}.rpc.master.*`,
     workerRpc: (workerId, op) => `${p}.rpc.worker.${workerId === "*" ? "*" : token("worker id", workerId)}.${op}`,
     workerRpcs: (workerId) => `${p}.rpc.worker.${token("worker id", workerId)}.*`,
-    pull: (uploadId, piece) => `${p}.pull.${token("upload id", uploadId)}.${piece}`,
-    pullAll: (uploadId) => `${p}.pull.${uploadId === "*" ? "*" : token("upload id", uploadId)}.*`,
+    pull: (uploader, uploadId, piece) =>
+      uploader === undefined ? `${p}.pull.${token("upload id", uploadId)}.${piece}` : `${p}.pull.${token("user name", uploader)}.${token("upload id", uploadId)}.${piece}`,
+    pullAll: (uploader, uploadId) => `${p}.pull.${token("user name", uploader)}.${uploadId === "*" ? "*" : token("upload id", uploadId)}.*`,
+    pullsOf: (uploader) => `${p}.pull.${uploader === "*" ? "*" : token("user name", uploader)}.>`,
     heartbeat: (workerId) => `${p}.hb.${token("worker id", workerId)}`,
     allHeartbeats: () => `${p}.hb.*`,
     parsePull(subject) {
       const head = `${p}.pull.`;
       if (!subject.startsWith(head)) return undefined;
-      const [uploadId, piece, ...rest] = subject.slice(head.length).split(".");
+      const [uploader, uploadId, piece, ...rest] = subject.slice(head.length).split(".");
       const index = Number(piece);
-      if (rest.length || !uploadId || !Number.isSafeInteger(index) || index < 0) return undefined;
-      return { uploadId, piece: index };
+      if (rest.length || !uploader || !uploadId || !piece || !Number.isSafeInteger(index) || index < 0) return undefined;
+      return { uploader, uploadId, piece: index };
     },
     workerConsumer: (workerId) => `worker-${token("worker id", workerId)}`,
     // A role's JetStream user, `<user>.streams`, gets its own inbox below its user's.

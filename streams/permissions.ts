@@ -124,7 +124,8 @@ export function usersOf(cat: Catalogue, role: RoleName, id?: string): UserPermis
             cat.workerRpc("*", "read"),
             // A peer that served bad bytes is asked to check its copy.
             cat.workerRpc("*", "verify"),
-            cat.pullAll("*"),
+            // Any uploader's pulls, under its user's name or (a version created before uploads named one) none.
+            cat.pullsOf("*"),
           ],
           subscribe: [cat.workerRpcs(id), inbox(user)],
           respond: true,
@@ -163,7 +164,8 @@ export function usersOf(cat: Catalogue, role: RoleName, id?: string): UserPermis
             cat.workerRpc("*", "verify"),
             cat.workerRpc("*", "scrub"),
           ],
-          subscribe: [cat.pullAll("*"), inbox(user)],
+          // Only its own uploads' pulls: another client (user) can neither watch nor answer them.
+          subscribe: [cat.pullsOf(user), inbox(user)],
           respond: true,
         },
       ];

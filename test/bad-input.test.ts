@@ -9,14 +9,14 @@ import { catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
-import { TestStore, errorCode, runCli, storeSuite, waitFor } from "./harness.js";
+import { TestStore, errorCode, keyedUpload, runCli, storeSuite, waitFor } from "./harness.js";
 
 const cat = catalogue("dfs");
 const test = storeSuite("bad input", { workers: ["w1", "w2"] });
 
 
 const hash = "ab".repeat(32);
-const goodCreate = { uploadId: "up1", path: "/x", size: 10, sha256: hash, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };
+const goodCreate = { ...keyedUpload("up1"), uploader: "client", path: "/x", size: 10, sha256: hash, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };
 
 async function rawReply(store: TestStore, subject: string, payload: Uint8Array): Promise<{ ok: boolean; code?: string; message?: string }> {
   const client = await store.client();
@@ -45,7 +45,7 @@ test("missing fields, bad paths and negative sizes get stable codes", async ({ s
   assert.is(await errorCode(() => create({ sha256: "nothex" })), "BAD_REQUEST");
   assert.is(await errorCode(() => create({ uploadId: "has.dot" })), "BAD_REQUEST");
   for (const path of ["", "/", "a//b", "/a/../b", "./a", "a/", "a\u0000b", "a\nb"]) {
-    assert.is(await errorCode(() => create({ path, uploadId: "u" + path.length })), "BAD_PATH", JSON.stringify(path));
+    assert.is(await errorCode(() => create({ path, ...keyedUpload("u" + path.length) })), "BAD_PATH", JSON.stringify(path));
   }
   assert.is(await errorCode(() => client.stat("../etc")), "BAD_PATH");
   assert.is(await errorCode(() => client.stat("/no/such/file")), "NOT_FOUND");
@@ -95,12 +95,12 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
   const answers: (string | undefined)[] = [];
   const overheard = listener.subscribe(cat.masterRpc("create"), {
     callback: (_err, msg) => {
-      const { uploadId } = decode(msg.data) as { uploadId: string };
+      const { uploadId, uploader } = decode(msg.data) as { uploadId: string; uploader: string };
       const garbage = [
-        [cat.pull(uploadId, 0), new Uint8Array([0xff, 0x00])],
-        [cat.pull(uploadId, 0), encode({ offset: -1, length: 10 })],
-        [cat.pull(uploadId, 0), encode({ offset: 0, length: 50_000_000 })],
-        [cat.pull(uploadId, 999), encode({ offset: 0, length: 10 })],
+        [cat.pull(uploader, uploadId, 0), new Uint8Array([0xff, 0x00])],
+        [cat.pull(uploader, uploadId, 0), encode({ offset: -1, length: 10 })],
+        [cat.pull(uploader, uploadId, 0), encode({ offset: 0, length: 50_000_000 })],
+        [cat.pull(uploader, uploadId, 999), encode({ offset: 0, length: 10 })],
       ] as const;
       // All at once, while the upload has barely begun.
       for (const [subject, payload] of garbage) {
@@ -135,12 +135,14 @@ test("an upload whose bytes never come holds up no other upload", async ({ store
   const client = await store.client();
   // A client creates a version of many pieces and answers none of the pulls (it subscribes,
   // so workers wait for each frame's timeout rather than failing at once).
-  const uploadId = "never-served";
-  const silent = client.nc.subscribe(cat.pullAll(uploadId), { callback: () => undefined });
+  const { uploadId, uploadKey } = keyedUpload("never-served");
+  const silent = client.nc.subscribe(cat.pullAll(client.uploader, uploadId), { callback: () => undefined });
   try {
     const pieces = 24;
     await call(client.nc, cat.masterRpc("create"), {
       uploadId,
+      uploadKey,
+      uploader: client.uploader,
       path: "/never",
       size: pieces * 4096,
       sha256: "ab".repeat(32),
@@ -157,7 +159,7 @@ test("an upload whose bytes never come holds up no other upload", async ({ store
     assert.is(put.size, 8 * 4096);
   } finally {
     silent.unsubscribe();
-    await call(client.nc, cat.masterRpc("abort"), { uploadId, reason: "test over" }).catch(() => undefined);
+    await call(client.nc, cat.masterRpc("abort"), { uploadKey, reason: "test over" }).catch(() => undefined);
   }
 });
 

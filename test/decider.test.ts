@@ -533,6 +533,34 @@ Retry("decider - a 0-byte create retried after only FileCreated landed yields Fi
   assert.equal(when(given(workers, original), cmd), []);
 });
 
+Retry("decider - the user a create names as its uploader is in FileCreated and every PeersAssigned, and a retry must name the same", () => {
+  const workers = joined("a", "b", "c");
+  const cmd: CreateVersion = { ...create({ size: 3 * MIN_PIECE_SIZE, replicas: 2 }), uploader: "client-bob" };
+  const events = when(given(workers), cmd);
+  assert.is(ofType(events, "FileCreated")[0]!.uploader, "client-bob");
+  assert.ok(ofType(events, "PeersAssigned").length > 0);
+  for (const a of ofType(events, "PeersAssigned")) assert.is(a.uploader, "client-bob", `${a.workerId} pulls from bob's subjects`);
+  assert.is(given(workers, events).files.get("file-up1")!.versions.get(1)!.uploader, "client-bob");
+  // The same id naming another server is another upload (it would send the pulls elsewhere).
+  whenRefused(given(workers, events[0]!), { ...cmd, uploader: "client" }, ErrorCodes.BAD_REQUEST, "another uploader");
+  whenRefused(given(workers, events[0]!), create({ size: 3 * MIN_PIECE_SIZE, replicas: 2 }), ErrorCodes.BAD_REQUEST, "no uploader");
+  assert.equal(when(given(workers, events[0]!), cmd), events.slice(1), "the same uploader: the rest of the decision");
+  // A command without one (as the log had before) decides events without the field at all.
+  const unnamed = when(given(workers), create({ size: 3 * MIN_PIECE_SIZE, replicas: 2 }));
+  assert.ok(unnamed.every((e) => !("uploader" in e)), "no uploader field");
+});
+
+Retry("decider - a streamed create names its uploader too, and a retry must name the same", () => {
+  const stream = { type: "CreateStream", at: T0, uploadId: "s1", uploader: "client", newFileId: "S", path: "/s", pieceSize: MIN_PIECE_SIZE, replicas: 2 } as const;
+  const created = when(given(joined("a", "b")), stream);
+  assert.is(ofType(created, "FileCreated")[0]!.uploader, "client");
+  const h = new History(joined("a", "b"), created);
+  whenRefused(h.state, { ...stream, uploader: "client-bob" }, ErrorCodes.BAD_REQUEST, "another uploader");
+  assert.equal(when(h.state, stream), []);
+  const extended = h.run({ type: "ExtendUpload", at: T0, uploadId: "s1", pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha("s1/0") }] });
+  for (const a of ofType(extended, "PeersAssigned")) assert.is(a.uploader, "client");
+});
+
 Retry("decider - a create retried after it committed yields nothing", () => {
   const h = new History(joined("a", "b"));
   const cmd = create();

@@ -8,7 +8,7 @@ import { encode } from "../src/codec.js";
 import { MAX_PIECES } from "../src/events.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
-import { TestStore, waitFor } from "./harness.js";
+import { TestStore, keyedUpload, waitFor } from "./harness.js";
 import type { MasterState } from "../client/client.js";
 
 const cat = catalogue("dfs");
@@ -42,7 +42,8 @@ test("two racing masters keep one history with no duplicate paths, versions or p
     const create = (i: number) => {
       const pieces = 1 + (i % 3);
       return call<{ fileId: string; version: number }>(client.nc, cat.masterRpc("create"), {
-        uploadId: `race${i}`,
+        ...keyedUpload(`race${i}`),
+        uploader: client.uploader,
         path: `/race/p${i % 12}`,
         size: pieceSize * pieces,
         sha256: createHash("sha256").update(String(i)).digest("hex"),
@@ -105,7 +106,8 @@ test("the largest create (MAX_PIECES pieces, three replicas) is planned and answ
   const client = await store.client();
   const pieceSize = 4096;
   const plan = await call<{ pieces: number; peers: { workerId: string; major: number[]; minor: number[] }[] }>(client.nc, cat.masterRpc("create"), {
-    uploadId: "largest",
+    ...keyedUpload("largest"),
+    uploader: client.uploader,
     path: "/largest",
     size: MAX_PIECES * pieceSize,
     sha256: "ab".repeat(32),

@@ -146,7 +146,7 @@ function samples(): Record<EventType, Record<string, unknown>> {
   return {
     WorkerJoined: { type: "WorkerJoined", at: T0, workerId: "d" },
     WorkerLost: { type: "WorkerLost", at: T0, workerId: "a", reason: "silent" },
-    FileCreated: { type: "FileCreated", at: T0, fileId: "N", path: "/n", version: 1, size: 10, sha256: sha(1), pieceSize: MIN_PIECE_SIZE, replicas: 2, uploadId: "U9" },
+    FileCreated: { type: "FileCreated", at: T0, fileId: "N", path: "/n", version: 1, size: 10, sha256: sha(1), pieceSize: MIN_PIECE_SIZE, replicas: 2, uploadId: "U9", uploader: "client-bob" },
     PiecesPlanned: { type: "PiecesPlanned", at: T0, fileId: "F", version: 2, pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha(2) }] },
     PeersAssigned: {
       type: "PeersAssigned",
@@ -202,7 +202,7 @@ Schemas("fold - the attacker's PiecesPlanned with pieces: 5 is rejected, and the
 });
 
 Schemas("fold - every field of every event type: missing or of the wrong type is rejected", () => {
-  const optional = new Set(["FileDeleted.version", "PeersAssigned.pullFrom", "RetentionSet.keepVersions", "RetentionSet.keepForMs"]);
+  const optional = new Set(["FileCreated.uploader", "FileDeleted.version", "PeersAssigned.pullFrom", "RetentionSet.keepVersions", "RetentionSet.keepForMs"]);
   for (const [type, sample] of Object.entries(samples())) {
     for (const field of Object.keys(sample)) {
       const log = busyLog();
@@ -240,6 +240,8 @@ Schemas("fold - values out of range are rejected", () => {
     [{ ...s.FileCreated, path: "/a\nb" }, /FileCreated\.path/],
     [{ ...s.FileCreated, path: "/cafe\u0301" }, /FileCreated\.path/],
     [{ ...s.FileCreated, uploadId: "up load" }, /FileCreated\.uploadId/],
+    [{ ...s.FileCreated, uploader: "client.bob" }, /FileCreated\.uploader/],
+    [{ ...s.PeersAssigned, uploader: "client.>" }, /PeersAssigned\.uploader/],
     [{ ...s.PiecesPlanned, pieces: [] }, /PiecesPlanned\.pieces/],
     [{ ...s.PiecesPlanned, pieces: Array.from({ length: PIECES_PER_EVENT + 1 }, (_, index) => ({ index, size: 1, sha256: sha(index) })) }, /PiecesPlanned\.pieces/],
     [{ ...s.PiecesPlanned, pieces: [{ index: -1, size: 1, sha256: sha(1) }] }, /PiecesPlanned\.pieces\.0\.index/],
@@ -290,6 +292,23 @@ Table("fold - FileCreated with a used upload id, a taken file id, a taken path o
   thenRejected(log, { ...fc, fileId: "F", path: "/f", version: 9 }, /next version of file F is 3, not 9/, "a version number skipped");
   thenRejected(log, { ...fc, fileId: "G", path: "/g", version: 2 }, /file G is deleted/, "a deleted file's id");
   assert.is(log.append({ ...fc, fileId: "F", path: "/f", version: 3 }).rejected, undefined, "the next version is accepted");
+});
+
+Table("fold - PeersAssigned naming another uploader than its version's is rejected; a version without one is assigned without one", () => {
+  const log = busyLog();
+  // P (upload U4) was created without an uploader, as versions were before uploads named theirs.
+  assert.is(log.state.files.get("P")!.versions.get(1)!.uploader, undefined);
+  const assigned = { type: "PeersAssigned", at: T0, fileId: "P", version: 1, uploadId: "U4", workerId: "a", pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha("U4/0"), role: "major" }] };
+  thenRejected(log, { ...assigned, uploader: "client" }, /upload U4 is served by no named user, not client/, "an uploader the version has not");
+  const created = log.run({ ...create({ path: "/named", uploadId: "U5", newFileId: "NAMED" }), uploader: "client-bob" });
+  assert.is(log.state.files.get("NAMED")!.versions.get(1)!.uploader, "client-bob");
+  const first = created.find((e) => e.type === "PeersAssigned")!;
+  assert.ok(first.type === "PeersAssigned" && first.uploader === "client-bob");
+  const { uploader: _named, ...unnamed } = first;
+  log.run({ type: "NoteHeartbeat", at: T0, workerId: "c" });
+  const elsewhere = { ...first, workerId: "c" };
+  thenRejected(log, unnamed, /upload U5 is served by client-bob, not no named user/, "no uploader for a version that has one");
+  thenRejected(log, { ...elsewhere, uploader: "client" }, /upload U5 is served by client-bob, not client/, "another uploader");
 });
 
 Table("fold - PiecesPlanned of an unknown or not pending version, out of range, twice, or of the wrong size", () => {
@@ -399,7 +418,7 @@ Table("fold - PeersAssigned that does not fit the plan, the upload, the worker o
   // Roles, on a new file N, planned and not yet placed.
   assert.is(log.append({ ...samples().FileCreated, fileId: "N", path: "/n", size: MIN_PIECE_SIZE, replicas: 3 }).rejected, undefined);
   assert.is(log.append({ type: "PiecesPlanned", at: T0, fileId: "N", version: 1, pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha(1) }] }).rejected, undefined);
-  const onN = (workerId: string, extra: object) => ({ type: "PeersAssigned", at: T0, fileId: "N", version: 1, uploadId: "U9", workerId, pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(1), ...extra }] });
+  const onN = (workerId: string, extra: object) => ({ type: "PeersAssigned", at: T0, fileId: "N", version: 1, uploadId: "U9", uploader: "client-bob", workerId, pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(1), ...extra }] });
   thenRejected(log, onN("a", { role: "major", pullFrom: "b" }), /the major of piece 0 pulls from the uploader, not from b/, "a major with a source");
   thenRejected(log, onN("a", { role: "minor" }), /a minor of piece 0 must pull from another worker/, "a minor with no source");
   thenRejected(log, onN("a", { role: "minor", pullFrom: "a" }), /must pull from another worker/, "a minor pulling from itself");

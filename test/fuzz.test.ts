@@ -10,8 +10,8 @@ import * as assert from "uvu/assert";
 import { MASTER_OPS, WORKER_OPS } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { isErrorCode } from "../src/errors.js";
-import { ERROR_HEADER, streamUploadId } from "../src/protocol.js";
-import { storeSuite, waitFor, type TestStore } from "./harness.js";
+import { ERROR_HEADER, uploadIdOf } from "../src/protocol.js";
+import { keyedUpload, storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const SEED = Number(process.env.DFS_FUZZ_SEED ?? Date.now() % 2 ** 32);
 const RPC_REQUESTS = 2_400;
@@ -132,17 +132,17 @@ const sha = "ab".repeat(32);
 const streamKey = "fuzz-stream-key-".padEnd(43, "k");
 const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknown>[]> = {
   create: [
-    { uploadId: "fuzz-empty", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
-    { uploadId: "fuzz-up", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
-    { uploadId: streamUploadId(streamKey), uploadKey: streamKey, path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
+    { ...keyedUpload("fuzz-empty"), uploader: "client", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
+    { ...keyedUpload("fuzz-up"), uploader: "client", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
+    { uploadId: uploadIdOf(streamKey), uploadKey: streamKey, uploader: "client", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
   extend: [
     { uploadKey: streamKey, pieces: [{ index: 0, size: 4096, sha256: sha }] },
     { uploadKey: streamKey, pieces: [] },
   ],
   seal: [{ uploadKey: streamKey, size: 4096, sha256: sha }],
-  abort: [{ uploadId: "fuzz-up", reason: "fuzz" }],
-  wait: [{ uploadId: "fuzz-up", stored: 0, waitMs: 10 }],
+  abort: [{ uploadKey: keyedUpload("fuzz-up").uploadKey, reason: "fuzz" }],
+  wait: [{ uploadId: keyedUpload("fuzz-up").uploadId, stored: 0, waitMs: 10 }],
   status: [{}],
   reader: [{ fromSeq: 1 }],
   pieces: [{ sha256s: [sha] }],
@@ -263,7 +263,7 @@ test("garbage to a live upload's pull subject, then the upload completes", async
     put.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const id = await waitFor("the upload id", () => uploadId, 5_000);
     const pulls = await inLanes(PULL_REQUESTS, async () => {
-      const subject = fuzz.random() < 0.9 ? store.cat.pull(id, fuzz.int(20)) : `${store.cat.pull(id, 0)}x`;
+      const subject = fuzz.random() < 0.9 ? store.cat.pull(client.uploader, id, fuzz.int(20)) : `${store.cat.pull(client.uploader, id, 0)}x`;
       return ask(spy, subject, fuzz.payload({ offset: 0, length: 100 }), judgeBytes);
     });
     process.stdout.write(`  fuzz pull replies: ${JSON.stringify(pulls)}\n`);

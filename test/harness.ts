@@ -17,8 +17,18 @@ import type { RoleName } from "../streams/permissions.js";
 import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
+import { uploadIdOf } from "../src/protocol.js";
 
 export const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
+
+/**
+ * An upload's key and id as a client draws them (the id is the key's digest), made from `name`
+ * (at most 43 letters, digits, _ or -) so a test can name the same upload again.
+ */
+export function keyedUpload(name: string): { uploadKey: string; uploadId: string } {
+  const uploadKey = name.padEnd(43, "k");
+  return { uploadKey, uploadId: uploadIdOf(uploadKey) };
+}
 
 export async function tempDir(name: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `dfs-test-${name}-`));
@@ -241,9 +251,9 @@ export class TestStore {
     return role;
   }
 
-  /** A library client as `role`: the client by default, the auditor to read the log. */
-  async client(role: "client" | "auditor" | "admin" = "client"): Promise<DfsClient> {
-    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role), name: `dfs-test-${role}` });
+  /** A library client as `role`: the client by default (`name`: the client user `client-<name>`), the auditor to read the log. */
+  async client(role: "client" | "auditor" | "admin" = "client", name?: string): Promise<DfsClient> {
+    const client = await DfsClient.connect({ servers: this.url, prefix: this.prefix, creds: await this.creds(role, name), name: `dfs-test-${role}` });
     this.clients.push(client);
     return client;
   }

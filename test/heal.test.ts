@@ -242,12 +242,13 @@ Heal("bytes shared by many files are copied once", () => {
   assert.is(orders.reduce((n, e) => n + e.pieces.length, 0), 1);
 });
 
-Heal("an open upload whose peer is lost is re-placed on another live worker, and commits", () => {
+Heal("an open upload whose peer is lost is re-placed on another live worker, pulling from the same uploader, and commits", () => {
   const s = new Store();
   s.join("a", "b", "c", "d");
   const created = s.run({
     type: "CreateVersion",
     uploadId: "U",
+    uploader: "client-bob",
     newFileId: "F",
     path: "/open",
     size: 3 * MIN_PIECE_SIZE,
@@ -265,6 +266,7 @@ Heal("an open upload whose peer is lost is re-placed on another live worker, and
   assert.ok(replan.length > 0, "the victim's share is placed again");
   for (const e of replan) {
     assert.is.not(e.workerId, victim);
+    assert.is(e.uploader, "client-bob", "a new peer pulls from the uploader's own subjects");
     for (const p of e.pieces) {
       const piece = s.state.files.get("F")!.versions.get(1)!.pieces[p.piece]!;
       const major = piece.peers.find((x) => x.role === "major" && x.workerId !== e.workerId);

@@ -8,7 +8,7 @@ import { decode, encode } from "../src/codec.js";
 import { MAX_PATH_BYTES } from "../src/paths.js";
 import { STAT_VERSIONS } from "../src/queries.js";
 import { call } from "../src/rpc.js";
-import { errorCode, runCli, storeSuite } from "./harness.js";
+import { errorCode, keyedUpload, runCli, storeSuite } from "./harness.js";
 
 const test = storeSuite("limits", { workers: ["w1"] });
 
@@ -64,7 +64,7 @@ test("a 600 KB path is refused, by the client and by the master", async ({ store
   await writeFile(local, "");
   const huge = "/" + "a".repeat(600 * 1024);
   assert.is(await errorCode(() => client.put(local, huge)), "BAD_PATH");
-  const create = { uploadId: "huge", path: huge, size: 0, sha256: "ab".repeat(32), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) };
+  const create = { ...keyedUpload("huge"), uploader: client.uploader, path: huge, size: 0, sha256: "ab".repeat(32), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) };
   assert.is(await errorCode(() => call(client.nc, store.cat.masterRpc("create"), create)), "BAD_PATH");
   assert.is(await errorCode(() => client.put(local, "/" + "s".repeat(256))), "BAD_PATH", "a segment over 255 bytes");
   assert.is(await errorCode(() => client.put(local, "/invoice\u202efdp.exe")), "BAD_PATH", "a bidi override");

@@ -11,6 +11,8 @@ import { usersOf, ROLES } from "../streams/permissions.js";
 import { MASTER_OPS, WORKER_OPS, catalogue } from "../streams/catalogue.js";
 import { startNatsServer } from "../client/nats-server.js";
 import { connectNats } from "../src/connection.js";
+import { call } from "../src/rpc.js";
+import { DfsClient } from "../client/client.js";
 import { errorCode, runCli, storeSuite, tempDir, waitFor, type TestStore } from "./harness.js";
 
 const test = storeSuite("permissions", { workers: ["w1", "w2"] });
@@ -71,7 +73,12 @@ function matches(pattern: string, subject: string): boolean {
 
 test("permissions - every subject of the catalogue has exactly the publishers and subscribers it should", () => {
   const cat = catalogue("dfs");
-  const users = [...(["master", "client", "auditor", "admin"] as const).flatMap((role) => usersOf(cat, role)), ...["w1", "w2"].flatMap((id) => usersOf(cat, "worker", id))];
+  const users = [
+    ...(["master", "client", "auditor", "admin"] as const).flatMap((role) => usersOf(cat, role)),
+    ...usersOf(cat, "client", "bob"),
+    ...["w1", "w2"].flatMap((id) => usersOf(cat, "worker", id)),
+  ];
+  const clients = ["client", "client-bob"];
   const who = (kind: "publish" | "subscribe", subject: string) =>
     users
       .filter((p) => p[kind].some((pattern) => matches(pattern, subject)))
@@ -87,12 +94,16 @@ test("permissions - every subject of the catalogue has exactly the publishers an
   expect(cat.confirm("w1"), ["worker-w1.streams"], []);
   expect(cat.heartbeat("w1"), ["worker-w1"], ["master"]);
   expect(cat.leaseSubject(), ["master.streams"], []);
-  expect(cat.abandon("upload1"), ["client"], []);
-  expect(cat.pull("upload1", 3), ["worker-w1", "worker-w2"], ["client"]);
+  expect(cat.abandon("upload1"), clients, []);
+  // An upload's pulls reach only the user that serves it: no other client watches or answers them.
+  expect(cat.pull("client", "upload1", 3), ["worker-w1", "worker-w2"], ["client"]);
+  expect(cat.pull("client-bob", "upload1", 3), ["worker-w1", "worker-w2"], ["client-bob"]);
+  // Where a version created before uploads named their user is pulled: nobody may serve it now.
+  expect(cat.pull(undefined, "upload1", 3), ["worker-w1", "worker-w2"], []);
   const masterRpcCallers = (op: string) =>
-    op === "state" || op === "status" ? ["admin", "auditor", "client"] : op === "reader" ? ["auditor"] : op === "retention" ? ["admin"] : ["client"];
+    op === "state" || op === "status" ? ["admin", "auditor", ...clients] : op === "reader" ? ["auditor"] : op === "retention" ? ["admin"] : clients;
   for (const op of MASTER_OPS) expect(cat.masterRpc(op), masterRpcCallers(op), ["master"]);
-  const workerRpcCallers = { read: ["client", "worker-w1", "worker-w2"], health: ["client"], verify: ["client", "master", "worker-w1", "worker-w2"], inventory: ["master"], scrub: ["client"] };
+  const workerRpcCallers = { read: [...clients, "worker-w1", "worker-w2"], health: clients, verify: [...clients, "master", "worker-w1", "worker-w2"], inventory: ["master"], scrub: clients };
   for (const op of WORKER_OPS) expect(cat.workerRpc("w1", op), workerRpcCallers[op], ["worker-w1"]);
   // The streams themselves: only the admin may change, purge or delete them.
   for (const api of ["STREAM.DELETE", "STREAM.UPDATE", "STREAM.PURGE", "STREAM.MSG.DELETE"]) {
@@ -195,6 +206,95 @@ test("no client reads another's traffic: _INBOX.>, > and the other's prefix give
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(seen, [], "the spy received someone else's messages");
   assert.is(refusals.length, 4, "the server refused every one of those subscriptions");
+});
+
+test("a client serves only its own uploads: another client user can neither watch nor answer its pulls, and the put commits", async ({ store }) => {
+  const bob = await store.connect("client", "bob");
+  const refusals: string[] = [];
+  const answered: string[] = [];
+  // The attack that once broke puts: answer every pull with junk. The server refuses each subscription.
+  for (const subject of [store.cat.pullsOf("client"), store.cat.pullsOf("*"), `${store.cat.prefix}.pull.>`]) {
+    bob.subscribe(subject, {
+      callback: (err, m) => {
+        if (err) return void refusals.push(err.message);
+        answered.push(m.subject);
+        m.respond(new Uint8Array(1000));
+      },
+    });
+  }
+  await bob.flush().catch(() => undefined);
+  await waitFor("the server to refuse all three", () => refusals.length === 3, 5_000);
+  for (const message of refusals) assert.match(message, /permissions violation for subscription to "?dfs\.pull\./i);
+  const client = await store.client();
+  const bytes = randomBytes(5 * 64 * 1024 + 17);
+  const local = join(store.dir, "own.bin");
+  await writeFile(local, bytes);
+  const put = await client.put(local, "/own.bin", { replicas: 2, pieceSize: 64 * 1024 });
+  assert.is(put.servedBytes > 0, true);
+  await client.get("/own.bin", join(store.dir, "own.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "own.out")), bytes) === 0);
+  assert.equal(answered, [], "bob saw none of the pulls");
+  // Bob's own uploads are pulled under his own user, which he may serve.
+  const asBob = await store.client("client", "bob");
+  assert.is(asBob.uploader, "client-bob");
+  assert.is((await asBob.put(local, "/bobs.bin", { replicas: 2, pieceSize: 64 * 1024 })).version, 1);
+});
+
+test("a client that names another user as its uploads' server only breaks its own upload", async ({ store }) => {
+  // Bob's connection, claiming the client's user: the master cannot tell, but the pulls go to
+  // the client's subjects, which bob may not serve and the client does not serve for this upload.
+  const bob = await store.connect("client", "bob");
+  const liar = new DfsClient(bob, "client", store.prefix);
+  const local = join(store.dir, "liar.bin");
+  await writeFile(local, randomBytes(3 * 64 * 1024));
+  assert.is(await errorCode(() => liar.put(local, "/liar.bin", { replicas: 2, pieceSize: 64 * 1024, idleTimeoutMs: 20_000 })), "UPLOAD_ABANDONED");
+  const { state } = await store.replay();
+  const file = [...state.files.values()].find((f) => f.path === "/liar.bin")!;
+  const version = file.versions.get(1)!;
+  assert.is(version.uploader, "client");
+  assert.is(version.status, "abandoned");
+  // Everyone else's uploads go on.
+  const client = await store.client();
+  assert.is((await client.put(local, "/not-liar.bin", { replicas: 2, pieceSize: 64 * 1024 })).version, 1);
+});
+
+test("only the uploader can give an upload up: an abort or abandon note with only its id is refused, and the upload commits", async ({ store }) => {
+  const client = await store.client();
+  const bob = await store.connect("client", "bob");
+  const workers = [store.role("worker w1").process, store.role("worker w2").process];
+  const local = join(store.dir, "kept.bin");
+  const bytes = randomBytes(3 * 64 * 1024);
+  await writeFile(local, bytes);
+  // Paused workers keep the upload pending while bob tries to end it.
+  for (const worker of workers) worker.kill("SIGSTOP");
+  let put: Promise<unknown> | undefined;
+  try {
+    put = client.put(local, "/kept.bin", { replicas: 2, pieceSize: 64 * 1024 });
+    put.catch(() => undefined); // awaited below
+    // The id is public: the log (and `dfs history`) shows it.
+    const uploadId = await waitFor("the upload id in the log", async () => {
+      const { state } = await store.replay();
+      const fileId = state.paths.get("/kept.bin");
+      return fileId !== undefined && state.files.get(fileId)!.versions.get(1)!.uploadId;
+    });
+    const reason = "bob says so";
+    assert.is(await errorCode(() => call(bob, store.cat.masterRpc("abort"), { uploadId, reason })), "BAD_REQUEST", "an abort by id");
+    assert.is(await errorCode(() => call(bob, store.cat.masterRpc("abort"), { uploadKey: uploadId, reason })), "NOT_FOUND", "an abort with the id as the key");
+    const js = jetstream(bob);
+    await js.publish(store.cat.abandon(uploadId), encode({ uploadId, reason }), { msgID: "bob-1" });
+    await js.publish(store.cat.abandon(uploadId), encode({ uploadKey: uploadId, reason }), { msgID: "bob-2" });
+    const jsm = await jetstreamManager(await store.connect("admin"));
+    await waitFor("the master to take both notes", async () => (await jsm.streams.info(store.cat.abandonStream)).state.messages === 0, 10_000);
+    assert.match(store.role("master").output(), /dropped an abandon note on dfs\.abandon\.\S+: bad abandon note \(uploadKey\)/);
+  } finally {
+    for (const worker of workers) worker.kill("SIGCONT");
+  }
+  await put;
+  await client.get("/kept.bin", join(store.dir, "kept.out"));
+  assert.ok(Buffer.compare(await readFile(join(store.dir, "kept.out")), bytes) === 0);
+  const { state } = await store.replay();
+  const version = state.files.get(state.paths.get("/kept.bin")!)!.versions.get(1)!;
+  assert.is(version.status, "committed");
 });
 
 test("an auditor reads only through a consumer a master made for it: it cannot take, change or pull a worker's, nor make one", async ({ store }) => {

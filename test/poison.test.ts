@@ -13,7 +13,7 @@ import { MAX_REASON_LENGTH, MIN_PIECE_SIZE, PIECES_PER_EVENT } from "../src/even
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
 import type { UploadPlan } from "../src/queries.js";
-import { runCli, storeSuite, waitFor } from "./harness.js";
+import { keyedUpload, runCli, storeSuite, waitFor } from "./harness.js";
 
 const test = storeSuite("poison", { workers: ["w1", "w2"] });
 
@@ -27,10 +27,12 @@ test("malformed and forged events of every type stop no one, and every reader fo
   const real = await client.put(local, "/real", { replicas: 2, pieceSize: MIN_PIECE_SIZE });
 
   // A second version kept pending: its uploader is "serving" but never answers.
-  const uploadId = "pending-upload";
-  const silent = client.nc.subscribe(cat.pullAll(uploadId), { callback: () => undefined });
+  const { uploadId, uploadKey } = keyedUpload("pending-upload");
+  const silent = client.nc.subscribe(cat.pullAll(client.uploader, uploadId), { callback: () => undefined });
   const pending = await call<UploadPlan & { seq: number }>(client.nc, cat.masterRpc("create"), {
     uploadId,
+    uploadKey,
+    uploader: client.uploader,
     path: "/real",
     size: MIN_PIECE_SIZE,
     sha256: hex("c"),
@@ -154,7 +156,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
   // The worker rejected its bad assignments once each, and nothing is redelivered. (The
   // pending upload's real assignment settles once its uploader is gone.)
   silent.unsubscribe();
-  await call(client.nc, cat.masterRpc("abort"), { uploadId, reason: "test over" });
+  await call(client.nc, cat.masterRpc("abort"), { uploadKey, reason: "test over" });
   const jsm = await jetstreamManager(await store.connect("admin"));
   await new Promise((r) => setTimeout(r, 3_000)); // longer than a nak's redelivery delay
   const consumer = await waitFor(

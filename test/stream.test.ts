@@ -159,11 +159,12 @@ test("Ctrl-C mid-stream exits 130 and abandons the version at once", async ({ st
   assert.equal(await readdir(tmp), []);
 });
 
-test("another client that learns a stream's upload id (every client may watch the pull subjects) can neither seal nor extend it", async ({ store }) => {
+test("another client that learns a stream's upload id (the log, history and its pull subjects show it) can neither seal nor extend it", async ({ store }) => {
   const tmp = await tempDir("stream-forged");
   const spy = await store.connect("client");
   const ids = new Set<string>();
-  spy.subscribe(store.cat.pullAll("*"), { callback: (_err, msg) => void ids.add(store.cat.parsePull(msg.subject)!.uploadId) });
+  // Another connection of the uploader's own user: the only one that may watch its pulls.
+  spy.subscribe(store.cat.pullAll("client", "*"), { callback: (_err, msg) => void ids.add(store.cat.parsePull(msg.subject)!.uploadId) });
   await spy.flush();
   const { put, exited, stderr } = streamingPut(store, "/stdin/forged.bin", tmp, ["--replicas", "2", "--piece-size", "64KiB"]);
   let stdout = "";
@@ -177,7 +178,7 @@ test("another client that learns a stream's upload id (every client may watch th
     const forged = { uploadId, uploadKey: uploadId, size: head.length, sha256: sha256(Buffer.from("forged")) };
     assert.is(await errorCode(() => call(spy, store.cat.masterRpc("seal"), forged)), "NOT_FOUND", "a seal naming the stream by its id");
     assert.is(await errorCode(() => call(spy, store.cat.masterRpc("extend"), { uploadId, uploadKey: uploadId, pieces: [] })), "NOT_FOUND", "a keepalive naming the stream by its id");
-    const recreate = { uploadId, uploadKey: "k".repeat(43), path: "/stdin/forged.bin", streamed: true, pieceSize: 64 * 1024, replicas: 2 };
+    const recreate = { uploadId, uploadKey: "k".repeat(43), uploader: "client", path: "/stdin/forged.bin", streamed: true, pieceSize: 64 * 1024, replicas: 2 };
     assert.is(await errorCode(() => call(spy, store.cat.masterRpc("create"), recreate)), "BAD_REQUEST", "a streamed create whose key is not its id's");
     put.stdin.end(tail);
     assert.is(await within(exited, 60_000), 0, stderr());

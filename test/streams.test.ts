@@ -38,9 +38,12 @@ test("catalogue - every name derives from the prefix, and ids must be subject to
   assert.is(cat.fileEvents("f1"), "acme.store.evt.file.f1");
   assert.is(cat.assignEvents("w1"), "acme.store.evt.assign.w1");
   assert.is(cat.workerRpc("w1", "read"), "acme.store.rpc.worker.w1.read");
-  assert.equal(cat.parsePull(cat.pull("up1", 12)), { uploadId: "up1", piece: 12 });
-  assert.is(cat.parsePull("acme.store.pull.up1.x"), undefined);
-  assert.is(cat.parsePull("other.pull.up1.1"), undefined);
+  assert.equal(cat.parsePull(cat.pull("client-bob", "up1", 12)), { uploader: "client-bob", uploadId: "up1", piece: 12 });
+  assert.is(cat.parsePull("acme.store.pull.client.up1.x"), undefined);
+  assert.is(cat.parsePull("acme.store.pull.client.up1.1.2"), undefined);
+  assert.is(cat.parsePull("other.pull.client.up1.1"), undefined);
+  // A version created before uploads named their user is pulled where it always was.
+  assert.is(cat.pull(undefined, "up1", 3), "acme.store.pull.up1.3");
   assert.throws(() => cat.fileEvents("a.b"), /invalid file id/);
   assert.throws(() => cat.heartbeat("*"), /invalid worker id/);
   assert.throws(() => catalogue("bad prefix"), /invalid subject prefix/);

@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { catalogue } from "../streams/catalogue.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
-import { TestStore, errorCode, storeSuite, waitFor } from "./harness.js";
+import { TestStore, errorCode, keyedUpload, storeSuite, waitFor } from "./harness.js";
 
 const cat = catalogue("dfs");
 const PIECE = 64 * 1024;
@@ -123,7 +123,8 @@ test("bytes rotted on one replica are caught by their SHA-256 and read from anot
 test("an upload whose client stops serving is abandoned and never listed", async ({ store }) => {
   const client = await store.client();
   const created = await call<{ fileId: string; version: number; seq: number }>(client.nc, cat.masterRpc("create"), {
-    uploadId: "nobodyserves",
+    ...keyedUpload("nobodyserves"),
+    uploader: client.uploader,
     path: "/ghost.bin",
     size: 10,
     sha256: "00".repeat(32),
@@ -164,10 +165,11 @@ test("an interrupted put is abandoned in the log at once, and its pieces dropped
 
 test("bytes that do not match the declared SHA-256 are refused and the version abandoned", async ({ store }) => {
   const client = await store.client();
-  const served = serveBytes(client.nc, cat.pullAll("liar"), async () => new Uint8Array(10).fill(7));
+  const served = serveBytes(client.nc, cat.pullAll(client.uploader, keyedUpload("liar").uploadId), async () => new Uint8Array(10).fill(7));
   try {
     const created = await call<{ fileId: string; version: number }>(client.nc, cat.masterRpc("create"), {
-      uploadId: "liar",
+      ...keyedUpload("liar"),
+      uploader: client.uploader,
       path: "/liar.bin",
       size: 10,
       sha256: "11".repeat(32),

@@ -13,7 +13,7 @@ import { requireStore, type RoleConnections } from "../src/connection.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../src/failover.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
-import type { AssignedPiece, CopiesOrdered, PeersAssigned, PiecesDropped } from "../src/events.js";
+import { uploaderOf, type AssignedPiece, type CopiesOrdered, type PeersAssigned, type PiecesDropped } from "../src/events.js";
 import {
   InventoryRequest,
   MAX_REPORTS,
@@ -72,7 +72,8 @@ const PEER_WAIT_MS = 20_000;
 const PEER_PROBES = 4;
 
 /** Where a piece's bytes come from: a peer that holds them, or the uploading client. */
-type PieceSource = { worker: string } | { upload: string; piece: number };
+/** A peer holding the piece, or its uploader (served under the user `uploader` when the version names one). */
+type PieceSource = { worker: string } | { upload: string; uploader?: string; piece: number };
 
 /** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
 function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped | CopiesOrdered } | { rejected: string } {
@@ -365,7 +366,7 @@ export class Worker {
           try {
             // From the major when it holds the piece (pipelined replication), else, or if that
             // fails, from the uploader.
-            const uploader: PieceSource = { upload: event.uploadId, piece: piece.piece };
+            const uploader: PieceSource = { upload: event.uploadId, ...uploaderOf(event), piece: piece.piece };
             const sources = fromMajor ? [{ worker: piece.pullFrom! }, uploader] : [uploader];
             outcome = await this.fairShare(event.uploadId, piece.size, () => this.keepPiece(piece, sources, seq));
           } finally {
@@ -438,7 +439,7 @@ export class Worker {
       const read =
         "worker" in source
           ? (offset: number, length: number) => callBytes(this.nc, this.cat.workerRpc(source.worker, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS)
-          : (offset: number, length: number) => this.pullFrame(this.cat.pull(source.upload, source.piece), offset, length);
+          : (offset: number, length: number) => this.pullFrame(this.cat.pull(source.uploader, source.upload, source.piece), offset, length);
       let actual: string;
       try {
         actual = await this.pullInto(piece, read, seq);

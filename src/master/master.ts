@@ -27,7 +27,7 @@ import {
   DeleteRequest,
   ExtendRequest,
   SealRequest,
-  streamUploadId,
+  uploadIdOf,
   Heartbeat,
   ListRequest,
   LocateRequest,
@@ -406,7 +406,9 @@ export class Master {
   private async onAbandon(m: JsMsg): Promise<void> {
     let note: { uploadId: string; reason: string };
     try {
-      note = parse(AbandonNote, decode(m.data), "abandon note");
+      // Named by its key, which only the uploader (and the masters) know: an id alone gives up nothing.
+      const { uploadKey, reason } = parse(AbandonNote, decode(m.data), "abandon note");
+      note = { uploadId: uploadIdOf(uploadKey), reason };
       if (m.subject !== this.cat.abandon(note.uploadId)) throw new Error(`upload ${note.uploadId} on ${m.subject}`);
     } catch (err) {
       this.logRarely(m.subject, `dropped an abandon note on ${m.subject}: ${err instanceof Error ? err.message : String(err)}`);
@@ -586,8 +588,8 @@ export class Master {
       if ((request as { streamed?: unknown })?.streamed === true) {
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
-        const { uploadId, path, pieceSize, replicas } = req;
-        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, newFileId: nuid.next(), path, pieceSize, replicas });
+        const { uploadId, uploader, path, pieceSize, replicas } = req;
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
       }
       const req = parse(CreateRequest, request, "create request");
@@ -602,6 +604,7 @@ export class Master {
         type: "CreateVersion",
         at: Date.now(),
         uploadId: req.uploadId,
+        uploader: req.uploader,
         newFileId: nuid.next(),
         path: req.path,
         size: req.size,
@@ -618,21 +621,21 @@ export class Master {
       }),
       rpc("extend", async (request) => {
         const req = parse(ExtendRequest, request, "extend request");
-        const uploadId = streamUploadId(req.uploadKey);
+        const uploadId = uploadIdOf(req.uploadKey);
         this.streamsHeard.set(uploadId, Date.now());
         await this.execute({ type: "ExtendUpload", at: Date.now(), uploadId, pieces: req.pieces });
         return { seq: this.state.lastSeq };
       }),
       rpc("seal", async (request) => {
         const req = parse(SealRequest, request, "seal request");
-        const uploadId = streamUploadId(req.uploadKey);
+        const uploadId = uploadIdOf(req.uploadKey);
         this.streamsHeard.set(uploadId, Date.now());
         await this.execute({ type: "SealUpload", at: Date.now(), uploadId, size: req.size, sha256: req.sha256 });
         return { seq: this.state.lastSeq };
       }),
       rpc("abort", async (request) => {
         const req = parse(AbortRequest, request, "abort request");
-        await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: req.uploadId, code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
+        await this.execute({ type: "AbandonUpload", at: Date.now(), uploadId: uploadIdOf(req.uploadKey), code: ErrorCodes.UPLOAD_ABANDONED, reason: req.reason });
         return { seq: this.state.lastSeq };
       }),
       rpc("retention", async (request) => {
