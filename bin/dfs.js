@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 
 // The young generation stays small until a command that gains from a larger one says so
-// (letYoungGenerationGrow in the CLI): a put's or a get's peak RSS is 25 MB less.
+// (letYoungGenerationGrow in the CLI): a put's or a get's peak RSS is about 20 MB less.
 setFlagsFromString("--semi-space-growth-factor=1");
 
 const cli = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));

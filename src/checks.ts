@@ -38,19 +38,39 @@ function createdContradiction(state: State, event: Extract<DfsEvent, { type: "Fi
   return event.version === next ? undefined : `the next version of file ${event.fileId} is ${next}, not ${event.version}`;
 }
 
-/** A streamed version's pieces come in order, each full but the last, and none after the seal. */
-function streamedPlanContradiction(v: VersionState, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
-  if (v.stream === "sealed") return `version ${v.version} of file ${v.fileId} is sealed: no piece is planned after it`;
+/**
+ * Why a streamed version cannot take these pieces next, or undefined: they come in order, 1
+ * byte to the piece size each, every one full but the last, at most MAX_PIECES, none after the
+ * seal. The decider asks it of an `extend`'s new pieces, the fold of every PiecesPlanned.
+ */
+export function streamedPiecesProblem(v: VersionState, pieces: readonly { index: number; size: number }[]): string | undefined {
+  if (pieces.length > 0 && v.stream === "sealed") return `version ${v.version} of file ${v.fileId} is sealed: no piece is planned after it`;
   let next = v.pieces.length;
   let previous = v.pieces[next - 1]?.size;
-  for (const p of event.pieces) {
+  for (const p of pieces) {
     if (p.index < next) return `piece ${p.index} is already planned`;
     if (p.index !== next) return `piece ${p.index} is out of order: the next piece of version ${v.version} of file ${v.fileId} is ${next}`;
-    if (next >= MAX_PIECES) return `version ${v.version} of file ${v.fileId} would have more than ${MAX_PIECES} pieces`;
+    if (next >= MAX_PIECES) return `version ${v.version} of file ${v.fileId} would have more than ${MAX_PIECES} pieces: use a larger piece size`;
     if (previous !== undefined && previous !== v.pieceSize) return `piece ${p.index} follows a short piece (${previous} of ${v.pieceSize} bytes), which must be the last`;
-    if (p.size < 1 || p.size > v.pieceSize) return `piece ${p.index} has ${p.size} bytes, not 1 to ${v.pieceSize}`;
+    if (!Number.isSafeInteger(p.size) || p.size < 1 || p.size > v.pieceSize) return `piece ${p.index} has ${p.size} bytes, not 1 to ${v.pieceSize}`;
     previous = p.size;
     next += 1;
+  }
+  return undefined;
+}
+
+/**
+ * Why an open stream cannot be sealed as `size` bytes with `sha256`, or undefined: its planned
+ * pieces must hold exactly that size, be all its pieces, and, when their digests say the whole's
+ * (none or one piece), hash to it (`checksum`). The decider asks it of a `seal`, the fold of FileSealed.
+ */
+export function sealProblem(v: VersionState, size: number, sha256: string): { reason: string; checksum?: true } | undefined {
+  if (size !== v.size) return { reason: `the pieces of version ${v.version} of file ${v.fileId} hold ${v.size} bytes, not ${size}` };
+  const count = piecesOf(size, v.pieceSize);
+  if (v.pieces.length !== count) return { reason: `${size} bytes in pieces of ${v.pieceSize} are ${count} pieces; ${v.pieces.length} are planned` };
+  const known = wholeSha256Of(v.pieces.map((p) => p.sha256));
+  if (known !== undefined && sha256 !== known) {
+    return { reason: `the ${count} planned piece${count === 1 ? "" : "s"} of version ${v.version} of file ${v.fileId} hash to ${shortSha(known)}, not ${shortSha(sha256)}`, checksum: true };
   }
   return undefined;
 }
@@ -58,7 +78,7 @@ function streamedPlanContradiction(v: VersionState, event: Extract<DfsEvent, { t
 function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "PiecesPlanned" }>): string | undefined {
   const v = versionIn(state, event.fileId, event.version, "pending");
   if (typeof v === "string") return v;
-  if (v.stream !== undefined) return streamedPlanContradiction(v, event);
+  if (v.stream !== undefined) return streamedPiecesProblem(v, event.pieces);
   const count = piecesOf(v.size, v.pieceSize);
   const seen = new Set<number>();
   for (const p of event.pieces) {
@@ -118,12 +138,10 @@ function sealedContradiction(state: State, event: Extract<DfsEvent, { type: "Fil
   if (v.path !== event.path) return `version ${v.version} of file ${v.fileId} is ${v.path}, not ${event.path}`;
   if (v.stream === undefined) return `version ${v.version} of file ${v.fileId} is not streamed: its size was declared at create`;
   if (v.stream === "sealed") return `version ${v.version} of file ${v.fileId} is already sealed`;
-  if (event.size !== v.size) return `the pieces of version ${v.version} of file ${v.fileId} hold ${v.size} bytes, not ${event.size}`;
+  const problem = sealProblem(v, event.size, event.sha256);
+  if (problem) return problem.reason;
   const count = piecesOf(event.size, v.pieceSize);
-  if (event.pieces !== count || v.pieces.length !== count) return `${event.size} bytes in pieces of ${v.pieceSize} are ${count} pieces; ${v.pieces.length} are planned, the seal says ${event.pieces}`;
-  const known = wholeSha256Of(v.pieces.map((p) => p.sha256));
-  if (known !== undefined && event.sha256 !== known) return `the ${count} planned piece${count === 1 ? "" : "s"} of version ${v.version} of file ${v.fileId} hash to ${shortSha(known)}, not ${shortSha(event.sha256)}`;
-  return undefined;
+  return event.pieces === count ? undefined : `${event.size} bytes in pieces of ${v.pieceSize} are ${count} pieces; ${v.pieces.length} are planned, the seal says ${event.pieces}`;
 }
 
 /** Whether a commit, abandon or delete names the version as FileCreated made it. */

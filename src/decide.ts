@@ -13,7 +13,6 @@ import {
   PIECES_PER_EVENT,
   piecesOf,
   uploaderOf,
-  wholeSha256Of,
   type AssignedPiece,
   type DfsEvent,
   type FileCommitted,
@@ -22,6 +21,7 @@ import {
   type PlannedPiece,
 } from "./events.js";
 import { reconcile, reconcileInventory } from "./heal.js";
+import { sealProblem, streamedPiecesProblem } from "./checks.js";
 import { normalisePath } from "./paths.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState } from "./state.js";
 
@@ -318,8 +318,7 @@ function openStream(state: State, uploadId: string): VersionState {
 function createStream(state: State, cmd: CreateStream): DfsEvent[] {
   const path = normalisePath(cmd.path);
   checkLayout(cmd);
-  const existing = state.uploads.get(cmd.uploadId);
-  if (existing) {
+  if (state.uploads.has(cmd.uploadId)) {
     const v = uploadVersion(state, cmd.uploadId);
     if (v.path !== path || v.stream === undefined || v.uploader !== cmd.uploader) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return [];
@@ -348,23 +347,14 @@ function createStream(state: State, cmd: CreateStream): DfsEvent[] {
  */
 function extendUpload(state: State, cmd: ExtendUpload): DfsEvent[] {
   const v = openStream(state, cmd.uploadId);
-  let next = v.pieces.length;
-  let previous = v.pieces[next - 1]?.size;
   for (const p of cmd.pieces) {
     if (!SHA256_HEX.test(p.sha256)) bad(`piece ${p.index} sha256 must be 64 lowercase hex digits`);
     const planned = v.pieces[p.index];
-    if (planned) {
-      if (planned.size !== p.size || planned.sha256 !== p.sha256) bad(`piece ${p.index} is already planned with other bytes`);
-      continue;
-    }
-    if (v.stream === "sealed") bad(`upload of ${v.path} is sealed: it has no piece ${p.index}`);
-    if (p.index !== next) bad(`piece ${p.index} is out of order: the next piece is ${next}`);
-    if (next >= MAX_PIECES) bad(`more than ${MAX_PIECES} pieces of ${v.pieceSize} bytes: use a larger piece size`);
-    if (previous !== undefined && previous !== v.pieceSize) bad(`piece ${p.index} follows a short piece: only the last piece may be short`);
-    if (!Number.isSafeInteger(p.size) || p.size < 1 || p.size > v.pieceSize) bad(`piece ${p.index} must have 1 to ${v.pieceSize} bytes, got ${p.size}`);
-    previous = p.size;
-    next += 1;
+    if (planned && (planned.size !== p.size || planned.sha256 !== p.sha256)) bad(`piece ${p.index} is already planned with other bytes`);
   }
+  // Pieces asked again (a retry) are as planned; the new ones must follow them.
+  const problem = streamedPiecesProblem(v, cmd.pieces.filter((p) => !v.pieces[p.index]));
+  if (problem) bad(problem);
   return completeVersion(state, v, cmd.pieces, cmd.at);
 }
 
@@ -376,13 +366,9 @@ function sealUpload(state: State, cmd: SealUpload): DfsEvent[] {
     if (v.size !== cmd.size || v.sha256 !== cmd.sha256) bad(`upload of ${v.path} is already sealed with another size or sha256`);
     return isVersionComplete(v) ? [commitEvent(v, cmd.at)] : [];
   }
-  if (cmd.size !== v.size) bad(`the pieces planned hold ${v.size} bytes, not ${cmd.size}`);
+  const problem = sealProblem(v, cmd.size, cmd.sha256);
+  if (problem) throw new DfsError(problem.checksum ? ErrorCodes.CHECKSUM_MISMATCH : ErrorCodes.BAD_REQUEST, problem.reason);
   const count = piecesOf(cmd.size, v.pieceSize);
-  if (v.pieces.length !== count) bad(`${cmd.size} bytes are ${count} pieces of ${v.pieceSize}, but ${v.pieces.length} are planned`);
-  const known = wholeSha256Of(v.pieces.map((p) => p.sha256));
-  if (known !== undefined && cmd.sha256 !== known) {
-    throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `${cmd.size} bytes in ${count} piece${count === 1 ? "" : "s"} hash to ${known}, not ${cmd.sha256}`);
-  }
   const sealed = { fileId: v.fileId, path: v.path, version: v.version, size: cmd.size, sha256: cmd.sha256 };
   const events: DfsEvent[] = [{ type: "FileSealed", at: cmd.at, ...sealed, pieces: count }];
   // Every piece may be stored already (and a 0-byte stream has none): then it commits now.
@@ -393,9 +379,8 @@ function sealUpload(state: State, cmd: SealUpload): DfsEvent[] {
 function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
   const path = normalisePath(cmd.path);
   checkCreate(cmd);
-  const existing = state.uploads.get(cmd.uploadId);
-  if (existing) {
-    const v = state.files.get(existing.fileId)!.versions.get(existing.version)!;
+  if (state.uploads.has(cmd.uploadId)) {
+    const v = uploadVersion(state, cmd.uploadId);
     const same =
       v.path === path &&
       v.size === cmd.size &&

@@ -71,8 +71,7 @@ const STOP_GRACE_MS = 2_000;
 const PEER_WAIT_MS = 20_000;
 const PEER_PROBES = 4;
 
-/** Where a piece's bytes come from: a peer that holds them, or the uploading client. */
-/** A peer holding the piece, or its uploader (served under the user `uploader` when the version names one). */
+/** Where a piece's bytes come from: a peer that holds them, or the uploading client (served under the user `uploader` when the version names one). */
 type PieceSource = { worker: string } | { upload: string; uploader?: string; piece: number };
 
 /** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
