@@ -406,9 +406,12 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     replicas: cmd.replicas,
     uploadId: cmd.uploadId,
     ...uploaderOf(cmd),
+    // A plan that fits in one event comes with the version: one event less for every small file.
+    ...(cmd.pieces.length > 0 && cmd.pieces.length <= PIECES_PER_EVENT ? { pieces: [...cmd.pieces] } : {}),
   } as const;
   // Decide the rest against a version as FileCreated will leave it, without touching the state.
-  const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: [], completePieces: 0 };
+  const planned = (created.pieces ?? []).map((p) => ({ ...p, peers: [], stored: [] }));
+  const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: planned, completePieces: 0 };
   return [created, ...completeVersion(state, draft, cmd.pieces, cmd.at)];
 }
 

@@ -95,10 +95,18 @@ export const FileCreated = z
      */
     uploader: id.optional(),
     streamed: z.literal(true).optional(),
+    /**
+     * The version's pieces, all of them in order, as a PiecesPlanned would say them: a declared
+     * version of at most PIECES_PER_EVENT pieces carries its plan here, and no PiecesPlanned
+     * follows (one event less for every small file). Absent in versions created before, in
+     * larger ones (planned by PiecesPlanned events) and in streamed ones.
+     */
+    pieces: z.array(PlannedPiece).min(1).max(PIECES_PER_EVENT).optional(),
   })
   .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
   .refine((e) => (e.streamed ? e.sha256 === undefined : e.sha256 !== undefined), { message: "is declared unless the version is streamed, and only then", path: ["sha256"] })
-  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] });
+  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] })
+  .refine((e) => !e.streamed || e.pieces === undefined, { message: "of a streamed version are planned as they come, not when it is created", path: ["pieces"] });
 export type FileCreated = z.infer<typeof FileCreated>;
 
 /** Pieces `pieces[i].index` of a version, with their size and declared SHA-256. */

@@ -5,7 +5,7 @@
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
-import { piecesOf, type DfsEvent, type Role } from "./events.js";
+import { piecesOf, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -196,18 +196,13 @@ export function apply(state: State, event: DfsEvent): void {
       });
       state.uploads.set(event.uploadId, { fileId: event.fileId, version: event.version });
       state.pendingUploads.add(event.uploadId);
+      // A small version's plan comes with it (no PiecesPlanned follows).
+      if (event.pieces) planPieces(state, versionOf(state, event.fileId, event.version)!, event.pieces);
       return;
     }
-    case "PiecesPlanned": {
-      const v = versionOf(state, event.fileId, event.version)!;
-      for (const p of event.pieces) {
-        const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
-        v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: [], stored: [] };
-        contentFor(state, sha256, p.size).refs += 1;
-        if (v.stream === "open") v.size += p.size;
-      }
+    case "PiecesPlanned":
+      planPieces(state, versionOf(state, event.fileId, event.version)!, event.pieces);
       return;
-    }
     case "FileSealed": {
       const v = versionOf(state, event.fileId, event.version)!;
       v.sha256 = own(event.sha256);
@@ -342,6 +337,16 @@ export function apply(state: State, event: DfsEvent): void {
 }
 
 /** Keep `versioned` true to whether the file has older versions retention may expire. */
+/** The pieces of a version, as planned (FileCreated's plan, or PiecesPlanned). */
+function planPieces(state: State, v: VersionState, pieces: readonly PlannedPiece[]): void {
+  for (const p of pieces) {
+    const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
+    v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: [], stored: [] };
+    contentFor(state, sha256, p.size).refs += 1;
+    if (v.stream === "open") v.size += p.size;
+  }
+}
+
 function indexVersions(state: State, file: FileState): void {
   if (!file.deleted && hasOlderVersions(file)) state.versioned.add(file.fileId);
   else state.versioned.delete(file.fileId);

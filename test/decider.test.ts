@@ -17,7 +17,6 @@ import {
   type FileCommitted,
   type FileCreated,
   type PiecesDropped,
-  type PiecesPlanned,
   type PieceStored,
   type PlannedPiece,
   type UploadAbandoned,
@@ -249,11 +248,11 @@ Workers.run();
 
 const Create = suite("decider: create");
 
-Create("decider - a create of a new path yields FileCreated, PiecesPlanned and PeersAssigned", () => {
+Create("decider - a create of a new path yields FileCreated with its plan, then PeersAssigned", () => {
   const cmd = create({ path: "docs/a.txt", size: 2 * MIN_PIECE_SIZE + 10, replicas: 2, newFileId: "F1", uploadId: "U1", at: T0 + 77 });
   const events = when(given(joined("w1", "w2", "w3")), cmd);
-  assert.equal(types(events).slice(0, 2), ["FileCreated", "PiecesPlanned"]);
-  assert.ok(events.slice(2).every((e) => e.type === "PeersAssigned"), types(events).join());
+  assert.is(events[0]!.type, "FileCreated");
+  assert.ok(events.slice(1).every((e) => e.type === "PeersAssigned"), types(events).join());
   assert.ok(events.every((e) => e.at === T0 + 77), "every event carries the command's time");
 
   const created = events[0] as FileCreated;
@@ -268,13 +267,10 @@ Create("decider - a create of a new path yields FileCreated, PiecesPlanned and P
     pieceSize: MIN_PIECE_SIZE,
     replicas: 2,
     uploadId: "U1",
+    pieces: cmd.pieces,
   });
-  const planned = events[1] as PiecesPlanned;
-  assert.is(planned.fileId, "F1");
-  assert.is(planned.version, 1);
-  assert.equal(planned.pieces, cmd.pieces);
   assert.equal(
-    planned.pieces.map((p) => p.size),
+    created.pieces!.map((p) => p.size),
     [MIN_PIECE_SIZE, MIN_PIECE_SIZE, 10],
   );
   for (const a of ofType(events, "PeersAssigned")) {
@@ -503,25 +499,28 @@ Retry("decider - a create retried after all its events landed yields nothing", (
   assert.is(stateDigest(h.state), before);
 });
 
-Retry("decider - a create retried after only FileCreated landed yields the missing PiecesPlanned and PeersAssigned", () => {
+Retry("decider - a create retried after only FileCreated landed yields the missing PeersAssigned", () => {
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 5 * MIN_PIECE_SIZE, replicas: 2 });
   const original = when(given(workers), cmd);
   assert.is(original[0]!.type, "FileCreated");
   const retry = when(given(workers, original[0]!), cmd);
-  assert.equal(types(retry), types(original.slice(1)));
+  assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"), types(retry).join());
   assert.equal(retry, original.slice(1));
   // And once they land, the state is the one the first attempt would have left.
   assert.is(stateDigest(given(workers, original[0]!, retry)), stateDigest(given(workers, original)));
 });
 
-Retry("decider - a create retried after FileCreated and PiecesPlanned landed yields only PeersAssigned", () => {
+Retry("decider - a create retried after an older master's FileCreated without a plan landed yields PiecesPlanned, then PeersAssigned", () => {
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 5 * MIN_PIECE_SIZE, replicas: 3 });
   const original = when(given(workers), cmd);
-  const retry = when(given(workers, original.slice(0, 2)), cmd);
-  assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"), types(retry).join());
-  assert.equal(retry, original.slice(2));
+  const { pieces, ...planless } = original[0] as FileCreated;
+  const retry = when(given(workers, planless), cmd);
+  assert.equal(retry[0], { type: "PiecesPlanned", at: cmd.at, fileId: planless.fileId, version: 1, pieces: pieces! });
+  assert.equal(retry.slice(1), original.slice(1));
+  // The old shape and the new one leave the same table.
+  assert.is(stateDigest(given(workers, planless, retry)), stateDigest(given(workers, original)));
 });
 
 Retry("decider - a 0-byte create retried after only FileCreated landed yields FileCommitted", () => {
@@ -579,7 +578,7 @@ Retry("decider - a retry never puts a second replica of a piece on a worker that
   const original = when(h.state, cmd);
   const onA = ofType(original, "PeersAssigned").find((a) => a.workerId === "a");
   assert.ok(onA, "a got the piece");
-  h.append([...ofType(original, "FileCreated"), ...ofType(original, "PiecesPlanned"), onA!]);
+  h.append([...ofType(original, "FileCreated"), onA!]);
   const load = (id: string) => h.state.workers.get(id)!.assignedBytes;
   assert.ok(load("a") < load("b") && load("a") < load("c"), "a is still the least loaded");
   const retry = when(h.state, cmd);
@@ -621,9 +620,9 @@ Retry("decider - a retry after some PeersAssigned landed still gives each piece 
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 3 * MIN_PIECE_SIZE, replicas: 2 });
   const original = when(given(workers), cmd);
-  // FileCreated, PiecesPlanned and the first worker's PeersAssigned landed; the rest did not.
-  const landed = original.slice(0, 3);
-  assert.is(landed[2]!.type, "PeersAssigned");
+  // FileCreated and the first worker's PeersAssigned landed; the rest did not.
+  const landed = original.slice(0, 2);
+  assert.is(landed[1]!.type, "PeersAssigned");
   const retry = when(given(workers, landed), cmd);
   assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"));
   const byPiece = peersByPiece([...landed, ...retry]);
@@ -1151,7 +1150,7 @@ Delete("decider - an abandoned upload's pieces are owed as drops", () => {
   const created = h.run(create({ uploadId: "U", size: 2 * MIN_PIECE_SIZE, replicas: 2 }));
   h.run({ type: "AbandonUpload", at: T0, uploadId: "U", code: "X", reason: "gave up" });
   const drops = ofType(when(h.state, { type: "Reconcile", at: T0 }), "PiecesDropped");
-  const shas = ofType(created, "PiecesPlanned")[0]!.pieces.map((p) => p.sha256).sort();
+  const shas = ofType(created, "FileCreated")[0]!.pieces!.map((p) => p.sha256).sort();
   assert.equal(drops.map((d) => [d.workerId, [...d.sha256s].sort()]), [
     ["a", shas],
     ["b", shas],
@@ -1302,6 +1301,7 @@ Large("decider - a version with more than PIECES_PER_EVENT pieces splits PiecesP
   assert.is(cmd.pieces.length, count);
   const events = h.run(cmd);
 
+  assert.is(ofType(events, "FileCreated")[0]!.pieces, undefined, "a plan too large for one event comes in PiecesPlanned events");
   const planned = ofType(events, "PiecesPlanned");
   assert.is(planned.length, 3);
   assert.ok(planned.every((e) => e.pieces.length <= PIECES_PER_EVENT));

@@ -329,6 +329,35 @@ Table("fold - PiecesPlanned of an unknown or not pending version, out of range, 
   assert.is(log.append(plan("N", 1, [p, { ...p, index: 2, size: 1 }])).rejected, undefined, "a partial plan is accepted");
 });
 
+Table("fold - a FileCreated's plan must be every piece of its version, in order, each of its size; a stream carries none", () => {
+  const log = busyLog();
+  const created = { ...samples().FileCreated, fileId: "N", path: "/n", size: 2 * MIN_PIECE_SIZE + 1 };
+  const p = (index: number, size = MIN_PIECE_SIZE) => ({ index, size, sha256: sha(`n${index}`) });
+  thenRejected(log, { ...created, pieces: [p(0), p(1)] }, /it plans 2 pieces of the 3 of 8193 bytes in pieces of 4096/, "a piece missing");
+  thenRejected(log, { ...created, pieces: [p(0), p(2), p(1)] }, /piece 2 is planned where piece 1 must be/, "out of order");
+  thenRejected(log, { ...created, pieces: [p(0), p(1), p(2)] }, /piece 2 has 1 bytes, not 4096/, "the last piece's size");
+  thenRejected(log, { ...created, pieces: [] }, /^FileCreated\.pieces: /, "an empty plan");
+  const { sha256: _declared, ...undeclared } = created as Record<string, unknown>;
+  const stream = { ...undeclared, size: 0, streamed: true };
+  thenRejected(log, { ...stream, pieces: [p(0)] }, /^FileCreated\.pieces: .*planned as they come/, "a stream's plan");
+  assert.is(log.state.files.has("N"), false, "nothing of them was applied");
+  const plan = [p(0), p(1), p(2, 1)];
+  assert.is(log.append({ ...created, pieces: plan }).rejected, undefined);
+  assert.equal(log.state.files.get("N")!.versions.get(1)!.pieces.map((x) => [x.index, x.size, x.sha256]), plan.map((x) => [x.index, x.size, x.sha256]));
+  thenRejected(log, { type: "PiecesPlanned", at: T0, fileId: "N", version: 1, pieces: [p(0)] }, /piece 0 is already planned/, "planned again");
+});
+
+Table("fold - an older master's FileCreated then PiecesPlanned leave the table a FileCreated with its plan leaves", () => {
+  const plan = [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha("o0") }, { index: 1, size: 5, sha256: sha("o1") }];
+  const created = { ...samples().FileCreated, fileId: "O", path: "/o", size: MIN_PIECE_SIZE + 5 };
+  const old = busyLog();
+  assert.is(old.append(created).rejected, undefined);
+  assert.is(old.append({ type: "PiecesPlanned", at: T0, fileId: "O", version: 1, pieces: plan }).rejected, undefined);
+  const now = busyLog();
+  assert.is(now.append({ ...created, pieces: plan }).rejected, undefined);
+  assert.equal(table(now.state), table(old.state));
+});
+
 Table("fold - a streamed version grows with its pieces and commits only once sealed", () => {
   const { log, placed } = streamLog();
   const v = log.state.files.get("S")!.versions.get(1)!;
@@ -519,12 +548,12 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
   const log = busyLog();
   const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
   const original = decide(log.state, cmd);
-  // FileCreated, PiecesPlanned and one PeersAssigned landed; then the decision lost a race.
-  for (const e of original.slice(0, 3)) assert.is(log.append(e).rejected, undefined);
+  // FileCreated (with its plan) and one PeersAssigned landed; then the decision lost a race.
+  for (const e of original.slice(0, 2)) assert.is(log.append(e).rejected, undefined);
   const retried = log.run(cmd);
   assert.ok(retried.length > 0 && retried.every((e) => e.type === "PeersAssigned"));
   assert.equal(log.run({ ...cmd, at: T0 + 1 }), [], "nothing is missing any more");
-  confirmAll(log, [original[2]!, ...retried]);
+  confirmAll(log, [original[1]!, ...retried]);
   assert.is(log.state.files.get("file-R")!.versions.get(1)!.status, "committed");
   const empty = create({ path: "/empty", uploadId: "E", pieces: 0, replicas: 1 });
   const [created] = decide(log.state, empty);
@@ -539,8 +568,8 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
 Everyone("fold - a create asked again with its upload id, path, size and sha256 but other pieces is refused, not placed with bytes the plan does not have", () => {
   const log = busyLog();
   const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
-  // FileCreated and PiecesPlanned landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
-  for (const e of decide(log.state, cmd).slice(0, 2)) assert.is(log.append(e).rejected, undefined);
+  // FileCreated (with its plan) landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
+  for (const e of decide(log.state, cmd).slice(0, 1)) assert.is(log.append(e).rejected, undefined);
   const otherHashes = { ...cmd, pieces: cmd.pieces.map((p) => ({ ...p, sha256: sha(`other ${p.index}`) })) };
   assert.is(code(() => decide(log.state, otherHashes)), "BAD_REQUEST", "other piece hashes");
   const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: sha("one big") }] };

@@ -181,7 +181,7 @@ test("tail filters: path, type, worker, since and until, by sequence and by time
   const all = await tail(store);
   const byPath = await tail(store, ["--path", "/t/b"]);
   assert.ok(byPath.length >= 5);
-  const bPieces = byPath.find((e) => e.event?.type === "PiecesPlanned")!.event!.pieces!.map((p) => p.sha256);
+  const bPieces = byPath.find((e) => e.event?.type === "FileCreated")!.event!.pieces!.map((p) => p.sha256);
   for (const e of byPath) {
     if (e.event?.fileId) assert.is(e.event.fileId, s.bFileId, `${e.event.type} is /t/b's`);
     else assert.ok(e.event?.type === "PiecesDropped" && e.event.sha256s!.every((h) => bPieces.includes(h)), `${e.event?.type} drops /t/b's bytes`);
