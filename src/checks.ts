@@ -106,6 +106,19 @@ function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "Pi
   return undefined;
 }
 
+/** Each upload's share as its own PeersAssigned would be judged, each version at most once (so each is judged against the table it meets). */
+function uploadsAssignedContradiction(state: State, event: Extract<DfsEvent, { type: "UploadsAssigned" }>): string | undefined {
+  const seen = new Set<string>();
+  for (const upload of event.uploads) {
+    const key = `${upload.fileId}/${upload.version}`;
+    if (seen.has(key)) return `version ${upload.version} of file ${upload.fileId} is assigned twice in one event`;
+    seen.add(key);
+    const problem = assignedContradiction(state, { type: "PeersAssigned", at: event.at, workerId: event.workerId, ...upload });
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
 function assignedContradiction(state: State, event: Extract<DfsEvent, { type: "PeersAssigned" }>): string | undefined {
   const v = versionIn(state, event.fileId, event.version, "pending");
   if (typeof v === "string") return v;
@@ -234,6 +247,8 @@ export function contradiction(state: State, event: DfsEvent): string | undefined
       return plannedContradiction(state, event);
     case "PeersAssigned":
       return assignedContradiction(state, event);
+    case "UploadsAssigned":
+      return uploadsAssignedContradiction(state, event);
     case "PieceStored":
       return storedContradiction(state, event);
     case "FileSealed":

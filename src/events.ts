@@ -7,6 +7,8 @@ import { normalisePath } from "./paths.js";
 
 /** Most entries one PiecesPlanned, PeersAssigned or PiecesDropped event carries, so an event stays far below max_payload. */
 export const PIECES_PER_EVENT = 2000;
+/** Most uploads one UploadsAssigned event carries. */
+export const UPLOADS_PER_EVENT = 256;
 export const MIN_PIECE_SIZE = 4 * 1024;
 export const MAX_PIECE_SIZE = 256 * 1024 * 1024;
 export const MAX_PIECES = 10_000;
@@ -138,6 +140,30 @@ export const PeersAssigned = z.object({
 });
 export type PeersAssigned = z.infer<typeof PeersAssigned>;
 
+/** One upload's share of an UploadsAssigned: what a PeersAssigned says, but the worker. */
+export const UploadAssignment = z.object({
+  fileId: id,
+  version,
+  uploadId: id,
+  uploader: id.optional(),
+  pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
+});
+export type UploadAssignment = z.infer<typeof UploadAssignment>;
+
+/**
+ * Pieces of several versions a worker must store, decided together (small files created at
+ * once): one event on the worker's assignment subject instead of one PeersAssigned per version.
+ */
+export const UploadsAssigned = z
+  .object({
+    type: z.literal("UploadsAssigned"),
+    at,
+    workerId: id,
+    uploads: z.array(UploadAssignment).min(1).max(UPLOADS_PER_EVENT),
+  })
+  .refine((e) => e.uploads.reduce((n, u) => n + u.pieces.length, 0) <= PIECES_PER_EVENT, { message: `must hold at most ${PIECES_PER_EVENT} pieces in all`, path: ["uploads"] });
+export type UploadsAssigned = z.infer<typeof UploadsAssigned>;
+
 /**
  * A streamed version's content is complete: its size, its SHA-256 and how many pieces it has.
  * No piece is planned after it; the pieces planned must add up to `size`, every one full but
@@ -234,6 +260,7 @@ export const EVENT_SCHEMAS = {
   FileCreated,
   PiecesPlanned,
   PeersAssigned,
+  UploadsAssigned,
   PieceStored,
   FileSealed,
   FileCommitted,

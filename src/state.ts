@@ -5,7 +5,7 @@
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
-import { piecesOf, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
+import { piecesOf, type AssignedPiece, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -209,18 +209,12 @@ export function apply(state: State, event: DfsEvent): void {
       v.stream = "sealed";
       return;
     }
-    case "PeersAssigned": {
-      const v = versionOf(state, event.fileId, event.version)!;
-      for (const a of event.pieces) {
-        const piece = v.pieces[a.piece]!;
-        piece.peers.push({ workerId: event.workerId, role: a.role });
-        const c = state.content.get(piece.sha256)!;
-        c.assigned = withCount(c.assigned, event.workerId, 1);
-        forgiveDrop(state, event.workerId, c.sha256);
-        syncPlacement(state, c, event.workerId);
-      }
+    case "PeersAssigned":
+      assignPeers(state, event.workerId, event);
       return;
-    }
+    case "UploadsAssigned":
+      for (const upload of event.uploads) assignPeers(state, event.workerId, upload);
+      return;
     case "PieceStored": {
       const v = versionOf(state, event.fileId, event.version)!;
       const piece = v.pieces[event.piece]!;
@@ -337,6 +331,19 @@ export function apply(state: State, event: DfsEvent): void {
 }
 
 /** Keep `versioned` true to whether the file has older versions retention may expire. */
+/** A worker's share of a version's pieces (PeersAssigned, or one upload of UploadsAssigned). */
+function assignPeers(state: State, workerId: string, share: { fileId: string; version: number; pieces: readonly AssignedPiece[] }): void {
+  const v = versionOf(state, share.fileId, share.version)!;
+  for (const a of share.pieces) {
+    const piece = v.pieces[a.piece]!;
+    piece.peers.push({ workerId, role: a.role });
+    const c = state.content.get(piece.sha256)!;
+    c.assigned = withCount(c.assigned, workerId, 1);
+    forgiveDrop(state, workerId, c.sha256);
+    syncPlacement(state, c, workerId);
+  }
+}
+
 /** The pieces of a version, as planned (FileCreated's plan, or PiecesPlanned). */
 function planPieces(state: State, v: VersionState, pieces: readonly PlannedPiece[]): void {
   for (const p of pieces) {

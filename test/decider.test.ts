@@ -137,9 +137,12 @@ function create(o: CreateOptions = {}): CreateVersion {
   };
 }
 
-/** One successful confirmation per assigned piece, in assignment order. */
+/** One successful confirmation per assigned piece (PeersAssigned, or an upload of UploadsAssigned), in assignment order. */
 function confirmationsFor(events: readonly DfsEvent[], at = T0 + 5000): ConfirmPiece[] {
-  return ofType(events, "PeersAssigned").flatMap((a) =>
+  const shares = events.flatMap((e) =>
+    e.type === "PeersAssigned" ? [e] : e.type === "UploadsAssigned" ? e.uploads.map((u) => ({ workerId: e.workerId, ...u })) : [],
+  );
+  return shares.flatMap((a) =>
     a.pieces.map((p) => ({
       type: "ConfirmPiece" as const,
       at,
@@ -521,6 +524,60 @@ Retry("decider - a create retried after an older master's FileCreated without a 
   assert.equal(retry.slice(1), original.slice(1));
   // The old shape and the new one leave the same table.
   assert.is(stateDigest(given(workers, planless, retry)), stateDigest(given(workers, original)));
+});
+
+Retry("decider - creates decided together: FileCreated each, then one UploadsAssigned per worker naming every version", () => {
+  const h = new History(joined("a", "b", "c"));
+  const creates = ["/s/1", "/s/2", "/s/3", "/s/4"].map((path, i) => create({ path, uploadId: `u${i}`, size: 100 + i, replicas: 2 }));
+  const events = h.run({ type: "CreateVersions", at: T0, creates });
+  assert.equal(types(events), ["FileCreated", "FileCreated", "FileCreated", "FileCreated", "UploadsAssigned", "UploadsAssigned", "UploadsAssigned"]);
+  assert.is(h.state.rejected.count, 0, "the fold accepts all of it");
+  const assigned = ofType(events, "UploadsAssigned");
+  assert.equal(assigned.map((e) => e.workerId), ["a", "b", "c"]);
+  // Spread as one create after another would be: 4 files × 2 replicas over 3 workers, each piece one major.
+  const shares = assigned.flatMap((e) => e.uploads.map((u) => ({ workerId: e.workerId, ...u })));
+  for (const [i, c] of creates.entries()) {
+    const mine = shares.filter((u) => u.uploadId === c.uploadId);
+    assert.is(new Set(mine.map((u) => u.workerId)).size, 2, `${c.path}: two workers`);
+    assert.equal(mine.flatMap((u) => u.pieces.map((p) => p.role)).sort(), ["major", "minor"], `${c.path}: one major`);
+    assert.equal(mine.map((u) => u.pieces[0]!.sha256), [c.pieces[0]!.sha256, c.pieces[0]!.sha256]);
+    assert.is(h.state.files.get(`file-u${i}`)!.versions.get(1)!.pieces[0]!.peers.length, 2);
+  }
+  assert.equal(assigned.map((e) => e.uploads.length).sort(), [2, 3, 3], "least-loaded first across the batch");
+  // Every version commits as any does.
+  for (const c of confirmationsFor(events)) h.run(c);
+  assert.is(h.state.rejected.count, 0);
+  assert.ok(creates.every((_, i) => h.state.files.get(`file-u${i}`)!.versions.get(1)!.status === "committed"));
+});
+
+Retry("decider - creates decided together leave out what they cannot decide, for each to be decided alone", () => {
+  const h = new History(joined("a", "b"));
+  upload(h, create({ path: "/old", uploadId: "old", replicas: 1 }));
+  const good = create({ path: "/new", uploadId: "new", size: 10, replicas: 1 });
+  const left = [
+    create({ path: "/old", uploadId: "old", replicas: 1 }), // a retry
+    create({ path: "/new", uploadId: "again", size: 10, replicas: 1 }), // the same path twice
+    create({ path: "/empty", uploadId: "empty", size: 0, replicas: 1 }),
+    create({ path: "/large", uploadId: "large", size: (PIECES_PER_EVENT + 1) * MIN_PIECE_SIZE, replicas: 1 }),
+    create({ path: "/three", uploadId: "three", size: 10, replicas: 3 }), // not enough workers
+    create({ path: "/a/../b", uploadId: "badpath", size: 10, replicas: 1 }),
+    { ...create({ path: "/x", uploadId: "badsha", size: 10, replicas: 1 }), sha256: "nope" },
+  ];
+  const events = h.run({ type: "CreateVersions", at: T0, creates: [good, ...left] });
+  assert.equal(types(events), ["FileCreated", "UploadsAssigned"]);
+  assert.equal(ofType(events, "FileCreated")[0]!.uploadId, "new");
+  const refusal = (cmd: Command) => {
+    try {
+      decide(h.state, cmd);
+      return undefined;
+    } catch (err) {
+      return (err as DfsError).code;
+    }
+  };
+  assert.is(refusal(left[4]!), ErrorCodes.NOT_ENOUGH_WORKERS, "alone, it says why");
+  assert.is(refusal(left[5]!), ErrorCodes.BAD_PATH);
+  assert.is(refusal(left[6]!), ErrorCodes.BAD_REQUEST);
+  assert.equal(h.run({ type: "CreateVersions", at: T0, creates: [] }), []);
 });
 
 Retry("decider - a 0-byte create retried after only FileCreated landed yields FileCommitted", () => {

@@ -15,6 +15,7 @@ import {
   MAX_REPLICAS,
   MIN_PIECE_SIZE,
   PIECES_PER_EVENT,
+  UPLOADS_PER_EVENT,
   parseEvent,
   type DfsEvent,
   type EventType,
@@ -157,6 +158,12 @@ function samples(): Record<EventType, Record<string, unknown>> {
       workerId: "a",
       pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }],
     },
+    UploadsAssigned: {
+      type: "UploadsAssigned",
+      at: T0,
+      workerId: "a",
+      uploads: [{ fileId: "F", version: 2, uploadId: "U2", pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }] }],
+    },
     PieceStored: { type: "PieceStored", at: T0, fileId: "F", version: 2, piece: 0, workerId: "a", sha256: sha(4) },
     FileSealed: { type: "FileSealed", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(11), pieces: 2 },
     FileCommitted: { type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(5) },
@@ -253,6 +260,13 @@ Schemas("fold - values out of range are rejected", () => {
     [{ ...s.FileDeleted, version: 0 }, /FileDeleted\.version/],
     [{ ...s.PiecesDropped, sha256s: [] }, /PiecesDropped\.sha256s/],
     [{ ...s.PiecesDropped, sha256s: ["zz"] }, /PiecesDropped\.sha256s\.0/],
+    [{ ...s.UploadsAssigned, uploads: [] }, /UploadsAssigned\.uploads/],
+    [{ ...s.UploadsAssigned, uploads: Array.from({ length: UPLOADS_PER_EVENT + 1 }, () => (s.UploadsAssigned!.uploads as unknown[])[0]) }, /UploadsAssigned\.uploads/],
+    [
+      { ...s.UploadsAssigned, uploads: [0, 1].map((i) => ({ fileId: "F", version: 2, uploadId: "U2", pieces: Array.from({ length: PIECES_PER_EVENT / 2 + i }, (_, piece) => ({ piece, size: 1, sha256: sha(1), role: "major" })) })) },
+      /UploadsAssigned\.uploads: must hold at most 2000 pieces in all/,
+    ],
+    [{ ...s.UploadsAssigned, uploads: [{ fileId: "F", version: 2, uploadId: "U 2", pieces: [] }] }, /UploadsAssigned\.uploads\.0\./],
   ];
   for (const [value, reason] of cases) thenRejected(busyLog(), value, reason, JSON.stringify(value).slice(0, 120));
 });
@@ -345,6 +359,27 @@ Table("fold - a FileCreated's plan must be every piece of its version, in order,
   assert.is(log.append({ ...created, pieces: plan }).rejected, undefined);
   assert.equal(log.state.files.get("N")!.versions.get(1)!.pieces.map((x) => [x.index, x.size, x.sha256]), plan.map((x) => [x.index, x.size, x.sha256]));
   thenRejected(log, { type: "PiecesPlanned", at: T0, fileId: "N", version: 1, pieces: [p(0)] }, /piece 0 is already planned/, "planned again");
+});
+
+Table("fold - UploadsAssigned is judged upload by upload as PeersAssigned is, each version once, and applied whole or not at all", () => {
+  const log = busyLog();
+  const shares = (events: DfsEvent[]) => events.flatMap((e) => (e.type === "UploadsAssigned" ? e.uploads.map((u) => ({ workerId: e.workerId, upload: u })) : []));
+  const done = log.run({ type: "CreateVersions", at: T0, creates: ["/b1", "/b2"].map((path, i) => create({ path, uploadId: `B${i}`, pieces: 1, replicas: 1 })) });
+  assert.equal(done.slice(0, 2).map((e) => e.type), ["FileCreated", "FileCreated"]);
+  const applied = shares(done)[0]!;
+  // /b3 created, its assignment not logged yet.
+  const decided = decide(log.state, { type: "CreateVersions", at: T0, creates: [create({ path: "/b3", uploadId: "B3", pieces: 1, replicas: 1 })] });
+  assert.is(log.append(decided[0]).rejected, undefined);
+  const { workerId, upload } = shares(decided)[0]!;
+  const ua = (w: string, uploads: unknown[]) => ({ type: "UploadsAssigned", at: T0, workerId: w, uploads });
+  thenRejected(log, ua(workerId, [upload, upload]), /version 1 of file file-B3 is assigned twice in one event/, "one version twice");
+  thenRejected(log, ua("c", [upload]), /worker c is not live/, "a lost worker");
+  thenRejected(log, ua(workerId, [{ ...upload, uploadId: "B0" }]), /is upload B3, not B0/, "another upload's id");
+  thenRejected(log, ua(workerId, [{ ...upload, version: 9 }]), /file file-B3 has no version 9/, "an unknown version");
+  thenRejected(log, ua(applied.workerId, [upload, applied.upload]), /is already a peer/, "a good upload, then one already assigned");
+  assert.is(log.state.files.get("file-B3")!.versions.get(1)!.pieces[0]!.peers.length, 0, "nothing of a rejected event was applied");
+  assert.is(log.append(ua(workerId, [upload])).rejected, undefined);
+  assert.is(log.state.files.get("file-B3")!.versions.get(1)!.pieces[0]!.peers.length, 1);
 });
 
 Table("fold - an older master's FileCreated then PiecesPlanned leave the table a FileCreated with its plan leaves", () => {
