@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
 import { piecesOf, type DfsEvent, type Role } from "./events.js";
+import { KEY_SEPARATOR, interned } from "./interned.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 
 export type VersionStatus = "pending" | "committed" | "abandoned" | "deleted";
@@ -19,9 +20,9 @@ export interface PieceState {
   readonly index: number;
   readonly size: number;
   readonly sha256: string;
-  peers: Peer[];
+  peers: readonly Peer[];
   /** Workers that confirmed the bytes, in confirmation order. */
-  stored: string[];
+  stored: readonly string[];
 }
 
 export interface VersionState {
@@ -84,7 +85,8 @@ export interface State {
   files: Map<string, FileState>;
   /** Path of every file not deleted → its fileId. */
   paths: Map<string, string>;
-  uploads: Map<string, { fileId: string; version: number }>;
+  /** Every upload id a create named → its version. */
+  uploads: Map<string, VersionState>;
   /** Upload ids of the pending versions (their peers may need replacing when a worker is lost). */
   pendingUploads: Set<string>;
   /** Piece bytes that live versions refer to, by SHA-256: who holds them, who is making copies. */
@@ -149,6 +151,24 @@ export function recordRejection(state: State, reason: string): void {
 
 const own = (s: string) => Buffer.from(s, "utf8").toString("utf8");
 
+const NOBODY: readonly never[] = Object.freeze([]);
+
+/** A version's uploader: one of a few NATS users. */
+const sharedUploader = (user: string) => interned(`u:${user}`, () => own(user));
+
+/** `peers` and one more: the arrays of peers (and each peer) are shared by every piece with the same. */
+function withPeer(peers: readonly Peer[], workerId: string, role: Role): readonly Peer[] {
+  const peer = interned(`p:${role} ${workerId}`, (): Peer => Object.freeze({ workerId, role }));
+  const next = [...peers, peer];
+  return interned(`P:${next.map((p) => `${p.role} ${p.workerId}`).join(KEY_SEPARATOR)}`, () => Object.freeze(next));
+}
+
+/** `stored` and one more worker, shared as `withPeer`'s arrays are. */
+function withStored(stored: readonly string[], workerId: string): readonly string[] {
+  const next = [...stored, workerId];
+  return interned(`S:${next.join(KEY_SEPARATOR)}`, () => Object.freeze(next));
+}
+
 /** Apply an event that does not contradict the state (see `evolve` in fold.ts, which checks first). */
 export function apply(state: State, event: DfsEvent): void {
   // Worker ids kept in the table share the worker's own string.
@@ -178,7 +198,7 @@ export function apply(state: State, event: DfsEvent): void {
         state.paths.set(event.path, event.fileId);
       }
       file.lastVersion = event.version;
-      file.versions.set(event.version, {
+      const version: VersionState = {
         fileId: event.fileId,
         path: event.path,
         version: event.version,
@@ -187,22 +207,30 @@ export function apply(state: State, event: DfsEvent): void {
         pieceSize: event.pieceSize,
         replicas: event.replicas,
         uploadId: event.uploadId,
-        ...(event.uploader !== undefined ? { uploader: own(event.uploader) } : {}),
+        ...(event.uploader !== undefined ? { uploader: sharedUploader(event.uploader) } : {}),
         createdAt: event.at,
         ...(event.streamed ? { stream: "open" as const } : {}),
         status: "pending",
         pieces: [],
         completePieces: 0,
-      });
-      state.uploads.set(event.uploadId, { fileId: event.fileId, version: event.version });
+      };
+      file.versions.set(event.version, version);
+      state.uploads.set(event.uploadId, version);
       state.pendingUploads.add(event.uploadId);
       return;
     }
     case "PiecesPlanned": {
       const v = versionOf(state, event.fileId, event.version)!;
+      // Arrays of the table are made at their size: one grown by assignment or `push` keeps
+      // room for 16 more (a piece's array, its peers and its copies: 450 bytes a small file).
+      const pieces: PieceState[] = new Array(event.pieces.reduce((length, p) => Math.max(length, p.index + 1), v.pieces.length));
+      v.pieces.forEach((piece, index) => (pieces[index] = piece));
+      v.pieces = pieces;
       for (const p of event.pieces) {
         const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
-        v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: [], stored: [] };
+        v.pieces[p.index] = { index: p.index, size: p.size, sha256, peers: NOBODY, stored: NOBODY };
+        // A file of one piece has that piece's SHA-256: one string for both.
+        if (v.sha256 === sha256) v.sha256 = sha256;
         contentFor(state, sha256, p.size).refs += 1;
         if (v.stream === "open") v.size += p.size;
       }
@@ -218,7 +246,7 @@ export function apply(state: State, event: DfsEvent): void {
       const v = versionOf(state, event.fileId, event.version)!;
       for (const a of event.pieces) {
         const piece = v.pieces[a.piece]!;
-        piece.peers.push({ workerId: event.workerId, role: a.role });
+        piece.peers = withPeer(piece.peers, event.workerId, a.role);
         const c = state.content.get(piece.sha256)!;
         c.assigned = withCount(c.assigned, event.workerId, 1);
         forgiveDrop(state, event.workerId, c.sha256);
@@ -229,7 +257,7 @@ export function apply(state: State, event: DfsEvent): void {
     case "PieceStored": {
       const v = versionOf(state, event.fileId, event.version)!;
       const piece = v.pieces[event.piece]!;
-      piece.stored.push(event.workerId);
+      piece.stored = withStored(piece.stored, event.workerId);
       if (piece.stored.length === v.replicas) v.completePieces += 1;
       const c = state.content.get(piece.sha256)!;
       c.holders = added(c.holders, event.workerId);

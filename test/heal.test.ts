@@ -8,7 +8,7 @@ import { decide, type Command, type CreateVersion } from "../src/decide.js";
 import { MIN_PIECE_SIZE, type DfsEvent, type PlannedPiece } from "../src/events.js";
 import { evolve } from "../src/fold.js";
 import { COPY_RETRY_MS, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
-import { liveHolders, sharedEmptiesAreEmpty, wantedReplicas } from "../src/content.js";
+import { liveHolders, wantedReplicas } from "../src/content.js";
 import { locate } from "../src/queries.js";
 import { initialState, type State } from "../src/state.js";
 
@@ -390,9 +390,18 @@ Heal("retention - with both limits a version goes only past both, and the fold r
   assert.equal(ofType(s.run({ type: "Reconcile" }), "VersionExpired"), []);
 });
 
-// Runs last: every case above copied, failed, dropped and lost copies.
-Heal("the empty collections content shares were never filled in place", () => {
-  assert.ok(sharedEmptiesAreEmpty());
+Heal("bytes held by the same workers share their collections, and a change to one piece's leaves the others' as they were", () => {
+  const s = new Store();
+  s.join("a", "b");
+  s.put("/one", 1, 2);
+  s.put("/two", 1, 2);
+  const [one, two] = ["/one", "/two"].map((path) => s.state.content.get(sha(`${path}#0`))!);
+  assert.ok(one!.holders === two!.holders && one!.wanted === two!.wanted, "one Set of holders and one Map of wanted replicas for both");
+  const shared = two!.holders;
+  assert.is(evolve(s.state, { type: "ReplicasLost", at: s.at, workerId: "a", sha256s: [one!.sha256], reason: "scrub" }), undefined);
+  assert.equal([...one!.holders], ["b"]);
+  assert.ok(two!.holders === shared, "the other piece keeps its Set");
+  assert.equal([...shared], ["a", "b"], "and the Set was not changed in place");
 });
 
 Heal.run();
