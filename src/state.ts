@@ -50,10 +50,37 @@ export interface VersionState {
   completePieces: number;
 }
 
+/**
+ * A file's versions by number. They are 1, 2, 3... and never removed (a gone one is marked),
+ * so an array holds them: a Map of one version costs 150 bytes more, once per file.
+ */
+export class Versions {
+  private list: readonly VersionState[] = [];
+  static of(versions: Iterable<VersionState>): Versions {
+    const made = new Versions();
+    for (const v of versions) made.set(v.version, v);
+    return made;
+  }
+  get(version: number): VersionState | undefined {
+    return this.list[version - 1];
+  }
+  /** Only the next version is added (the fold checks it is the next). */
+  set(version: number, v: VersionState): void {
+    if (version !== this.list.length + 1) throw new Error(`version ${version} is not the next (${this.list.length + 1})`);
+    this.list = this.list.concat(v); // at its size: a spread or a push leaves room for 16 more
+  }
+  get size(): number {
+    return this.list.length;
+  }
+  values(): IterableIterator<VersionState> {
+    return this.list.values();
+  }
+}
+
 export interface FileState {
   readonly fileId: string;
   readonly path: string;
-  versions: Map<number, VersionState>;
+  readonly versions: Versions;
   deleted: boolean;
   lastVersion: number;
 }
@@ -193,7 +220,7 @@ export function apply(state: State, event: DfsEvent): void {
       event = { ...event, fileId: own(event.fileId), path: own(event.path), sha256: own(event.sha256 ?? ""), uploadId: own(event.uploadId) };
       let file = state.files.get(event.fileId);
       if (!file) {
-        file = { fileId: event.fileId, path: event.path, versions: new Map(), deleted: false, lastVersion: 0 };
+        file = { fileId: event.fileId, path: event.path, versions: new Versions(), deleted: false, lastVersion: 0 };
         state.files.set(event.fileId, file);
         state.paths.set(event.path, event.fileId);
       }

@@ -603,6 +603,7 @@ Everyone("fold - a snapshot of a table with an open stream holds it exactly, and
   assert.is(stateDigest(restored), stateDigest(log.state));
   assert.equal(table(restored), table(log.state));
   assert.is(restored.files.get("S")!.versions.get(1)!.stream, "open");
+  assert.ok(restored.uploads.get("S1") === restored.files.get("S")!.versions.get(1), "the upload's version is the file's, not a copy");
   const seal = { type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") } as const;
   const events = decide(restored, seal);
   assert.equal(events, decide(log.state, seal), "the same decision from the snapshot");
