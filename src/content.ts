@@ -64,9 +64,12 @@ export function withCount<K extends string | number>(map: ReadonlyMap<K, number>
   return withEntry(map, key, count > 0 ? count : undefined);
 }
 
+const NOBODY = setOf<string>([]);
+const NONE = mapOf<never, never>([]);
+
 /** Bytes no version has planned before: nobody holds, copies or wants them yet. */
 function newContent(sha256: string, size: number): ContentState {
-  return { sha256, size, refs: 0, wanted: mapOf([]), holders: setOf([]), assigned: mapOf([]), copying: setOf([]), failedAt: mapOf([]) };
+  return { sha256, size, refs: 0, wanted: NONE, holders: NOBODY, assigned: NONE, copying: NOBODY, failedAt: NONE };
 }
 
 /** The most replicas any committed version wants of these bytes (0: none committed). */
