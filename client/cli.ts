@@ -356,7 +356,8 @@ export function buildProgram(): Command {
     .option("--snapshot-every <events>", "write a snapshot of the table every this many events, as a follower (a lone leader: every twice as many; 0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .option("--stream-timeout <ms>", "a put from stdin whose client is silent this long before its end is abandoned", integer(100), DEFAULT_STREAM_TIMEOUT_MS)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
-    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number }) => {
+    .addOption(new Option("--heal-pass-pieces <n>", "unhealthy pieces one healing pass considers (tests make it small)").argParser(integer(1)).hideHelp())
+    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number; healPassPieces?: number }) => {
       const conns = await connectRole(roleConnection(globals(), "master"));
       const master = await Master.start(conns, {
         prefix: globals().prefix,
@@ -364,6 +365,7 @@ export function buildProgram(): Command {
         workerTimeoutMs: opts.workerTimeout,
         snapshotEvery: opts.snapshotEvery,
         streamTimeoutMs: opts.streamTimeout,
+        healPassPieces: opts.healPassPieces,
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);

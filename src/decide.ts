@@ -124,6 +124,8 @@ export interface NoteSilence {
 export interface Reconcile {
   readonly type: "Reconcile";
   readonly at: number;
+  /** The unhealthy pieces this pass considers (the shell's HealCursor window); every one when not given. */
+  readonly pieces?: readonly string[];
 }
 
 /** The admin sets the store's retention policy (see retention.ts). */
@@ -505,7 +507,7 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
         ? [{ type: "WorkerLost", at: cmd.at, workerId: cmd.workerId, reason: `no heartbeat for ${cmd.silentMs} ms` }]
         : [];
     case "Reconcile":
-      return reconcile(state, cmd.at);
+      return reconcile(state, cmd.at, cmd.pieces);
     case "ConfirmCopy":
       return confirmCopy(state, cmd);
     case "ReportLost":

@@ -46,7 +46,7 @@ import {
 } from "../protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
 import { call, serve } from "../rpc.js";
-import { hasWork } from "../heal.js";
+import { HEAL_PASS_PIECES, HealCursor, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
 import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
 
@@ -66,6 +66,8 @@ export interface MasterOptions {
   snapshotEvery?: number;
   /** A streamed upload whose uploader says nothing this long before it seals is abandoned (ms, default 30,000). */
   streamTimeoutMs?: number;
+  /** Unhealthy pieces one healing pass considers (default HEAL_PASS_PIECES; small in tests, to see passes resume). */
+  healPassPieces?: number;
 }
 
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
@@ -156,6 +158,8 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
+  /** Where the next healing pass goes on from in the unhealthy pieces. */
+  private readonly healCursor = new HealCursor();
   /** The sequence the latest snapshot covers, as far as this master knows (read at start or since, or written). */
   private snapshotSeq = 0;
   /** Where the table was when this master last found a snapshot not worth writing yet. */
@@ -835,7 +839,8 @@ export class Master {
   private reconcileSoon(): void {
     if (this.reconcileTimer || this.stopped) return;
     this.reconcileTimer = setTimeout(() => {
-      this.execute({ type: "Reconcile", at: Date.now() })
+      const pieces = this.healCursor.next(this.state, this.opts.healPassPieces ?? HEAL_PASS_PIECES);
+      this.execute({ type: "Reconcile", at: Date.now(), pieces })
         .then((events) => {
           if (events.length) this.log(`healing: ${summarise(events)}`);
         })
