@@ -25,6 +25,22 @@ import { sealProblem, streamedPiecesProblem } from "./checks.js";
 import { normalisePath } from "./paths.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState } from "./state.js";
 
+/**
+ * What one uploader may have open at once (`dfs master --max-pending-uploads`,
+ * `--max-open-streams`): the table holds every pending upload until it commits or is given up,
+ * and a stream until it is sealed or falls silent, so without a bound one client could make
+ * the master hold as many as it likes.
+ */
+export interface UploadCaps {
+  /** Pending uploads (streamed or not) of one uploader. */
+  readonly pending: number;
+  /** Streamed uploads of one uploader not sealed yet. */
+  readonly openStreams: number;
+}
+
+/** A `put -r` keeps 64 uploads in flight: many such puts by one user at once stay well within these. */
+export const DEFAULT_UPLOAD_CAPS: UploadCaps = { pending: 1_024, openStreams: 64 };
+
 export interface CreateVersion {
   readonly type: "CreateVersion";
   readonly at: number;
@@ -44,6 +60,8 @@ export interface CreateVersion {
   readonly pieceSize: number;
   readonly replicas: number;
   readonly pieces: readonly PlannedPiece[];
+  /** The master's bounds per uploader (DEFAULT_UPLOAD_CAPS when not given). */
+  readonly caps?: UploadCaps;
 }
 
 /** Open a streamed version (stdin): no size or hashes yet; its pieces come with ExtendUpload, its size with SealUpload. */
@@ -57,6 +75,8 @@ export interface CreateStream {
   readonly path: string;
   readonly pieceSize: number;
   readonly replicas: number;
+  /** The master's bounds per uploader (DEFAULT_UPLOAD_CAPS when not given). */
+  readonly caps?: UploadCaps;
 }
 
 /** The next pieces of a streamed version, in order, as the client has read and hashed them. */
@@ -317,6 +337,29 @@ function openStream(state: State, uploadId: string): VersionState {
   return v;
 }
 
+/**
+ * A new upload of `uploader` (a stream when `streamed`) must stay within its caps: counted from
+ * the table's pending uploads, so every master counts the same.
+ */
+function checkCaps(state: State, uploader: string | undefined, streamed: boolean, caps: UploadCaps = DEFAULT_UPLOAD_CAPS): void {
+  let pending = 0;
+  let open = 0;
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    if (v.uploader !== uploader) continue;
+    pending += 1;
+    if (v.stream === "open") open += 1;
+  }
+  const who = uploader === undefined ? "an uploader with no name" : `uploader ${uploader}`;
+  if (pending >= caps.pending) {
+    throw new DfsError(ErrorCodes.TOO_MANY_UPLOADS, `${who} has ${pending} uploads pending, the most the master allows (--max-pending-uploads): wait for some to finish`);
+  }
+  if (streamed && open >= caps.openStreams) {
+    throw new DfsError(ErrorCodes.TOO_MANY_UPLOADS, `${who} has ${open} streams open, the most the master allows (--max-open-streams): wait for some to end`);
+  }
+}
+
 function createStream(state: State, cmd: CreateStream): DfsEvent[] {
   const path = normalisePath(cmd.path);
   checkLayout(cmd);
@@ -325,6 +368,7 @@ function createStream(state: State, cmd: CreateStream): DfsEvent[] {
     if (v.path !== path || v.stream === undefined || v.uploader !== cmd.uploader) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return [];
   }
+  checkCaps(state, cmd.uploader, true, cmd.caps);
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   return [
     {
@@ -395,6 +439,7 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
+  checkCaps(state, cmd.uploader, false, cmd.caps);
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   const created = {
     type: "FileCreated",

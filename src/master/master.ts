@@ -9,7 +9,7 @@ import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
-import { decide, type Command } from "../decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, type Command, type UploadCaps } from "../decide.js";
 import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
@@ -68,6 +68,8 @@ export interface MasterOptions {
   streamTimeoutMs?: number;
   /** Unhealthy pieces one healing pass considers (default HEAL_PASS_PIECES; small in tests, to see passes resume). */
   healPassPieces?: number;
+  /** What one uploader may have open at once (default DEFAULT_UPLOAD_CAPS). */
+  uploadCaps?: UploadCaps;
 }
 
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
@@ -126,6 +128,7 @@ export class Master {
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
+  private readonly uploadCaps: UploadCaps;
   /** Decisions are taken one at a time, each on the table every earlier one left. */
   private turn: Promise<unknown> = Promise.resolve();
   private readonly appender: Appender;
@@ -182,6 +185,7 @@ export class Master {
     this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
+    this.uploadCaps = opts.uploadCaps ?? DEFAULT_UPLOAD_CAPS;
   }
 
   static async start(conns: RoleConnections, opts: MasterOptions = {}): Promise<Master> {
@@ -593,7 +597,7 @@ export class Master {
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
         const { uploadId, uploader, path, pieceSize, replicas } = req;
-        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas });
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
       }
       const req = parse(CreateRequest, request, "create request");
@@ -616,6 +620,7 @@ export class Master {
         pieceSize: req.pieceSize,
         replicas: req.replicas,
         pieces,
+        caps: this.uploadCaps,
       });
       let plan = uploadPlan(this.state, req.uploadId);
       for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
