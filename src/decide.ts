@@ -182,6 +182,8 @@ export interface ReconcileInventory {
   readonly at: number;
   readonly workerId: string;
   readonly held: ReadonlySet<string>;
+  /** Pieces this decision speaks of at most (default INVENTORY_PIECES_PER_DECISION). */
+  readonly limit?: number;
 }
 
 export type Command =
@@ -558,7 +560,7 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
     case "ReportLost":
       return reportLost(state, cmd);
     case "ReconcileInventory":
-      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at) : [];
+      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at, cmd.limit) : [];
     case "SetRetention": {
       const same = state.retention.keepVersions === cmd.keepVersions && state.retention.keepForMs === cmd.keepForMs;
       if (same) return [];

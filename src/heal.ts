@@ -233,19 +233,30 @@ export function hasWork(state: State, at: number): boolean {
 }
 
 /**
+ * Pieces one inventory decision speaks of at most: folding its events holds the leader's event
+ * loop (about 1.4 s for a worker found to lack all of its 66,000 pieces), so a larger account
+ * is settled in several decisions (see reconcileInventory).
+ */
+export const INVENTORY_PIECES_PER_DECISION = 10_000;
+
+/**
  * A worker's own account of its store (its inventory, `held`): counted copies it lacks are
  * lost; copies it made whose confirmation never reached the log are counted; bytes it keeps
- * that nothing expects of it are dropped.
+ * that nothing expects of it are dropped. At most `limit` pieces a decision, lost ones first:
+ * decided again on the table its events leave, with the pieces it dropped taken out of
+ * `held`, it goes on with the rest.
  */
-export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number): DfsEvent[] {
+export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number, limit = INVENTORY_PIECES_PER_DECISION): DfsEvent[] {
   const lost: string[] = [];
   for (const sha256 of state.placedOn.get(workerId) ?? []) {
+    if (lost.length >= limit) break;
     if (state.content.get(sha256)!.holders.has(workerId) && !held.has(sha256)) lost.push(sha256);
   }
   const found: DfsEvent[] = [];
   const stray: string[] = [];
   const owed = state.dropsOwed.get(workerId);
   for (const sha256 of held) {
+    if (lost.length + found.length + stray.length >= limit) break;
     if (owed?.has(sha256)) continue;
     const c = state.content.get(sha256);
     if (c && isPlaced(c, workerId)) {

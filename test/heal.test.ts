@@ -298,6 +298,30 @@ Heal("a worker's inventory: counted copies it lacks are lost, unconfirmed ones a
   assertWhole(s);
 });
 
+Heal("a worker's inventory is settled a few pieces a decision, decided again until nothing is left, with what it dropped taken out", () => {
+  const s = new Store();
+  s.join("a", "b", "c");
+  s.put("/f", 9, 3);
+  const shas = [...s.state.placedOn.get("a")!].sort();
+  const strays = [sha("stray 1"), sha("stray 2"), sha("stray 3")];
+  const held = new Set([shas[0]!, ...strays]);
+  const decisions: DfsEvent[][] = [];
+  for (let i = 0; i < 20; i++) {
+    const events = s.run({ type: "ReconcileInventory", workerId: "a", held, limit: 2 });
+    if (events.length === 0) break;
+    decisions.push(events);
+    for (const e of ofType(events, "PiecesDropped")) for (const sha256 of e.sha256s) held.delete(sha256);
+  }
+  for (const events of decisions) {
+    const pieces = events.flatMap((e) => (e.type === "ReplicasLost" || e.type === "PiecesDropped" ? e.sha256s : [e.type]));
+    assert.ok(pieces.length <= 2, `a decision of ${pieces.length} pieces`);
+  }
+  assert.equal(decisions.flatMap((events) => ofType(events, "ReplicasLost").flatMap((e) => e.sha256s)).sort(), shas.slice(1), "every copy it lacks is lost");
+  assert.equal(decisions.flatMap((events) => ofType(events, "PiecesDropped").flatMap((e) => e.sha256s)).sort(), [...strays].sort(), "every stray dropped once");
+  s.heal();
+  assertWhole(s);
+});
+
 Heal("random joins, losses, puts, deletes and rot: every decision folds, and the store ends whole", () => {
   let seed = 7;
   const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);

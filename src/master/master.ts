@@ -46,7 +46,7 @@ import {
 } from "../protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
 import { call, serve } from "../rpc.js";
-import { HEAL_PASS_PIECES, HealCursor, hasWork } from "../heal.js";
+import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
 import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
 
@@ -863,8 +863,20 @@ export class Master {
       for (const sha256 of page.sha256s) held.add(sha256);
       after = page.next;
     } while (after !== undefined && !this.stopped);
-    const events = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
-    this.log(`worker ${workerId} holds ${counted(held.size, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
+    const count = held.size;
+    // A decision at a time of at most INVENTORY_PIECES_PER_DECISION pieces, each appended before
+    // the next (the lease is renewed in between), until nothing is left to say.
+    const events: DfsEvent[] = [];
+    // Each but the last speaks of a full decision's pieces: of what it holds, or of what it should.
+    const mostDecisions = Math.ceil((count + this.state.content.size) / INVENTORY_PIECES_PER_DECISION) + 1;
+    for (let decisions = 0; decisions < mostDecisions && !this.stopped; decisions++) {
+      const decided = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
+      if (decided.length === 0) break;
+      events.push(...decided);
+      // Bytes it was told to drop are no longer what its account says to the next decision.
+      for (const e of decided) if (e.type === "PiecesDropped") for (const sha256 of e.sha256s) held.delete(sha256);
+    }
+    this.log(`worker ${workerId} holds ${counted(count, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
   }
 
   async stop(): Promise<void> {
