@@ -76,6 +76,14 @@ export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 /** An uploader streaming stdin says it is there (an `extend`) at least every 5 s: six missed and the upload is given up. */
 export const DEFAULT_STREAM_TIMEOUT_MS = 30_000;
 
+/**
+ * A table this large takes longer to encode than the lease lasts (about 6 s at 200,000 files,
+ * 25 s on a loaded machine): a new leader leaves such a snapshot to a follower for
+ * LEADER_SNAPSHOT_DELAY_MS, and writes it itself only when none came meanwhile (it runs alone).
+ */
+const LARGE_TABLE_FILES = 20_000;
+const LEADER_SNAPSHOT_DELAY_MS = 60_000;
+
 const MAX_DECISION_ATTEMPTS = 100;
 /** An answer computed from a table the log then refused is computed again, at most this often. */
 const MAX_ANSWER_ATTEMPTS = 20;
@@ -168,6 +176,9 @@ export class Master {
   /** Where the table was when this master last found a snapshot not worth writing yet. */
   private snapshotCheckedSeq = 0;
   private snapshotting = false;
+  /** When this master took the lead (see LEADER_SNAPSHOT_DELAY_MS), and its timer to think of a snapshot then. */
+  private leadingSince = 0;
+  private leaderSnapshotTimer?: NodeJS.Timeout;
   /** The log folded up to where it ended at start: only then is a snapshot worth thinking of. */
   private caughtUp = false;
   /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
@@ -258,7 +269,8 @@ export class Master {
    */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.caughtUp && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
+    const leaderWaits = this.leading && this.state.paths.size >= LARGE_TABLE_FILES && Date.now() - this.leadingSince < LEADER_SNAPSHOT_DELAY_MS;
+    if (every > 0 && this.caughtUp && !leaderWaits && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
       this.snapshotting = true;
       setImmediate(() => void this.snapshotIfStillDue(every)); // not in the middle of a decision
     }
@@ -360,8 +372,10 @@ export class Master {
     // Streams' uploaders spoke to whoever led meanwhile: each open stream gets a full timeout.
     this.streamsHeard.clear();
     this.leaderSubs = this.serveWrites();
-    // A long log folded from its first event is worth a snapshot now, not at the next event.
+    // A long log folded from its first event is worth a snapshot now (a large table's, once followers had their chance), not at the next event.
+    this.leadingSince = Date.now();
     this.snapshotIfDue();
+    this.leaderSnapshotTimer = setTimeout(() => this.snapshotIfDue(), LEADER_SNAPSHOT_DELAY_MS);
     this.livenessTimer = setInterval(() => {
       this.checkLiveness();
       this.checkStreams();
@@ -442,6 +456,7 @@ export class Master {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     if (this.healTimer) clearInterval(this.healTimer);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    if (this.leaderSnapshotTimer) clearTimeout(this.leaderSnapshotTimer);
     this.reconcileTimer = undefined;
     void this.confirms?.close();
     this.confirms = undefined;
