@@ -9,7 +9,7 @@ import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
-import { decide, type Command } from "../decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, type Command, type UploadCaps } from "../decide.js";
 import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
@@ -46,7 +46,7 @@ import {
 } from "../protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
 import { call, serve } from "../rpc.js";
-import { hasWork } from "../heal.js";
+import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
 import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
 
@@ -66,11 +66,23 @@ export interface MasterOptions {
   snapshotEvery?: number;
   /** A streamed upload whose uploader says nothing this long before it seals is abandoned (ms, default 30,000). */
   streamTimeoutMs?: number;
+  /** Unhealthy pieces one healing pass considers (default HEAL_PASS_PIECES; small in tests, to see passes resume). */
+  healPassPieces?: number;
+  /** What one uploader may have open at once (default DEFAULT_UPLOAD_CAPS). */
+  uploadCaps?: UploadCaps;
 }
 
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 /** An uploader streaming stdin says it is there (an `extend`) at least every 5 s: six missed and the upload is given up. */
 export const DEFAULT_STREAM_TIMEOUT_MS = 30_000;
+
+/**
+ * A table this large takes longer to encode than the lease lasts (about 6 s at 200,000 files,
+ * 25 s on a loaded machine): a new leader leaves such a snapshot to a follower for
+ * LEADER_SNAPSHOT_DELAY_MS, and writes it itself only when none came meanwhile (it runs alone).
+ */
+const LARGE_TABLE_FILES = 20_000;
+const LEADER_SNAPSHOT_DELAY_MS = 60_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
 /** An answer computed from a table the log then refused is computed again, at most this often. */
@@ -124,6 +136,7 @@ export class Master {
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
+  private readonly uploadCaps: UploadCaps;
   /** Decisions are taken one at a time, each on the table every earlier one left. */
   private turn: Promise<unknown> = Promise.resolve();
   private readonly appender: Appender;
@@ -156,11 +169,16 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
+  /** Where the next healing pass goes on from in the unhealthy pieces. */
+  private readonly healCursor = new HealCursor();
   /** The sequence the latest snapshot covers, as far as this master knows (read at start or since, or written). */
   private snapshotSeq = 0;
   /** Where the table was when this master last found a snapshot not worth writing yet. */
   private snapshotCheckedSeq = 0;
   private snapshotting = false;
+  /** When this master took the lead (see LEADER_SNAPSHOT_DELAY_MS), and its timer to think of a snapshot then. */
+  private leadingSince = 0;
+  private leaderSnapshotTimer?: NodeJS.Timeout;
   /** The log folded up to where it ended at start: only then is a snapshot worth thinking of. */
   private caughtUp = false;
   /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
@@ -178,6 +196,7 @@ export class Master {
     this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
+    this.uploadCaps = opts.uploadCaps ?? DEFAULT_UPLOAD_CAPS;
   }
 
   static async start(conns: RoleConnections, opts: MasterOptions = {}): Promise<Master> {
@@ -250,7 +269,8 @@ export class Master {
    */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.caughtUp && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
+    const leaderWaits = this.leading && this.state.paths.size >= LARGE_TABLE_FILES && Date.now() - this.leadingSince < LEADER_SNAPSHOT_DELAY_MS;
+    if (every > 0 && this.caughtUp && !leaderWaits && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
       this.snapshotting = true;
       setImmediate(() => void this.snapshotIfStillDue(every)); // not in the middle of a decision
     }
@@ -352,8 +372,10 @@ export class Master {
     // Streams' uploaders spoke to whoever led meanwhile: each open stream gets a full timeout.
     this.streamsHeard.clear();
     this.leaderSubs = this.serveWrites();
-    // A long log folded from its first event is worth a snapshot now, not at the next event.
+    // A long log folded from its first event is worth a snapshot now (a large table's, once followers had their chance), not at the next event.
+    this.leadingSince = Date.now();
     this.snapshotIfDue();
+    this.leaderSnapshotTimer = setTimeout(() => this.snapshotIfDue(), LEADER_SNAPSHOT_DELAY_MS);
     this.livenessTimer = setInterval(() => {
       this.checkLiveness();
       this.checkStreams();
@@ -434,6 +456,7 @@ export class Master {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     if (this.healTimer) clearInterval(this.healTimer);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    if (this.leaderSnapshotTimer) clearTimeout(this.leaderSnapshotTimer);
     this.reconcileTimer = undefined;
     void this.confirms?.close();
     this.confirms = undefined;
@@ -589,7 +612,7 @@ export class Master {
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
         const { uploadId, uploader, path, pieceSize, replicas } = req;
-        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas });
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
       }
       const req = parse(CreateRequest, request, "create request");
@@ -612,6 +635,7 @@ export class Master {
         pieceSize: req.pieceSize,
         replicas: req.replicas,
         pieces,
+        caps: this.uploadCaps,
       });
       let plan = uploadPlan(this.state, req.uploadId);
       for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
@@ -835,7 +859,8 @@ export class Master {
   private reconcileSoon(): void {
     if (this.reconcileTimer || this.stopped) return;
     this.reconcileTimer = setTimeout(() => {
-      this.execute({ type: "Reconcile", at: Date.now() })
+      const pieces = this.healCursor.next(this.state, this.opts.healPassPieces ?? HEAL_PASS_PIECES);
+      this.execute({ type: "Reconcile", at: Date.now(), pieces })
         .then((events) => {
           if (events.length) this.log(`healing: ${summarise(events)}`);
         })
@@ -853,8 +878,20 @@ export class Master {
       for (const sha256 of page.sha256s) held.add(sha256);
       after = page.next;
     } while (after !== undefined && !this.stopped);
-    const events = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
-    this.log(`worker ${workerId} holds ${counted(held.size, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
+    const count = held.size;
+    // A decision at a time of at most INVENTORY_PIECES_PER_DECISION pieces, each appended before
+    // the next (the lease is renewed in between), until nothing is left to say.
+    const events: DfsEvent[] = [];
+    // Each but the last speaks of a full decision's pieces: of what it holds, or of what it should.
+    const mostDecisions = Math.ceil((count + this.state.content.size) / INVENTORY_PIECES_PER_DECISION) + 1;
+    for (let decisions = 0; decisions < mostDecisions && !this.stopped; decisions++) {
+      const decided = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
+      if (decided.length === 0) break;
+      events.push(...decided);
+      // Bytes it was told to drop are no longer what its account says to the next decision.
+      for (const e of decided) if (e.type === "PiecesDropped") for (const sha256 of e.sha256s) held.delete(sha256);
+    }
+    this.log(`worker ${workerId} holds ${counted(count, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
   }
 
   async stop(): Promise<void> {
