@@ -99,7 +99,7 @@ test("ls, stat and get --at start from the latest snapshot when it covers a poin
   const snapshot = (await readLatestSnapshot(master, store.cat))!;
   const forged = structuredClone(snapshot.state);
   forged.paths.delete("/snap/f2");
-  await writeSnapshot(master, store.cat, encodeTable(forged), { seq: head.seq, digest: head.digest, files: head.files });
+  await writeSnapshot(master, store.cat, await encodeTable(forged), { seq: head.seq, digest: head.digest, files: head.files });
   try {
     const paths = async (at: string) => ((await json(["ls", "--at", at])) as { path: string }[]).map((f) => f.path);
     assert.not.ok((await paths(String(last))).includes("/snap/f2"), "from the snapshot");
@@ -109,7 +109,7 @@ test("ls, stat and get --at start from the latest snapshot when it covers a poin
     const before = logged.filter((m) => m.time < logged.at(-1)!.time).at(-1)!;
     assert.equal(await json(["ls", "--at", before.time]), plain(list((await store.replay(before.seq)).state)), `ls --at ${before.time}`);
   } finally {
-    await writeSnapshot(master, store.cat, encodeTable(snapshot.state), { seq: head.seq, digest: head.digest, files: head.files });
+    await writeSnapshot(master, store.cat, await encodeTable(snapshot.state), { seq: head.seq, digest: head.digest, files: head.files });
   }
 });
 
