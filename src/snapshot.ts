@@ -54,6 +54,9 @@ export type SnapshotHead = z.infer<typeof SnapshotHead>;
 const NONE = 0xffffffff;
 const HASH_BYTES = 32;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const STRINGS_PER_PART = 8192;
+/** The first byte of a CBOR map of fewer than 24 entries, plus their count. */
+const CBOR_MAP_OF = 0xa0;
 const STATUSES: readonly VersionStatus[] = ["pending", "committed", "abandoned", "deleted"];
 const STREAMS: readonly VersionState["stream"][] = [undefined, "open", "sealed"];
 const ROLES: readonly Role[] = ["major", "minor"];
@@ -69,7 +72,8 @@ interface Table {
   lastSeq: number;
   rejected: { count: number; recent: [seq: number, reason: string][] };
   retention: State["retention"];
-  strings: string[];
+  /** The distinct strings, in parts of STRINGS_PER_PART, each its own CBOR array (encoding them all at once held the event loop half a second). */
+  strings: Uint8Array[];
   hashes: Uint8Array;
   workers: { idRef: Uint32Array; live: Uint8Array; joinedAt: Float64Array; assignedBytes: Float64Array };
   files: { idRef: Uint32Array; pathRef: Uint32Array; deleted: Uint8Array; lastVersion: Float64Array; versionCount: Uint32Array };
@@ -277,29 +281,46 @@ export async function encodeTable(state: State, slices = new Slices()): Promise<
       await breathe();
     }
   }
+  const columns = async <T>(d: { typed: () => T }) => {
+    const typed = d.typed();
+    await breathe();
+    return typed;
+  };
+  const strings: Uint8Array[] = [];
+  for (let i = 0; i < interned.strings.length; i += STRINGS_PER_PART) {
+    strings.push(cbor.encode(interned.strings.slice(i, i + STRINGS_PER_PART)));
+    await breathe();
+  }
   const table: Table = {
     lastSeq: state.lastSeq,
     rejected: { count: state.rejected.count, recent: state.rejected.recent.map((r) => [r.seq, r.reason]) },
     retention: state.retention,
-    strings: interned.strings,
+    strings,
     hashes: interned.hashes(),
-    workers: workers.typed(),
-    files: files.typed(),
-    versions: versions.typed(),
-    pieces: pieces.typed(),
-    peers: peers.typed(),
-    stored: stored.typed(),
-    content: content.typed(),
-    wanted: wanted.typed(),
-    holders: holders.typed(),
-    assigned: assigned.typed(),
-    copying: copying.typed(),
-    failed: failed.typed(),
-    dropsOwed: dropsOwed.typed(),
-    drops: drops.typed(),
+    workers: await columns(workers),
+    files: await columns(files),
+    versions: await columns(versions),
+    pieces: await columns(pieces),
+    peers: await columns(peers),
+    stored: await columns(stored),
+    content: await columns(content),
+    wanted: await columns(wanted),
+    holders: await columns(holders),
+    assigned: await columns(assigned),
+    copying: await columns(copying),
+    failed: await columns(failed),
+    dropsOwed: await columns(dropsOwed),
+    drops: await columns(drops),
   };
-  await breathe();
-  return cbor.encode(table);
+  // A CBOR map written a value at a time, between slices: cbor-x encoding the whole table at
+  // once (tens of MB) held the event loop 0.1-0.25 s here.
+  const entries = Object.entries(table);
+  const parts: Uint8Array[] = [Uint8Array.of(CBOR_MAP_OF + entries.length)];
+  for (const [key, value] of entries) {
+    parts.push(cbor.encode(key), cbor.encode(value));
+    await breathe();
+  }
+  return Buffer.concat(parts);
 }
 
 /** The table encoded in `chunks`, checked against its head; throws if it is not that table. */
@@ -327,7 +348,7 @@ function tableState(t: Table): State {
     ...(t.retention.keepVersions !== undefined ? { keepVersions: t.retention.keepVersions } : {}),
     ...(t.retention.keepForMs !== undefined ? { keepForMs: t.retention.keepForMs } : {}),
   };
-  const strings = t.strings;
+  const strings = t.strings.flatMap((part) => cbor.decode(part) as string[]);
   const hashBytes = Buffer.from(t.hashes.buffer, t.hashes.byteOffset, t.hashes.byteLength);
   const hashes = Array.from({ length: hashBytes.length / HASH_BYTES }, (_, i) => hashBytes.toString("hex", i * HASH_BYTES, (i + 1) * HASH_BYTES));
   const str = (i: number) => (i === NONE ? undefined : strings[i]!);
