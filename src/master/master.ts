@@ -280,7 +280,7 @@ export class Master {
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
-    // A follower steps out of the masters' read queue while its event loop is held: the others answer meanwhile.
+    // A follower steps out of the masters' read queue while its fold waits (reads that must see a sequence would wait): the others answer meanwhile.
     let readsPaused = !this.leading;
     const resumeReads = () => {
       if (readsPaused && !this.stopped) this.serveReads();
