@@ -143,6 +143,21 @@ export function contentFor(state: State, sha256: string, size: number): ContentS
   return c;
 }
 
+/**
+ * Put `c` (just made again from a snapshot) in the indexes the fold keeps of `content`:
+ * `placedOn` (and the load of the workers it names), `copyingTo` and `unhealthy`, by the
+ * same rules the fold keeps them with. The workers must be in the table already.
+ */
+export function indexContent(state: State, c: ContentState): void {
+  for (const workerId of c.holders) syncPlacement(state, c, workerId);
+  for (const workerId of c.copying) {
+    syncPlacement(state, c, workerId);
+    indexCopy(state, workerId, c.sha256, true);
+  }
+  for (const workerId of c.assigned.keys()) syncPlacement(state, c, workerId);
+  recheck(state, c);
+}
+
 /** Mark a drop owed: the worker may forget these bytes. */
 export function oweDrop(state: State, workerId: string, sha256: string): void {
   let owed = state.dropsOwed.get(workerId);

@@ -48,7 +48,7 @@ import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queri
 import { call, serve } from "../rpc.js";
 import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
-import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
+import { initialState, projection, stateDigest, stateDigestInSlices, versionOf, type State } from "../state.js";
 
 export interface MasterOptions {
   prefix?: string;
@@ -179,6 +179,8 @@ export class Master {
   /** When this master took the lead (see LEADER_SNAPSHOT_DELAY_MS), and its timer to think of a snapshot then. */
   private leadingSince = 0;
   private leaderSnapshotTimer?: NodeJS.Timeout;
+  /** While a snapshot is encoded, the messages the tail read, to fold after it (see snapshot). */
+  private heldMessages?: LoggedMessage[];
   /** The log folded up to where it ended at start: only then is a snapshot worth thinking of. */
   private caughtUp = false;
   /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
@@ -229,19 +231,25 @@ export class Master {
   private async followLog(): Promise<void> {
     this.state = (await this.latestSnapshot()) ?? initialState();
     const tail = await readLog(this.streams, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
-      if (message.seq <= this.state.lastSeq) return; // already folded: our own append
-      if (message.seq !== this.state.lastSeq + 1) {
-        // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
-        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
-        return;
-      }
-      this.fold(message);
-      this.appender.noteLogged(message.seq);
+      if (this.heldMessages) this.heldMessages.push(message);
+      else this.foldTailed(message);
     });
     this.tail = tail;
     tail.done.catch((err) => this.tail === tail && this.fatal("the master stopped following the log")(err));
     await this.waitForSeq(tail.startLastSeq);
     this.appender.reset(this.state.lastSeq);
+  }
+
+  /** A message the tail read: folded, unless this master appended and folded it already. */
+  private foldTailed(message: LoggedMessage): void {
+    if (message.seq <= this.state.lastSeq) return; // already folded: our own append
+    if (message.seq !== this.state.lastSeq + 1) {
+      // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
+      reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
+      return;
+    }
+    this.fold(message);
+    this.appender.noteLogged(message.seq);
   }
 
   /** The table of the latest snapshot, if there is a good one: otherwise the log is folded from its first event. */
@@ -262,10 +270,11 @@ export class Master {
 
   /**
    * Think of a snapshot once the table is `snapshotEvery` events past the latest one known or
-   * the last look. Encoding a large table and its digest holds the event loop for seconds
-   * (about 6 s at 200,000 files), longer than the lease lasts: a leader would stall every RPC
-   * and lose its lease. So a follower writes them, and the leader only once none has come for
-   * twice as long (it runs alone). Either first reads the latest head: another may have written one.
+   * the last look. Encoding a large table and its digest takes seconds (about 2 s at 200,000
+   * files here), in slices of the event loop, during which the table must not change: a leader
+   * would take no decision meanwhile. So a follower writes them, and the leader only once none
+   * has come for twice as long (it runs alone). Either first reads the latest head: another may
+   * have written one.
    */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
@@ -291,7 +300,7 @@ export class Master {
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
-    // A follower steps out of the masters' read queue while its event loop is held: the others answer meanwhile.
+    // A follower steps out of the masters' read queue while its fold waits (reads that must see a sequence would wait): the others answer meanwhile.
     let readsPaused = !this.leading;
     const resumeReads = () => {
       if (readsPaused && !this.stopped) this.serveReads();
@@ -300,10 +309,22 @@ export class Master {
     let seq = this.state.lastSeq;
     try {
       if (readsPaused) await Promise.all(this.readSubs.splice(0).map((sub) => sub.drain()));
-      seq = this.state.lastSeq;
-      const files = this.state.paths.size;
-      const bytes = encodeTable(this.state);
-      const digest = stateDigest(this.state);
+      // The table is encoded and digested in slices of the event loop, and must not change
+      // in between: no decision is taken meanwhile (this is the leader's turn; a follower
+      // takes none), and what the tail reads waits in `heldMessages`, folded once both are
+      // made. Copying the table first would cost as much as encoding it.
+      const { bytes, digest, files } = await this.inTurn(async () => {
+        this.heldMessages = [];
+        try {
+          seq = this.state.lastSeq;
+          const table = this.state;
+          return { bytes: await encodeTable(table), digest: await stateDigestInSlices(table), files: table.paths.size };
+        } finally {
+          const held = this.heldMessages;
+          this.heldMessages = undefined;
+          for (const message of held) this.foldTailed(message);
+        }
+      });
       resumeReads();
       await this.appender.whenLogged(seq);
       const head = await writeSnapshot(this.streams, this.cat, bytes, { seq, digest, files });
