@@ -14,6 +14,7 @@ import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions, typ
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_STREAM_TIMEOUT_MS, Master } from "../src/master/master.js";
+import { DEFAULT_UPLOAD_CAPS } from "../src/decide.js";
 import { durationMs, parseLogPoint, type LogPoint } from "../src/log-point.js";
 import { locate, stat } from "../src/queries.js";
 import { projection, stateDigest } from "../src/state.js";
@@ -355,8 +356,11 @@ export function buildProgram(): Command {
     .option("--worker-timeout <ms>", "a worker silent this long is lost", integer(100), 5000)
     .option("--snapshot-every <events>", "write a snapshot of the table every this many events, as a follower (a lone leader: every twice as many; 0: never)", integer(0), DEFAULT_SNAPSHOT_EVERY)
     .option("--stream-timeout <ms>", "a put from stdin whose client is silent this long before its end is abandoned", integer(100), DEFAULT_STREAM_TIMEOUT_MS)
+    .option("--max-pending-uploads <n>", "uploads one uploader (NATS user) may have pending at once", integer(1), DEFAULT_UPLOAD_CAPS.pending)
+    .option("--max-open-streams <n>", "puts from stdin one uploader may have open (not sealed) at once", integer(1), DEFAULT_UPLOAD_CAPS.openStreams)
     .addOption(new Option("--no-lease", "decide without the lease, as every master then does (a test of the fence)").hideHelp())
-    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number }) => {
+    .addOption(new Option("--heal-pass-pieces <n>", "unhealthy pieces one healing pass considers (tests make it small)").argParser(integer(1)).hideHelp())
+    .action(async (opts: { workerTimeout: number; lease: boolean; snapshotEvery: number; streamTimeout: number; healPassPieces?: number; maxPendingUploads: number; maxOpenStreams: number }) => {
       const conns = await connectRole(roleConnection(globals(), "master"));
       const master = await Master.start(conns, {
         prefix: globals().prefix,
@@ -364,6 +368,8 @@ export function buildProgram(): Command {
         workerTimeoutMs: opts.workerTimeout,
         snapshotEvery: opts.snapshotEvery,
         streamTimeoutMs: opts.streamTimeout,
+        healPassPieces: opts.healPassPieces,
+        uploadCaps: { pending: opts.maxPendingUploads, openStreams: opts.maxOpenStreams },
         onFatal: fail,
       });
       process.stderr.write(`master: serving on ${globals().nats}\n`);

@@ -2,6 +2,7 @@
 // hold checked copies of those bytes, which are being made, and how many the versions want.
 // Re-replication, repair, dedup and drops all work here, so bytes shared by a hundred files
 // are copied, repaired or dropped once. Pure: only `evolve` (state.ts) changes it.
+import { KEY_SEPARATOR, interned } from "./interned.js";
 import type { State, WorkerState } from "./state.js";
 
 export interface ContentState {
@@ -10,66 +11,65 @@ export interface ContentState {
   /** Pieces of pending and committed versions with these bytes. */
   refs: number;
   /** Replicas asked for by the committed versions' pieces with these bytes: replicas → pieces. */
-  wanted: Map<number, number>;
+  wanted: ReadonlyMap<number, number>;
   /** Workers holding a copy whose bytes hashed right when they were stored (as confirmed in the log). */
-  holders: Set<string>;
+  holders: ReadonlySet<string>;
   /** Workers assigned these bytes by a pending upload, with how many such assignments. */
-  assigned: Map<string, number>;
+  assigned: ReadonlyMap<string, number>;
   /** Targets of copy orders not settled yet. */
-  copying: Set<string>;
+  copying: ReadonlySet<string>;
   /** Targets whose last copy order failed, and when (they are not asked again at once). */
-  failedAt: Map<string, number>;
+  failedAt: ReadonlyMap<string, number>;
 }
 
-// Most bytes are being copied by nobody, failed nowhere and (once committed) assigned to no
-// upload: an empty Map or Set costs about 170 bytes, so empty ones are shared. The fold never
-// changes a collection of a ContentState in place when it is empty, nor leaves one empty: it
-// goes through `added`, `removed`, `withEntry` and `withCount`, which swap in a new one or the shared one.
-const EMPTY_SET: Set<string> = new Set();
-const EMPTY_MAP: Map<unknown, unknown> = new Map();
+// A ContentState's collections are values, never changed in place, and interned (see
+// interned.ts): every piece held by w1 and w3 shares one Set, every piece wanted once at 3
+// replicas one Map. `added`, `removed`, `withEntry` and `withCount` are the only ways to a new
+// one; their members come out sorted, so a table has the same collections however it was
+// made (folded, or read from a snapshot).
+const byKey = <T extends string | number>(a: T, b: T) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** `set` with `value` in it: the same set, or a new one if it was empty (maybe shared). */
-export function added<T>(set: Set<T>, value: T): Set<T> {
-  if (set.size === 0) return new Set([value]);
-  set.add(value);
-  return set;
+function setOf<T extends string>(members: T[]): ReadonlySet<T> {
+  members.sort(byKey);
+  return interned(`s:${members.join(KEY_SEPARATOR)}`, () => new Set(members) as ReadonlySet<T>);
 }
 
-/** `set` without `value`: the same set, or the shared empty one. */
-export function removed<T>(set: Set<T>, value: T): Set<T> {
-  if (!set.has(value)) return set;
-  if (set.size === 1) return EMPTY_SET as Set<T>;
-  set.delete(value);
-  return set;
+function mapOf<K extends string | number, V extends number>(entries: [K, V][]): ReadonlyMap<K, V> {
+  entries.sort(([a], [b]) => byKey(a, b));
+  const kind = typeof entries[0]?.[0] === "number" ? "n" : "m";
+  return interned(`${kind}:${entries.map(([k, v]) => `${k}=${v}`).join(KEY_SEPARATOR)}`, () => new Map(entries) as ReadonlyMap<K, V>);
 }
 
-/** `map` with `key` set to `value`, or without `key` when `value` is undefined (see `added`). */
-export function withEntry<K, V>(map: Map<K, V>, key: K, value: V | undefined): Map<K, V> {
-  if (value === undefined) {
-    if (!map.has(key)) return map;
-    if (map.size === 1) return EMPTY_MAP as Map<K, V>;
-    map.delete(key);
-    return map;
-  }
-  if (map.size === 0) return new Map([[key, value]]);
-  map.set(key, value);
-  return map;
+/** `set` with `value` in it. */
+export function added<T extends string>(set: ReadonlySet<T>, value: T): ReadonlySet<T> {
+  return set.has(value) ? set : setOf([...set, value]);
+}
+
+/** `set` without `value`. */
+export function removed<T extends string>(set: ReadonlySet<T>, value: T): ReadonlySet<T> {
+  return set.has(value) ? setOf([...set].filter((member) => member !== value)) : set;
+}
+
+/** `map` with `key` set to `value`, or without `key` when `value` is undefined. */
+export function withEntry<K extends string | number, V extends number>(map: ReadonlyMap<K, V>, key: K, value: V | undefined): ReadonlyMap<K, V> {
+  if (map.get(key) === value) return map;
+  const entries = [...map].filter(([k]) => k !== key);
+  if (value !== undefined) entries.push([key, value]);
+  return mapOf(entries);
 }
 
 /** `map` with the count at `key` changed by `delta`; a count that reaches 0 is removed. */
-export function withCount<K>(map: Map<K, number>, key: K, delta: number): Map<K, number> {
+export function withCount<K extends string | number>(map: ReadonlyMap<K, number>, key: K, delta: number): ReadonlyMap<K, number> {
   const count = (map.get(key) ?? 0) + delta;
   return withEntry(map, key, count > 0 ? count : undefined);
 }
 
-/** Whether the shared empty collections are still empty: a check for tests. */
-export function sharedEmptiesAreEmpty(): boolean {
-  return EMPTY_SET.size === 0 && EMPTY_MAP.size === 0;
-}
+const NOBODY = setOf<string>([]);
+const NONE = mapOf<never, never>([]);
 
+/** Bytes no version has planned before: nobody holds, copies or wants them yet. */
 function newContent(sha256: string, size: number): ContentState {
-  const none = <K, V>() => EMPTY_MAP as Map<K, V>;
-  return { sha256, size, refs: 0, wanted: none(), holders: EMPTY_SET, assigned: none(), copying: EMPTY_SET, failedAt: none() };
+  return { sha256, size, refs: 0, wanted: NONE, holders: NOBODY, assigned: NONE, copying: NOBODY, failedAt: NONE };
 }
 
 /** The most replicas any committed version wants of these bytes (0: none committed). */
@@ -141,6 +141,21 @@ export function contentFor(state: State, sha256: string, size: number): ContentS
   let c = state.content.get(sha256);
   if (!c) state.content.set(sha256, (c = newContent(sha256, size)));
   return c;
+}
+
+/**
+ * Put `c` (just made again from a snapshot) in the indexes the fold keeps of `content`:
+ * `placedOn` (and the load of the workers it names), `copyingTo` and `unhealthy`, by the
+ * same rules the fold keeps them with. The workers must be in the table already.
+ */
+export function indexContent(state: State, c: ContentState): void {
+  for (const workerId of c.holders) syncPlacement(state, c, workerId);
+  for (const workerId of c.copying) {
+    syncPlacement(state, c, workerId);
+    indexCopy(state, workerId, c.sha256, true);
+  }
+  for (const workerId of c.assigned.keys()) syncPlacement(state, c, workerId);
+  recheck(state, c);
 }
 
 /** Mark a drop owed: the worker may forget these bytes. */

@@ -29,6 +29,22 @@ import { sealProblem, streamedPiecesProblem } from "./checks.js";
 import { normalisePath } from "./paths.js";
 import { isVersionComplete, latestCommitted, type State, type VersionState } from "./state.js";
 
+/**
+ * What one uploader may have open at once (`dfs master --max-pending-uploads`,
+ * `--max-open-streams`): the table holds every pending upload until it commits or is given up,
+ * and a stream until it is sealed or falls silent, so without a bound one client could make
+ * the master hold as many as it likes.
+ */
+export interface UploadCaps {
+  /** Pending uploads (streamed or not) of one uploader. */
+  readonly pending: number;
+  /** Streamed uploads of one uploader not sealed yet. */
+  readonly openStreams: number;
+}
+
+/** A `put -r` keeps 64 uploads in flight: many such puts by one user at once stay well within these. */
+export const DEFAULT_UPLOAD_CAPS: UploadCaps = { pending: 1_024, openStreams: 64 };
+
 export interface CreateVersion {
   readonly type: "CreateVersion";
   readonly at: number;
@@ -48,6 +64,8 @@ export interface CreateVersion {
   readonly pieceSize: number;
   readonly replicas: number;
   readonly pieces: readonly PlannedPiece[];
+  /** The master's bounds per uploader (DEFAULT_UPLOAD_CAPS when not given). */
+  readonly caps?: UploadCaps;
 }
 
 /**
@@ -75,6 +93,8 @@ export interface CreateStream {
   readonly path: string;
   readonly pieceSize: number;
   readonly replicas: number;
+  /** The master's bounds per uploader (DEFAULT_UPLOAD_CAPS when not given). */
+  readonly caps?: UploadCaps;
 }
 
 /** The next pieces of a streamed version, in order, as the client has read and hashed them. */
@@ -142,6 +162,8 @@ export interface NoteSilence {
 export interface Reconcile {
   readonly type: "Reconcile";
   readonly at: number;
+  /** The unhealthy pieces this pass considers (the shell's HealCursor window); every one when not given. */
+  readonly pieces?: readonly string[];
 }
 
 /** The admin sets the store's retention policy (see retention.ts). */
@@ -178,6 +200,8 @@ export interface ReconcileInventory {
   readonly at: number;
   readonly workerId: string;
   readonly held: ReadonlySet<string>;
+  /** Pieces this decision speaks of at most (default INVENTORY_PIECES_PER_DECISION). */
+  readonly limit?: number;
 }
 
 export type Command =
@@ -338,6 +362,29 @@ function openStream(state: State, uploadId: string): VersionState {
   return v;
 }
 
+/**
+ * A new upload of `uploader` (a stream when `streamed`) must stay within its caps: counted from
+ * the table's pending uploads, so every master counts the same.
+ */
+function checkCaps(state: State, uploader: string | undefined, streamed: boolean, caps: UploadCaps = DEFAULT_UPLOAD_CAPS): void {
+  let pending = 0;
+  let open = 0;
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    if (v.uploader !== uploader) continue;
+    pending += 1;
+    if (v.stream === "open") open += 1;
+  }
+  const who = uploader === undefined ? "an uploader with no name" : `uploader ${uploader}`;
+  if (pending >= caps.pending) {
+    throw new DfsError(ErrorCodes.TOO_MANY_UPLOADS, `${who} has ${pending} uploads pending, the most the master allows (--max-pending-uploads): wait for some to finish`);
+  }
+  if (streamed && open >= caps.openStreams) {
+    throw new DfsError(ErrorCodes.TOO_MANY_UPLOADS, `${who} has ${open} streams open, the most the master allows (--max-open-streams): wait for some to end`);
+  }
+}
+
 function createStream(state: State, cmd: CreateStream): DfsEvent[] {
   const path = normalisePath(cmd.path);
   checkLayout(cmd);
@@ -346,6 +393,7 @@ function createStream(state: State, cmd: CreateStream): DfsEvent[] {
     if (v.path !== path || v.stream === undefined || v.uploader !== cmd.uploader) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return [];
   }
+  checkCaps(state, cmd.uploader, true, cmd.caps);
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   return [
     {
@@ -416,6 +464,7 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
+  checkCaps(state, cmd.uploader, false, cmd.caps);
   const { fileId, version } = nextVersion(state, path, cmd.newFileId);
   const created = {
     type: "FileCreated",
@@ -443,6 +492,13 @@ function createVersions(state: State, cmd: CreateVersions): DfsEvent[] {
   const shares = new Map<string, UploadAssignment[]>();
   const load = liveLoad(state);
   const taken = { paths: new Set<string>(), uploads: new Set<string>(), fileIds: new Set<string>() };
+  // Each uploader's pending uploads, the batch's own counted as they are kept (see checkCaps).
+  const pendingOf = new Map<string | undefined, number>();
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const uploader = state.files.get(ref.fileId)!.versions.get(ref.version)!.uploader;
+    pendingOf.set(uploader, (pendingOf.get(uploader) ?? 0) + 1);
+  }
   for (const one of cmd.creates) {
     let path: string;
     let placed: Map<string, AssignedPiece[]>;
@@ -452,6 +508,7 @@ function createVersions(state: State, cmd: CreateVersions): DfsEvent[] {
       checkCreate(one);
       if (one.pieces.length === 0 || one.pieces.length > PIECES_PER_EVENT || state.uploads.has(one.uploadId)) continue;
       if (taken.paths.has(path) || taken.uploads.has(one.uploadId) || taken.fileIds.has(one.newFileId)) continue;
+      if ((pendingOf.get(one.uploader) ?? 0) >= (one.caps ?? DEFAULT_UPLOAD_CAPS).pending) continue; // alone: TOO_MANY_UPLOADS
       next = nextVersion(state, path, one.newFileId);
       // Placed on a copy of the load, which counts the versions before it only once it is kept.
       const trial = new Map(load);
@@ -463,6 +520,7 @@ function createVersions(state: State, cmd: CreateVersions): DfsEvent[] {
     taken.paths.add(path);
     taken.uploads.add(one.uploadId);
     taken.fileIds.add(next.fileId);
+    pendingOf.set(one.uploader, (pendingOf.get(one.uploader) ?? 0) + 1);
     const { fileId, version } = next;
     created.push({
       type: "FileCreated",
@@ -597,13 +655,13 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
         ? [{ type: "WorkerLost", at: cmd.at, workerId: cmd.workerId, reason: `no heartbeat for ${cmd.silentMs} ms` }]
         : [];
     case "Reconcile":
-      return reconcile(state, cmd.at);
+      return reconcile(state, cmd.at, cmd.pieces);
     case "ConfirmCopy":
       return confirmCopy(state, cmd);
     case "ReportLost":
       return reportLost(state, cmd);
     case "ReconcileInventory":
-      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at) : [];
+      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at, cmd.limit) : [];
     case "SetRetention": {
       const same = state.retention.keepVersions === cmd.keepVersions && state.retention.keepForMs === cmd.keepForMs;
       if (same) return [];

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   SOME_FILES_FAILED: "SOME_FILES_FAILED",
   /** A local file could not be read or written. */
   LOCAL_IO: "LOCAL_IO",
+  /** One uploader already has as many uploads pending (or streams open) as the master allows: wait for some to finish. */
+  TOO_MANY_UPLOADS: "TOO_MANY_UPLOADS",
   /** A data folder is in use by another process (a worker's store, a `dfs up`). */
   IN_USE: "IN_USE",
   /** nats-server is not installed. */

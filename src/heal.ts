@@ -19,6 +19,15 @@ import type { State, VersionState } from "./state.js";
 export const MAX_COPIES_IN_FLIGHT = 64;
 /** A target whose copy failed is not asked again for this long. */
 export const COPY_RETRY_MS = 10_000;
+/**
+ * Unhealthy pieces one healing pass considers: a pass runs on the leader's event loop, and at
+ * 200,000 unhealthy pieces a pass over all of them held it for about half a second each second.
+ * The shell walks `state.unhealthy` this many at a time with a HealCursor, so every piece is
+ * still reached.
+ */
+export const HEAL_PASS_PIECES = 5_000;
+/** Drop events one pass decides at most (each of up to PIECES_PER_EVENT pieces): the rest wait for the next pass. */
+export const DROP_EVENTS_PER_PASS = 16;
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -33,11 +42,54 @@ function liveLoads(state: State): Map<string, number> {
   return new Map([...state.workers.values()].filter((w) => w.live).map((w) => [w.workerId, w.assignedBytes]));
 }
 
-/** Drops owed: pieces no live version needs on a worker any more. */
+/** Drops owed: pieces no live version needs on a worker any more (at most DROP_EVENTS_PER_PASS events of them). */
 function owedDrops(state: State, at: number): DfsEvent[] {
-  return [...state.dropsOwed.entries()]
-    .sort(([a], [b]) => byId(a, b))
-    .flatMap(([workerId, owed]) => chunks([...owed].sort(), PIECES_PER_EVENT).map((sha256s) => ({ type: "PiecesDropped" as const, at, workerId, sha256s })));
+  const events: DfsEvent[] = [];
+  for (const [workerId, owed] of [...state.dropsOwed.entries()].sort(([a], [b]) => byId(a, b))) {
+    const room = (DROP_EVENTS_PER_PASS - events.length) * PIECES_PER_EVENT;
+    if (room <= 0) break;
+    const sha256s = owed.size <= room ? [...owed] : take(owed, room);
+    for (const group of chunks(sha256s.sort(), PIECES_PER_EVENT)) events.push({ type: "PiecesDropped" as const, at, workerId, sha256s: group });
+  }
+  return events;
+}
+
+/** The first `n` items of `items`, without walking the rest. */
+function take<T>(items: Iterable<T>, n: number): T[] {
+  const out: T[] = [];
+  if (n <= 0) return out;
+  for (const item of items) if (out.push(item) >= n) break;
+  return out;
+}
+
+/**
+ * Where healing goes on from: each pass takes the next `limit` pieces of `state.unhealthy`,
+ * resuming where the last pass stopped and starting over once it reached the end, so every
+ * unhealthy piece is considered in turn however many there are. It rides a live iterator of
+ * the set (a piece that became healthy meanwhile is skipped, one that became unhealthy is
+ * reached), and starts over on a new table (one folded again from the log).
+ */
+export class HealCursor {
+  private over?: ReadonlySet<string>;
+  private position?: Iterator<string>;
+
+  next(state: State, limit: number): string[] {
+    if (this.over !== state.unhealthy) {
+      this.over = state.unhealthy;
+      this.position = undefined;
+    }
+    const window: string[] = [];
+    this.position ??= state.unhealthy.values();
+    while (window.length < limit) {
+      const step = this.position.next();
+      if (step.done) {
+        this.position = undefined; // the next pass starts over
+        break;
+      }
+      window.push(step.value);
+    }
+    return window;
+  }
 }
 
 /** Copies ordered to workers that were lost since: given up, so they can be ordered elsewhere. */
@@ -93,16 +145,16 @@ function replanUploads(state: State, at: number, loads: Map<string, number>, tou
 }
 
 /**
- * Committed bytes with too few or too many readable copies: order copies from live holders
- * to the least-loaded live workers that lack them (within the in-flight budget), and drop
- * the copies beyond what the versions want from the most loaded holders.
+ * Committed bytes with too few or too many readable copies (those of `pieces` still so): order
+ * copies from live holders to the least-loaded live workers that lack them (within the
+ * in-flight budget), and drop the copies beyond what the versions want from the most loaded holders.
  */
-function healContent(state: State, at: number, loads: Map<string, number>, touched: Set<string>): DfsEvent[] {
+function healContent(state: State, at: number, pieces: Iterable<string>, loads: Map<string, number>, touched: Set<string>): DfsEvent[] {
   let budget = MAX_COPIES_IN_FLIGHT - copiesInFlight(state);
   const orders = new Map<string, CopyOrder[]>();
   const drops = new Map<string, string[]>();
-  for (const sha256 of state.unhealthy) {
-    if (touched.has(sha256)) continue;
+  for (const sha256 of pieces) {
+    if (touched.has(sha256) || !state.unhealthy.has(sha256)) continue;
     const c = state.content.get(sha256)!;
     const wanted = wantedReplicas(c);
     const holders = liveHolders(state, c);
@@ -150,9 +202,10 @@ export function recentlyFailed(c: ContentState, workerId: string, at: number): b
 
 /**
  * Everything the table owes, in an order whose events all fold: drops owed first, then copies
- * given up with their lost targets, re-placed upload shares, and healing.
+ * given up with their lost targets, re-placed upload shares, and healing of `pieces` (a window
+ * of `state.unhealthy` from a HealCursor; every unhealthy piece when not given).
  */
-export function reconcile(state: State, at: number): DfsEvent[] {
+export function reconcile(state: State, at: number, pieces: Iterable<string> = state.unhealthy): DfsEvent[] {
   const loads = liveLoads(state);
   const touched = new Set<string>();
   // Expiries last: the orders before them were decided on the versions they remove.
@@ -160,7 +213,7 @@ export function reconcile(state: State, at: number): DfsEvent[] {
     ...owedDrops(state, at),
     ...abandonedCopies(state, at),
     ...replanUploads(state, at, loads, touched),
-    ...healContent(state, at, loads, touched),
+    ...healContent(state, at, pieces, loads, touched),
     ...expiredVersions(state, at),
   ];
 }
@@ -180,19 +233,30 @@ export function hasWork(state: State, at: number): boolean {
 }
 
 /**
+ * Pieces one inventory decision speaks of at most: folding its events holds the leader's event
+ * loop (about 1.4 s for a worker found to lack all of its 66,000 pieces), so a larger account
+ * is settled in several decisions (see reconcileInventory).
+ */
+export const INVENTORY_PIECES_PER_DECISION = 10_000;
+
+/**
  * A worker's own account of its store (its inventory, `held`): counted copies it lacks are
  * lost; copies it made whose confirmation never reached the log are counted; bytes it keeps
- * that nothing expects of it are dropped.
+ * that nothing expects of it are dropped. At most `limit` pieces a decision, lost ones first:
+ * decided again on the table its events leave, with the pieces it dropped taken out of
+ * `held`, it goes on with the rest.
  */
-export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number): DfsEvent[] {
+export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number, limit = INVENTORY_PIECES_PER_DECISION): DfsEvent[] {
   const lost: string[] = [];
   for (const sha256 of state.placedOn.get(workerId) ?? []) {
+    if (lost.length >= limit) break;
     if (state.content.get(sha256)!.holders.has(workerId) && !held.has(sha256)) lost.push(sha256);
   }
   const found: DfsEvent[] = [];
   const stray: string[] = [];
   const owed = state.dropsOwed.get(workerId);
   for (const sha256 of held) {
+    if (lost.length + found.length + stray.length >= limit) break;
     if (owed?.has(sha256)) continue;
     const c = state.content.get(sha256);
     if (c && isPlaced(c, workerId)) {

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { decide, type Command, type ConfirmPiece, type CreateVersion } from "../src/decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, type Command, type ConfirmPiece, type CreateStream, type CreateVersion } from "../src/decide.js";
 import { DfsError, ErrorCodes, type ErrorCode } from "../src/errors.js";
 import {
   MAX_PIECE_SIZE,
@@ -487,6 +487,57 @@ Create("decider - decide does not change the state it reads", () => {
 
 Create.run();
 
+const Caps = suite("decider: uploads per uploader");
+
+const capped = { pending: 3, openStreams: 2 };
+function stream(uploadId: string, uploader = "client"): CreateStream {
+  return { type: "CreateStream", at: T0, uploadId, uploader, newFileId: `file-${uploadId}`, path: `/s/${uploadId}`, pieceSize: MIN_PIECE_SIZE, replicas: 1, caps: capped };
+}
+function file(uploadId: string, uploader = "client"): CreateVersion {
+  return { ...create({ uploadId, path: `/f/${uploadId}`, replicas: 1 }), uploader, caps: capped };
+}
+
+Caps("decider - an uploader with as many streams open as allowed opens no more; other uploaders and files go on", () => {
+  const h = new History(joined("a"));
+  h.run(stream("s1"));
+  h.run(stream("s2"));
+  const refused = whenRefused(h.state, stream("s3"), ErrorCodes.TOO_MANY_UPLOADS, "a third stream");
+  assert.match(refused.message, /uploader client has 2 streams open.*--max-open-streams/);
+  assert.equal(types(when(h.state, stream("s3", "client-alice"))), ["FileCreated"], "another uploader opens one");
+  assert.ok(when(h.state, file("f1")).length > 0, "a file is no stream: within the pending cap");
+  assert.equal(when(h.state, stream("s1")), [], "a retried create of an open stream is no new one");
+  // Sealed, a stream is no longer open (still pending until its pieces are stored).
+  h.run({ type: "SealUpload", at: T0, uploadId: "s1", size: 0, sha256: sha("") });
+  assert.equal(types(when(h.state, stream("s3"))), ["FileCreated"]);
+});
+
+Caps("decider - an uploader with as many uploads pending as allowed creates none until one is over", () => {
+  const h = new History(joined("a"));
+  for (const id of ["f1", "f2", "f3"]) h.run(file(id));
+  const refused = whenRefused(h.state, file("f4"), ErrorCodes.TOO_MANY_UPLOADS, "a fourth pending upload");
+  assert.match(refused.message, /uploader client has 3 uploads pending.*--max-pending-uploads/);
+  whenRefused(h.state, stream("s1"), ErrorCodes.TOO_MANY_UPLOADS, "a stream counts as pending too");
+  assert.ok(when(h.state, file("f4", "client-alice")).length > 0, "another uploader is unaffected");
+  assert.ok(when(h.state, file("f3")).length === 0, "a retried create of a pending upload is no new one");
+  // One commits, one is abandoned: two more may come.
+  upload(h, { ...create({ uploadId: "f0", replicas: 1 }), caps: { pending: 4, openStreams: 2 } });
+  for (const c of confirmationsFor(h.events.filter((e) => e.type === "PeersAssigned" && e.uploadId === "f1"))) h.run(c);
+  h.run({ type: "AbandonUpload", at: T0, uploadId: "f2", code: ErrorCodes.UPLOAD_ABANDONED, reason: "given up" });
+  h.run(file("f4"));
+  h.run(file("f5"));
+  whenRefused(h.state, file("f6"), ErrorCodes.TOO_MANY_UPLOADS, "at the cap again");
+});
+
+Caps("decider - the default caps let many recursive puts of one user run at once", () => {
+  // `put -r` keeps 64 uploads in flight; streams are one per `put -`.
+  assert.ok(DEFAULT_UPLOAD_CAPS.pending >= 8 * 64, `${DEFAULT_UPLOAD_CAPS.pending} pending`);
+  const h = new History(joined("a"));
+  for (let i = 0; i < 8 * 64; i++) h.run({ ...create({ uploadId: `u${i}`, path: `/many/${i}`, replicas: 1 }), uploader: "client" });
+  assert.is(h.state.pendingUploads.size, 8 * 64);
+});
+
+Caps.run();
+
 // =============================================================================================
 // idempotence: a decision taken again after a fenced append lost a race
 
@@ -578,6 +629,20 @@ Retry("decider - creates decided together leave out what they cannot decide, for
   assert.is(refusal(left[5]!), ErrorCodes.BAD_PATH);
   assert.is(refusal(left[6]!), ErrorCodes.BAD_REQUEST);
   assert.equal(h.run({ type: "CreateVersions", at: T0, creates: [] }), []);
+});
+
+Retry("decider - creates decided together keep to their uploader's cap on pending uploads, counting each other", () => {
+  const h = new History(joined("a"));
+  const caps = { pending: 2, openStreams: 1 };
+  const creates = [1, 2, 3].map((i) => ({ ...create({ path: `/cap/${i}`, uploadId: `cap${i}`, size: 10, replicas: 1 }), uploader: "client-bob", caps }));
+  const events = h.run({ type: "CreateVersions", at: T0, creates: [...creates, { ...create({ path: "/cap/other", uploadId: "other", size: 10, replicas: 1 }), uploader: "client-eve", caps }] });
+  assert.equal(ofType(events, "FileCreated").map((e) => e.uploadId), ["cap1", "cap2", "other"]);
+  try {
+    decide(h.state, creates[2]!);
+    assert.unreachable("the third is refused alone");
+  } catch (err) {
+    assert.is((err as DfsError).code, ErrorCodes.TOO_MANY_UPLOADS);
+  }
 });
 
 Retry("decider - a 0-byte create retried after only FileCreated landed yields FileCommitted", () => {

@@ -76,7 +76,7 @@ test("two racing masters keep one history with no duplicate paths, versions or p
     assert.is(files.length, 12, "one file id per path");
     assert.is(new Set(files.map((f) => f.path)).size, 12);
     for (const file of files) {
-      const versions = [...file.versions.keys()].sort((a, b) => a - b);
+      const versions = [...file.versions.values()].map((v) => v.version).sort((a, b) => a - b);
       const perPath = (rounds * PER_ROUND) / 12;
       assert.equal(versions, Array.from({ length: perPath }, (_, i) => i + 1), `${file.path} versions 1..${perPath} once each`);
       for (const v of file.versions.values()) {

@@ -658,15 +658,16 @@ Everyone("fold - everything the decider emits for a stream is accepted, retries 
   assert.is(log.state.rejected.count, 0);
 });
 
-Everyone("fold - a snapshot of a table with an open stream holds it exactly, and the seal folds alike on both", () => {
+Everyone("fold - a snapshot of a table with an open stream holds it exactly, and the seal folds alike on both", async () => {
   const { log, placed } = streamLog();
   confirmAll(log, placed);
-  const bytes = encodeTable(log.state);
+  const bytes = await encodeTable(log.state);
   const head = { format: SNAPSHOT_FORMAT, snapshotId: "snap", seq: log.state.lastSeq, digest: stateDigest(log.state), bytes: bytes.length, chunks: 1, sha256: createHash("sha256").update(bytes).digest("hex"), at: T0, files: log.state.paths.size };
   const restored = decodeTable(head, [bytes]);
   assert.is(stateDigest(restored), stateDigest(log.state));
   assert.equal(table(restored), table(log.state));
   assert.is(restored.files.get("S")!.versions.get(1)!.stream, "open");
+  assert.ok(restored.uploads.get("S1") === restored.files.get("S")!.versions.get(1), "the upload's version is the file's, not a copy");
   const seal = { type: "SealUpload", at: T0, uploadId: "S1", size: STREAM_SIZE, sha256: sha("whole s") } as const;
   const events = decide(restored, seal);
   assert.equal(events, decide(log.state, seal), "the same decision from the snapshot");

@@ -5,11 +5,12 @@ import { createHash } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decide, type Command, type CreateVersion } from "../src/decide.js";
-import { MIN_PIECE_SIZE, type DfsEvent, type PlannedPiece } from "../src/events.js";
+import { MIN_PIECE_SIZE, PIECES_PER_EVENT, type DfsEvent, type PlannedPiece } from "../src/events.js";
 import { evolve } from "../src/fold.js";
-import { COPY_RETRY_MS, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
-import { liveHolders, sharedEmptiesAreEmpty, wantedReplicas } from "../src/content.js";
+import { COPY_RETRY_MS, DROP_EVENTS_PER_PASS, HealCursor, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
+import { liveHolders, wantedReplicas } from "../src/content.js";
 import { locate } from "../src/queries.js";
+import { PROBLEMS_SHOWN, pieceHealth, storeStatus } from "../src/status.js";
 import { initialState, type State } from "../src/state.js";
 
 const T0 = 1_700_000_000_000;
@@ -297,6 +298,30 @@ Heal("a worker's inventory: counted copies it lacks are lost, unconfirmed ones a
   assertWhole(s);
 });
 
+Heal("a worker's inventory is settled a few pieces a decision, decided again until nothing is left, with what it dropped taken out", () => {
+  const s = new Store();
+  s.join("a", "b", "c");
+  s.put("/f", 9, 3);
+  const shas = [...s.state.placedOn.get("a")!].sort();
+  const strays = [sha("stray 1"), sha("stray 2"), sha("stray 3")];
+  const held = new Set([shas[0]!, ...strays]);
+  const decisions: DfsEvent[][] = [];
+  for (let i = 0; i < 20; i++) {
+    const events = s.run({ type: "ReconcileInventory", workerId: "a", held, limit: 2 });
+    if (events.length === 0) break;
+    decisions.push(events);
+    for (const e of ofType(events, "PiecesDropped")) for (const sha256 of e.sha256s) held.delete(sha256);
+  }
+  for (const events of decisions) {
+    const pieces = events.flatMap((e) => (e.type === "ReplicasLost" || e.type === "PiecesDropped" ? e.sha256s : [e.type]));
+    assert.ok(pieces.length <= 2, `a decision of ${pieces.length} pieces`);
+  }
+  assert.equal(decisions.flatMap((events) => ofType(events, "ReplicasLost").flatMap((e) => e.sha256s)).sort(), shas.slice(1), "every copy it lacks is lost");
+  assert.equal(decisions.flatMap((events) => ofType(events, "PiecesDropped").flatMap((e) => e.sha256s)).sort(), [...strays].sort(), "every stray dropped once");
+  s.heal();
+  assertWhole(s);
+});
+
 Heal("random joins, losses, puts, deletes and rot: every decision folds, and the store ends whole", () => {
   let seed = 7;
   const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
@@ -390,9 +415,88 @@ Heal("retention - with both limits a version goes only past both, and the fold r
   assert.equal(ofType(s.run({ type: "Reconcile" }), "VersionExpired"), []);
 });
 
-// Runs last: every case above copied, failed, dropped and lost copies.
-Heal("the empty collections content shares were never filled in place", () => {
-  assert.ok(sharedEmptiesAreEmpty());
+Heal("passes - a cursor takes the unhealthy pieces a window at a time, resumes, reaches pieces added meanwhile, and starts over", () => {
+  const s = new Store();
+  s.join("a", "b");
+  s.put("/f", 10, 1);
+  s.lose("a");
+  s.lose("b");
+  const unhealthy = [...s.state.unhealthy];
+  assert.is(unhealthy.length, 10, "every piece unavailable");
+  const cursor = new HealCursor();
+  const first = cursor.next(s.state, 4);
+  const second = cursor.next(s.state, 4);
+  assert.equal([...first, ...second], unhealthy.slice(0, 8), "the second window goes on from the first");
+  s.join("c");
+  s.put("/g", 1, 1, () => sha("late"));
+  s.run({ type: "NoteSilence", workerId: "c", silentMs: 9_000 });
+  const third = cursor.next(s.state, 4);
+  assert.equal(third, [...unhealthy.slice(8), sha("late")], "a piece unhealthy since is reached in turn");
+  assert.equal(cursor.next(s.state, 4), unhealthy.slice(0, 4), "past the end, the next pass starts over");
+});
+
+Heal("passes - healing a window of pieces decides only for them, and windows in turn heal every piece", () => {
+  const s = new Store();
+  s.join("a", "b", "c");
+  s.put("/f", 12, 2);
+  s.lose("a");
+  const cursor = new HealCursor();
+  const lost = new Set(s.state.unhealthy);
+  assert.ok(lost.size > 3, "a held several pieces");
+  const window = cursor.next(s.state, 3);
+  const decided = s.run({ type: "Reconcile", pieces: window });
+  const orders = ofType(decided, "CopiesOrdered").flatMap((o) => o.pieces.map((p) => p.sha256));
+  assert.equal(orders.sort(), [...window].sort(), "copies of the window's pieces only");
+  s.copy(decided);
+  for (let pass = 0; pass < 3 * lost.size && s.state.unhealthy.size > 0; pass++) s.copy(s.run({ type: "Reconcile", pieces: cursor.next(s.state, 3) }));
+  assertWhole(s);
+});
+
+Heal("status - shows the worst PROBLEMS_SHOWN pieces in order, and counts them all", () => {
+  const s = new Store();
+  s.join("a", "b", "c");
+  s.put("/f", PROBLEMS_SHOWN + 50, 2);
+  s.lose("a");
+  s.lose("b");
+  const status = storeStatus(s.state, s.at);
+  const all = [...s.state.content.values()].map((c) => pieceHealth(s.state, c, s.at));
+  const severity = ["unavailable", "unplaceable", "under-replicated", "excess"];
+  const worstFirst = all.sort((x, y) => severity.indexOf(x.problem!) - severity.indexOf(y.problem!) || (x.sha256 < y.sha256 ? -1 : 1));
+  assert.ok(all.some((p) => p.problem === "unavailable") && all.some((p) => p.problem !== "unavailable"), "problems of two kinds");
+  assert.is(status.pieces.unavailable, all.filter((p) => p.problem === "unavailable").length);
+  assert.is(status.pieces.unavailable + status.pieces.underReplicated + status.pieces.unplaceable, PROBLEMS_SHOWN + 50, "every piece counted");
+  assert.equal(status.problems, worstFirst.slice(0, PROBLEMS_SHOWN), "the worst first, each kind by SHA-256");
+});
+
+Heal("passes - drops owed go out at most DROP_EVENTS_PER_PASS events a pass", () => {
+  const s = new Store();
+  s.join("a");
+  const count = (DROP_EVENTS_PER_PASS + 1) * PIECES_PER_EVENT;
+  const files = 4; // a version has at most 10,000 pieces
+  for (let f = 0; f < files; f++) {
+    s.put(`/huge${f}`, count / files, 1);
+    s.run({ type: "DeleteFile", path: `/huge${f}` });
+  }
+  const first = ofType(s.run({ type: "Reconcile" }), "PiecesDropped");
+  assert.is(first.length, DROP_EVENTS_PER_PASS);
+  const second = ofType(s.run({ type: "Reconcile" }), "PiecesDropped");
+  assert.equal(second.map((d) => d.sha256s.length), [PIECES_PER_EVENT], "the rest in the next pass");
+  assert.is(new Set([...first, ...second].flatMap((d) => d.sha256s)).size, count);
+  assert.equal(s.run({ type: "Reconcile" }), []);
+});
+
+Heal("bytes held by the same workers share their collections, and a change to one piece's leaves the others' as they were", () => {
+  const s = new Store();
+  s.join("a", "b");
+  s.put("/one", 1, 2);
+  s.put("/two", 1, 2);
+  const [one, two] = ["/one", "/two"].map((path) => s.state.content.get(sha(`${path}#0`))!);
+  assert.ok(one!.holders === two!.holders && one!.wanted === two!.wanted, "one Set of holders and one Map of wanted replicas for both");
+  const shared = two!.holders;
+  assert.is(evolve(s.state, { type: "ReplicasLost", at: s.at, workerId: "a", sha256s: [one!.sha256], reason: "scrub" }), undefined);
+  assert.equal([...one!.holders], ["b"]);
+  assert.ok(two!.holders === shared, "the other piece keeps its Set");
+  assert.equal([...shared], ["a", "b"], "and the Set was not changed in place");
 });
 
 Heal.run();

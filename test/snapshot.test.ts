@@ -97,9 +97,9 @@ test("ls, stat and get --at start from the latest snapshot when it covers a poin
   // The snapshot is what they start from: one that says otherwise (as only a master or the
   // admin can write it) changes the answer after its sequence, not before.
   const snapshot = (await readLatestSnapshot(master, store.cat))!;
-  const forged = structuredClone(snapshot.state);
-  forged.paths.delete("/snap/f2");
-  await writeSnapshot(master, store.cat, encodeTable(forged), { seq: head.seq, digest: head.digest, files: head.files });
+  const forged = (await readLatestSnapshot(master, store.cat))!.state; // a copy of the table to change
+  forged.files.get(forged.paths.get("/snap/f2")!)!.deleted = true; // the snapshot keeps files; its decoder makes the paths
+  await writeSnapshot(master, store.cat, await encodeTable(forged), { seq: head.seq, digest: head.digest, files: head.files });
   try {
     const paths = async (at: string) => ((await json(["ls", "--at", at])) as { path: string }[]).map((f) => f.path);
     assert.not.ok((await paths(String(last))).includes("/snap/f2"), "from the snapshot");
@@ -109,7 +109,7 @@ test("ls, stat and get --at start from the latest snapshot when it covers a poin
     const before = logged.filter((m) => m.time < logged.at(-1)!.time).at(-1)!;
     assert.equal(await json(["ls", "--at", before.time]), plain(list((await store.replay(before.seq)).state)), `ls --at ${before.time}`);
   } finally {
-    await writeSnapshot(master, store.cat, encodeTable(snapshot.state), { seq: head.seq, digest: head.digest, files: head.files });
+    await writeSnapshot(master, store.cat, await encodeTable(snapshot.state), { seq: head.seq, digest: head.digest, files: head.files });
   }
 });
 
@@ -185,6 +185,43 @@ test("a snapshot past the log's end (the events stream was made again) is not st
   const live = await auditor.masterState();
   assert.ok(live.lastSeq < head.seq, `the new log (at ${live.lastSeq}) is folded, not the old snapshot (${head.seq})`);
   assert.is(live.digest, stateDigest((await store.replay(live.lastSeq)).state));
+});
+
+test("snapshots written at once never purge each other's chunks: the latest head always names whole chunks", async ({ store }) => {
+  // The master now runs with --snapshot-every 0: only this test writes snapshots.
+  const writer = await store.connect("master", undefined, { streams: true });
+  const other = await store.connect("master", undefined, { streams: true });
+  const js = jetstream(writer);
+  const jsm = await jetstreamManager(await store.connect("admin"));
+  const chunkSubjects = async () => Object.keys((await jsm.streams.info(store.cat.snapshotStream, { subjects_filter: store.cat.snapshotChunks("*") })).state.subjects ?? {}).sort();
+  const { head, state } = (await readLatestSnapshot(writer, store.cat))!;
+  const bytes = await encodeTable(state);
+  const about = { seq: head.seq, digest: head.digest, files: head.files };
+  // Chunks earlier tests may have left without a head (a master killed while it wrote) go first.
+  await writeSnapshot(writer, store.cat, bytes, about, { orphanedAfterMs: 0 });
+  // A writer sends its chunks; before its head, another writes a whole snapshot.
+  await js.publish(store.cat.snapshotChunks("slow"), bytes);
+  const first = await writeSnapshot(other, store.cat, bytes, about);
+  assert.ok((await chunkSubjects()).includes(store.cat.snapshotChunks("slow")), "chunks without a head yet are not purged");
+  // Its head comes last: it is the latest, and whole.
+  const slowHead = { ...first, snapshotId: "slow", chunks: 1, at: Date.now() };
+  await js.publish(store.cat.snapshotHead(), encode(slowHead));
+  assert.is((await readLatestSnapshot(writer, store.cat))!.head.snapshotId, "slow");
+  // Chunks of a writer that died before its head, then the next snapshot: the replaced ones go,
+  // the dead writer's only once they have been idle long enough.
+  await js.publish(store.cat.snapshotChunks("dead"), bytes);
+  const next = await writeSnapshot(writer, store.cat, bytes, about);
+  assert.equal(await chunkSubjects(), [store.cat.snapshotChunks("dead"), store.cat.snapshotChunks(next.snapshotId)].sort());
+  const last = await writeSnapshot(writer, store.cat, bytes, about, { orphanedAfterMs: 0 });
+  assert.equal(await chunkSubjects(), [store.cat.snapshotChunks(last.snapshotId)]);
+  const heads = await jsm.streams.info(store.cat.snapshotStream, { subjects_filter: store.cat.snapshotHead() });
+  assert.is(heads.state.subjects?.[store.cat.snapshotHead()], 1, "one head kept");
+  // Two writers at once, a few times: whichever head is the latest reads back whole.
+  for (let round = 0; round < 3; round++) {
+    await Promise.all([writeSnapshot(writer, store.cat, bytes, about), writeSnapshot(other, store.cat, bytes, about)]);
+    const latest = (await readLatestSnapshot(writer, store.cat))!;
+    assert.equal(latest.state, state, `round ${round}: the latest snapshot reads back`);
+  }
 });
 
 test.run();

@@ -9,7 +9,7 @@ import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
-import { decide, type Command, type CreateVersion } from "../decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
 import { Batcher } from "../batcher.js";
 import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
@@ -47,9 +47,9 @@ import {
 } from "../protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
 import { call, serve } from "../rpc.js";
-import { hasWork } from "../heal.js";
+import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
-import { initialState, projection, stateDigest, versionOf, type State } from "../state.js";
+import { initialState, projection, stateDigest, stateDigestInSlices, versionOf, type State } from "../state.js";
 
 export interface MasterOptions {
   prefix?: string;
@@ -67,11 +67,23 @@ export interface MasterOptions {
   snapshotEvery?: number;
   /** A streamed upload whose uploader says nothing this long before it seals is abandoned (ms, default 30,000). */
   streamTimeoutMs?: number;
+  /** Unhealthy pieces one healing pass considers (default HEAL_PASS_PIECES; small in tests, to see passes resume). */
+  healPassPieces?: number;
+  /** What one uploader may have open at once (default DEFAULT_UPLOAD_CAPS). */
+  uploadCaps?: UploadCaps;
 }
 
 export const DEFAULT_SNAPSHOT_EVERY = 100_000;
 /** An uploader streaming stdin says it is there (an `extend`) at least every 5 s: six missed and the upload is given up. */
 export const DEFAULT_STREAM_TIMEOUT_MS = 30_000;
+
+/**
+ * A table this large takes longer to encode than the lease lasts (about 6 s at 200,000 files,
+ * 25 s on a loaded machine): a new leader leaves such a snapshot to a follower for
+ * LEADER_SNAPSHOT_DELAY_MS, and writes it itself only when none came meanwhile (it runs alone).
+ */
+const LARGE_TABLE_FILES = 20_000;
+const LEADER_SNAPSHOT_DELAY_MS = 60_000;
 
 const MAX_DECISION_ATTEMPTS = 100;
 /** An answer computed from a table the log then refused is computed again, at most this often. */
@@ -127,6 +139,7 @@ export class Master {
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
+  private readonly uploadCaps: UploadCaps;
   /** Decisions are taken one at a time, each on the table every earlier one left. */
   private turn: Promise<unknown> = Promise.resolve();
   private readonly appender: Appender;
@@ -161,11 +174,18 @@ export class Master {
   private leaderSubs: Subscription[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private healTimer?: NodeJS.Timeout;
+  /** Where the next healing pass goes on from in the unhealthy pieces. */
+  private readonly healCursor = new HealCursor();
   /** The sequence the latest snapshot covers, as far as this master knows (read at start or since, or written). */
   private snapshotSeq = 0;
   /** Where the table was when this master last found a snapshot not worth writing yet. */
   private snapshotCheckedSeq = 0;
   private snapshotting = false;
+  /** When this master took the lead (see LEADER_SNAPSHOT_DELAY_MS), and its timer to think of a snapshot then. */
+  private leadingSince = 0;
+  private leaderSnapshotTimer?: NodeJS.Timeout;
+  /** While a snapshot is encoded, the messages the tail read, to fold after it (see snapshot). */
+  private heldMessages?: LoggedMessage[];
   /** The log folded up to where it ended at start: only then is a snapshot worth thinking of. */
   private caughtUp = false;
   /** The question to JetStream of where the log ends, while one is on its way (see logEndAfter). */
@@ -183,6 +203,7 @@ export class Master {
     this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
+    this.uploadCaps = opts.uploadCaps ?? DEFAULT_UPLOAD_CAPS;
   }
 
   static async start(conns: RoleConnections, opts: MasterOptions = {}): Promise<Master> {
@@ -215,19 +236,25 @@ export class Master {
   private async followLog(): Promise<void> {
     this.state = (await this.latestSnapshot()) ?? initialState();
     const tail = await readLog(this.streams, this.cat, { follow: true, fromSeq: this.state.lastSeq + 1 }, (message) => {
-      if (message.seq <= this.state.lastSeq) return; // already folded: our own append
-      if (message.seq !== this.state.lastSeq + 1) {
-        // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
-        reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
-        return;
-      }
-      this.fold(message);
-      this.appender.noteLogged(message.seq);
+      if (this.heldMessages) this.heldMessages.push(message);
+      else this.foldTailed(message);
     });
     this.tail = tail;
     tail.done.catch((err) => this.tail === tail && this.fatal("the master stopped following the log")(err));
     await this.waitForSeq(tail.startLastSeq);
     this.appender.reset(this.state.lastSeq);
+  }
+
+  /** A message the tail read: folded, unless this master appended and folded it already. */
+  private foldTailed(message: LoggedMessage): void {
+    if (message.seq <= this.state.lastSeq) return; // already folded: our own append
+    if (message.seq !== this.state.lastSeq + 1) {
+      // Stream sequences have no holes (nothing is deleted); a gap would mean a broken table.
+      reportFatal("the master cannot fold the log", `it skipped from ${this.state.lastSeq} to ${message.seq}`, this.opts.onFatal);
+      return;
+    }
+    this.fold(message);
+    this.appender.noteLogged(message.seq);
   }
 
   /** The table of the latest snapshot, if there is a good one: otherwise the log is folded from its first event. */
@@ -248,14 +275,16 @@ export class Master {
 
   /**
    * Think of a snapshot once the table is `snapshotEvery` events past the latest one known or
-   * the last look. Encoding a large table and its digest holds the event loop for seconds
-   * (about 6 s at 200,000 files), longer than the lease lasts: a leader would stall every RPC
-   * and lose its lease. So a follower writes them, and the leader only once none has come for
-   * twice as long (it runs alone). Either first reads the latest head: another may have written one.
+   * the last look. Encoding a large table and its digest takes seconds (about 2 s at 200,000
+   * files here), in slices of the event loop, during which the table must not change: a leader
+   * would take no decision meanwhile. So a follower writes them, and the leader only once none
+   * has come for twice as long (it runs alone). Either first reads the latest head: another may
+   * have written one.
    */
   private snapshotIfDue(): void {
     const every = this.opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-    if (every > 0 && this.caughtUp && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
+    const leaderWaits = this.leading && this.state.paths.size >= LARGE_TABLE_FILES && Date.now() - this.leadingSince < LEADER_SNAPSHOT_DELAY_MS;
+    if (every > 0 && this.caughtUp && !leaderWaits && !this.refolding && !this.snapshotting && this.state.lastSeq - Math.max(this.snapshotSeq, this.snapshotCheckedSeq) >= every) {
       this.snapshotting = true;
       setImmediate(() => void this.snapshotIfStillDue(every)); // not in the middle of a decision
     }
@@ -276,7 +305,7 @@ export class Master {
   /** Write a snapshot of the table as it is now, once the log holds all of it. */
   private async snapshot(): Promise<void> {
     const started = Date.now();
-    // A follower steps out of the masters' read queue while its event loop is held: the others answer meanwhile.
+    // A follower steps out of the masters' read queue while its fold waits (reads that must see a sequence would wait): the others answer meanwhile.
     let readsPaused = !this.leading;
     const resumeReads = () => {
       if (readsPaused && !this.stopped) this.serveReads();
@@ -285,10 +314,22 @@ export class Master {
     let seq = this.state.lastSeq;
     try {
       if (readsPaused) await Promise.all(this.readSubs.splice(0).map((sub) => sub.drain()));
-      seq = this.state.lastSeq;
-      const files = this.state.paths.size;
-      const bytes = encodeTable(this.state);
-      const digest = stateDigest(this.state);
+      // The table is encoded and digested in slices of the event loop, and must not change
+      // in between: no decision is taken meanwhile (this is the leader's turn; a follower
+      // takes none), and what the tail reads waits in `heldMessages`, folded once both are
+      // made. Copying the table first would cost as much as encoding it.
+      const { bytes, digest, files } = await this.inTurn(async () => {
+        this.heldMessages = [];
+        try {
+          seq = this.state.lastSeq;
+          const table = this.state;
+          return { bytes: await encodeTable(table), digest: await stateDigestInSlices(table), files: table.paths.size };
+        } finally {
+          const held = this.heldMessages;
+          this.heldMessages = undefined;
+          for (const message of held) this.foldTailed(message);
+        }
+      });
       resumeReads();
       await this.appender.whenLogged(seq);
       const head = await writeSnapshot(this.streams, this.cat, bytes, { seq, digest, files });
@@ -357,8 +398,10 @@ export class Master {
     // Streams' uploaders spoke to whoever led meanwhile: each open stream gets a full timeout.
     this.streamsHeard.clear();
     this.leaderSubs = this.serveWrites();
-    // A long log folded from its first event is worth a snapshot now, not at the next event.
+    // A long log folded from its first event is worth a snapshot now (a large table's, once followers had their chance), not at the next event.
+    this.leadingSince = Date.now();
     this.snapshotIfDue();
+    this.leaderSnapshotTimer = setTimeout(() => this.snapshotIfDue(), LEADER_SNAPSHOT_DELAY_MS);
     this.livenessTimer = setInterval(() => {
       this.checkLiveness();
       this.checkStreams();
@@ -439,6 +482,7 @@ export class Master {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     if (this.healTimer) clearInterval(this.healTimer);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    if (this.leaderSnapshotTimer) clearTimeout(this.leaderSnapshotTimer);
     this.reconcileTimer = undefined;
     void this.confirms?.close();
     this.confirms = undefined;
@@ -601,7 +645,7 @@ export class Master {
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
         const { uploadId, uploader, path, pieceSize, replicas } = req;
-        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas });
+        await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
       }
       const req = parse(CreateRequest, request, "create request");
@@ -624,6 +668,7 @@ export class Master {
         pieceSize: req.pieceSize,
         replicas: req.replicas,
         pieces,
+        caps: this.uploadCaps,
       } as const;
       // A new upload is decided with the creates that came meanwhile. One the batch left out (it
       // then says why it is refused), one part of whose batch lost a race to the log, and a retry
@@ -853,7 +898,8 @@ export class Master {
   private reconcileSoon(): void {
     if (this.reconcileTimer || this.stopped) return;
     this.reconcileTimer = setTimeout(() => {
-      this.execute({ type: "Reconcile", at: Date.now() })
+      const pieces = this.healCursor.next(this.state, this.opts.healPassPieces ?? HEAL_PASS_PIECES);
+      this.execute({ type: "Reconcile", at: Date.now(), pieces })
         .then((events) => {
           if (events.length) this.log(`healing: ${summarise(events)}`);
         })
@@ -871,8 +917,20 @@ export class Master {
       for (const sha256 of page.sha256s) held.add(sha256);
       after = page.next;
     } while (after !== undefined && !this.stopped);
-    const events = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
-    this.log(`worker ${workerId} holds ${counted(held.size, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
+    const count = held.size;
+    // A decision at a time of at most INVENTORY_PIECES_PER_DECISION pieces, each appended before
+    // the next (the lease is renewed in between), until nothing is left to say.
+    const events: DfsEvent[] = [];
+    // Each but the last speaks of a full decision's pieces: of what it holds, or of what it should.
+    const mostDecisions = Math.ceil((count + this.state.content.size) / INVENTORY_PIECES_PER_DECISION) + 1;
+    for (let decisions = 0; decisions < mostDecisions && !this.stopped; decisions++) {
+      const decided = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
+      if (decided.length === 0) break;
+      events.push(...decided);
+      // Bytes it was told to drop are no longer what its account says to the next decision.
+      for (const e of decided) if (e.type === "PiecesDropped") for (const sha256 of e.sha256s) held.delete(sha256);
+    }
+    this.log(`worker ${workerId} holds ${counted(count, "piece")}${events.length ? `: ${summarise(events)}` : ""}`);
   }
 
   async stop(): Promise<void> {

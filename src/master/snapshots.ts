@@ -1,8 +1,14 @@
 // Snapshots on JetStream: the table's bytes as chunks on a subject of their own, then a head
 // that names them (the last write is the commit, as NATS Object Store does it), then the
-// chunks of the snapshots it replaces purged.
+// snapshots it replaces purged.
+//
+// Several masters may write at once. A writer purges only what cannot be the latest snapshot
+// nor become it: the snapshots whose heads came before its own in the stream (the latest head
+// is at or after it), and chunks no head names that have had no new message for
+// ORPHANED_AFTER_MS (a writer that died before its head). Chunks another writer is still
+// sending, or whose head came after the heads were read, are left to the next writer.
 import { createHash } from "node:crypto";
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../../streams/catalogue.js";
 import { decode, encode } from "../codec.js";
@@ -16,13 +22,16 @@ import { throughFailover } from "../failover.js";
 const CHUNKS_IN_FLIGHT = 16;
 /** Bytes of a snapshot on their way to a master that reads it: half of what the server lets a connection have pending. */
 const SNAPSHOT_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+/** Chunks that no head names and that got no new message for this long are a dead writer's. */
+const ORPHANED_AFTER_MS = 10 * 60_000;
 
-/** Write a snapshot of an encoded table; resolves with its head once the head is stored. */
+/** Write a snapshot of an encoded table; resolves with its head once the head is stored and what it replaces purged. */
 export async function writeSnapshot(
   nc: NatsConnection,
   cat: Catalogue,
   bytes: Uint8Array,
   about: { seq: number; digest: string; files: number },
+  opts: { orphanedAfterMs?: number } = {},
 ): Promise<SnapshotHead> {
   const js = jetstream(nc);
   const snapshotId = nuid.next();
@@ -39,20 +48,56 @@ export async function writeSnapshot(
     await Promise.all(window);
   }
   const head: SnapshotHead = { format: SNAPSHOT_FORMAT, snapshotId, ...about, bytes: bytes.length, chunks, sha256: hash.digest("hex"), at: Date.now() };
-  await throughFailover(() => js.publish(cat.snapshotHead(), encode(head)));
-  await purgeReplaced(nc, cat, snapshotId);
+  const { seq: headSeq } = await throughFailover(() => js.publish(cat.snapshotHead(), encode(head)));
+  await purgeReplaced(nc, cat, headSeq, opts.orphanedAfterMs ?? ORPHANED_AFTER_MS);
   return head;
 }
 
-/** Remove every snapshot but `keep`: older ones, and the chunks of any whose head never came. */
-async function purgeReplaced(nc: NatsConnection, cat: Catalogue, keep: string): Promise<void> {
+/** Purge what the head stored at `headSeq` replaces (see the top of this file). */
+async function purgeReplaced(nc: NatsConnection, cat: Catalogue, headSeq: number, orphanedAfterMs: number): Promise<void> {
   const jsm = await jetstreamManager(nc);
+  // The chunks first, the heads after: chunks whose head comes in between are seen named.
   const info = await jsm.streams.info(cat.snapshotStream, { subjects_filter: cat.snapshotChunks("*") });
-  const current = cat.snapshotChunks(keep);
+  const namedAt = new Map<string, number>();
+  for (const { seq, head } of await storedHeads(jsm, cat)) namedAt.set(cat.snapshotChunks(head.snapshotId), seq);
   for (const subject of Object.keys(info.state.subjects ?? {})) {
-    if (subject !== current) await jsm.streams.purge(cat.snapshotStream, { filter: subject });
+    const named = namedAt.get(subject);
+    const replaced = named !== undefined ? named < headSeq : await idleFor(jsm, cat, subject, orphanedAfterMs);
+    if (replaced) await jsm.streams.purge(cat.snapshotStream, { filter: subject });
   }
-  await jsm.streams.purge(cat.snapshotStream, { filter: cat.snapshotHead(), keep: 1 });
+  await jsm.streams.purge(cat.snapshotStream, { filter: cat.snapshotHead(), seq: headSeq });
+}
+
+/** Every head the stream keeps, with its stream sequence (a message there that is no head names nothing). */
+async function storedHeads(jsm: JetStreamManager, cat: Catalogue): Promise<{ seq: number; head: SnapshotHead }[]> {
+  const heads = [];
+  for (let seq = 1; ; ) {
+    const stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, nextOn(cat.snapshotHead(), seq)));
+    if (!stored) return heads;
+    const head = SnapshotHead.safeParse(safeDecode(stored.data));
+    if (head.success) heads.push({ seq: stored.seq, head: head.data });
+    seq = stored.seq + 1;
+  }
+}
+
+/** Whether the last message on `subject` is older than `ms` (or there is none). */
+async function idleFor(jsm: JetStreamManager, cat: Catalogue, subject: string, ms: number): Promise<boolean> {
+  const last = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, { last_by_subj: subject }));
+  return !last || Date.now() - last.time.getTime() >= ms;
+}
+
+function safeDecode(data: Uint8Array): unknown {
+  try {
+    return decode(data);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The query for the first message on `subject` at or after `seq`. */
+function nextOn(subject: string, seq: number): Parameters<JetStreamManager["streams"]["getMessage"]>[1] {
+  // nats.js types a stream's message get without `next_by_subj`, which nats-server (2.9 on) answers.
+  return { seq, next_by_subj: subject } as unknown as Parameters<JetStreamManager["streams"]["getMessage"]>[1];
 }
 
 /**
@@ -102,9 +147,7 @@ export async function getSnapshotChunks(nc: NatsConnection, cat: Catalogue, head
   const subject = cat.snapshotChunks(head.snapshotId);
   const chunks: Uint8Array[] = [];
   for (let seq = 1; chunks.length < head.chunks; ) {
-    // nats.js types a stream's message get without `next_by_subj`, which nats-server (2.9 on) answers.
-    const query = { seq, next_by_subj: subject } as unknown as Parameters<typeof jsm.streams.getMessage>[1];
-    const stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, query));
+    const stored = await throughFailover(() => jsm.streams.getMessage(cat.snapshotStream, nextOn(subject, seq)));
     if (!stored) break;
     chunks.push(stored.data);
     seq = stored.seq + 1;
