@@ -389,6 +389,7 @@ export class DfsClient {
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
     let over = false;
+    let committed = false;
     let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
     const server = serveBytes(this.nc, this.cat.pullAll(this.uploader, uploadId), async (request, msg) => {
@@ -496,6 +497,7 @@ export class DfsClient {
       });
       try {
         this.seen(await Promise.race([outcome, idle, aborted]));
+        committed = true;
       } catch (err) {
         const reason = clipText(asDfsError(err).message);
         // Given up: said durably first (a master that starts later abandons the version before
@@ -513,10 +515,13 @@ export class DfsClient {
       }
       return resultOf(created!.fileId, created!.version);
     } finally {
-      // Answer what is already on its way (with "over"), so no worker waits for a timeout.
       over = true;
       source.close();
-      await server.drain().catch(() => undefined);
+      // Committed: every replica holds its bytes, no pull is owed, and the drain's round trip
+      // to the server is spared. Otherwise answer what is already on its way (with "over"),
+      // so no worker waits for a timeout.
+      if (committed) server.unsubscribe();
+      else await server.drain().catch(() => undefined);
     }
   }
 

@@ -27,9 +27,12 @@ export class BytesReferrers {
 
   /** Note an event the fold has just applied to `state` (not one it rejected). */
   observe(event: DfsEvent, state: State): void {
-    if (event.type !== "PiecesPlanned") return;
+    // The plan comes in PiecesPlanned, or with a small version's FileCreated.
+    if (event.type !== "PiecesPlanned" && event.type !== "FileCreated") return;
+    const { pieces } = event;
+    if (!pieces) return;
     const planned = new Map<string, number>();
-    for (const p of event.pieces) planned.set(p.sha256, (planned.get(p.sha256) ?? 0) + 1);
+    for (const p of pieces) planned.set(p.sha256, (planned.get(p.sha256) ?? 0) + 1);
     for (const [sha256, count] of planned) {
       // Every reference the table counts is this event's: the bytes are new to it.
       let files = state.content.get(sha256)?.refs === count ? undefined : this.referrers.get(sha256);

@@ -19,13 +19,28 @@ function versionIn(state: State, fileId: string, version: number, status: Versio
   return v.status === status ? v : `version ${version} of file ${fileId} is ${v.status}, not ${status}`;
 }
 
-function expectedPieceSize(v: VersionState, index: number): number {
+function expectedPieceSize(v: { size: number; pieceSize: number }, index: number): number {
   const count = piecesOf(v.size, v.pieceSize);
   return index < count - 1 ? v.pieceSize : v.size - v.pieceSize * (count - 1);
 }
 
+/** Why the plan a FileCreated carries is not every piece of its version, in order, each of its size; or undefined. */
+function createdPlanProblem(event: Extract<DfsEvent, { type: "FileCreated" }>): string | undefined {
+  if (event.pieces === undefined) return undefined;
+  const count = piecesOf(event.size, event.pieceSize);
+  if (event.pieces.length !== count) return `it plans ${event.pieces.length} pieces of the ${count} of ${event.size} bytes in pieces of ${event.pieceSize}`;
+  for (const [index, p] of event.pieces.entries()) {
+    if (p.index !== index) return `piece ${p.index} is planned where piece ${index} must be`;
+    const size = expectedPieceSize(event, index);
+    if (p.size !== size) return `piece ${index} has ${size} bytes, not ${p.size}`;
+  }
+  return undefined;
+}
+
 function createdContradiction(state: State, event: Extract<DfsEvent, { type: "FileCreated" }>): string | undefined {
   if (state.uploads.has(event.uploadId)) return `upload id ${event.uploadId} is already used`;
+  const planProblem = createdPlanProblem(event);
+  if (planProblem !== undefined) return planProblem;
   const file = state.files.get(event.fileId);
   if (!file) {
     const owner = state.paths.get(event.path);
@@ -87,6 +102,19 @@ function plannedContradiction(state: State, event: Extract<DfsEvent, { type: "Pi
     const size = expectedPieceSize(v, p.index);
     if (p.size !== size) return `piece ${p.index} has ${size} bytes, not ${p.size}`;
     seen.add(p.index);
+  }
+  return undefined;
+}
+
+/** Each upload's share as its own PeersAssigned would be judged, each version at most once (so each is judged against the table it meets). */
+function uploadsAssignedContradiction(state: State, event: Extract<DfsEvent, { type: "UploadsAssigned" }>): string | undefined {
+  const seen = new Set<string>();
+  for (const upload of event.uploads) {
+    const key = `${upload.fileId}/${upload.version}`;
+    if (seen.has(key)) return `version ${upload.version} of file ${upload.fileId} is assigned twice in one event`;
+    seen.add(key);
+    const problem = assignedContradiction(state, { type: "PeersAssigned", at: event.at, workerId: event.workerId, ...upload });
+    if (problem !== undefined) return problem;
   }
   return undefined;
 }
@@ -219,6 +247,8 @@ export function contradiction(state: State, event: DfsEvent): string | undefined
       return plannedContradiction(state, event);
     case "PeersAssigned":
       return assignedContradiction(state, event);
+    case "UploadsAssigned":
+      return uploadsAssignedContradiction(state, event);
     case "PieceStored":
       return storedContradiction(state, event);
     case "FileSealed":

@@ -16,6 +16,10 @@ import {
   type AssignedPiece,
   type DfsEvent,
   type FileCommitted,
+  type FileCreated,
+  type UploadAssignment,
+  type UploadsAssigned,
+  UPLOADS_PER_EVENT,
   type PeersAssigned,
   type PiecesPlanned,
   type PlannedPiece,
@@ -62,6 +66,20 @@ export interface CreateVersion {
   readonly pieces: readonly PlannedPiece[];
   /** The master's bounds per uploader (DEFAULT_UPLOAD_CAPS when not given). */
   readonly caps?: UploadCaps;
+}
+
+/**
+ * Creates of small files that came together, decided in one pass: each version's FileCreated
+ * (with its plan), then each worker's share of all of them in UploadsAssigned events instead of
+ * one PeersAssigned per version and worker. Only new uploads of 1 to PIECES_PER_EVENT pieces,
+ * each path and upload id once, are decided here; any other (a retry, an empty or large file,
+ * a second create of a path, one refused) is left out, for the shell to decide alone, which
+ * then says why it is refused.
+ */
+export interface CreateVersions {
+  readonly type: "CreateVersions";
+  readonly at: number;
+  readonly creates: readonly CreateVersion[];
 }
 
 /** Open a streamed version (stdin): no size or hashes yet; its pieces come with ExtendUpload, its size with SealUpload. */
@@ -188,6 +206,7 @@ export interface ReconcileInventory {
 
 export type Command =
   | CreateVersion
+  | CreateVersions
   | CreateStream
   | ExtendUpload
   | SealUpload
@@ -252,14 +271,13 @@ function placePieces(
   state: State,
   pieces: readonly { index: number; size: number; sha256: string; exclude: readonly string[]; missing: number; major?: string }[],
   replicas: number,
+  load: Map<string, number> = liveLoad(state),
 ): Map<string, AssignedPiece[]> {
   const byWorker = new Map<string, AssignedPiece[]>();
   if (pieces.length === 0) return byWorker;
-  const live = [...state.workers.values()].filter((w) => w.live);
-  if (live.length < replicas) {
-    throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replica${replicas === 1 ? "" : "s"} asked for, but ${live.length} worker${live.length === 1 ? " is" : "s are"} live`);
+  if (load.size < replicas) {
+    throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replica${replicas === 1 ? "" : "s"} asked for, but ${load.size} worker${load.size === 1 ? " is" : "s are"} live`);
   }
-  const load = new Map(live.map((w) => [w.workerId, w.assignedBytes]));
   for (const piece of pieces) {
     const chosen = [...load.entries()]
       .filter(([id]) => !piece.exclude.includes(id))
@@ -279,6 +297,11 @@ function placePieces(
     }
   }
   return byWorker;
+}
+
+/** Each live worker's placement load (bytes placed on it), which placePieces adds to as it places. */
+function liveLoad(state: State): Map<string, number> {
+  return new Map([...state.workers.values()].filter((w) => w.live).map((w) => [w.workerId, w.assignedBytes]));
 }
 
 function commitEvent(v: VersionState, at: number): FileCommitted {
@@ -455,10 +478,86 @@ function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
     replicas: cmd.replicas,
     uploadId: cmd.uploadId,
     ...uploaderOf(cmd),
+    // A plan that fits in one event comes with the version: one event less for every small file.
+    ...(cmd.pieces.length > 0 && cmd.pieces.length <= PIECES_PER_EVENT ? { pieces: [...cmd.pieces] } : {}),
   } as const;
   // Decide the rest against a version as FileCreated will leave it, without touching the state.
-  const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: [], completePieces: 0 };
+  const planned = (created.pieces ?? []).map((p) => ({ ...p, peers: [], stored: [] }));
+  const draft: VersionState = { ...created, createdAt: cmd.at, status: "pending", pieces: planned, completePieces: 0 };
   return [created, ...completeVersion(state, draft, cmd.pieces, cmd.at)];
+}
+
+function createVersions(state: State, cmd: CreateVersions): DfsEvent[] {
+  const created: FileCreated[] = [];
+  const shares = new Map<string, UploadAssignment[]>();
+  const load = liveLoad(state);
+  const taken = { paths: new Set<string>(), uploads: new Set<string>(), fileIds: new Set<string>() };
+  // Each uploader's pending uploads, the batch's own counted as they are kept (see checkCaps).
+  const pendingOf = new Map<string | undefined, number>();
+  for (const uploadId of state.pendingUploads) {
+    const ref = state.uploads.get(uploadId)!;
+    const uploader = state.files.get(ref.fileId)!.versions.get(ref.version)!.uploader;
+    pendingOf.set(uploader, (pendingOf.get(uploader) ?? 0) + 1);
+  }
+  for (const one of cmd.creates) {
+    let path: string;
+    let placed: Map<string, AssignedPiece[]>;
+    let next: { fileId: string; version: number };
+    try {
+      path = normalisePath(one.path);
+      checkCreate(one);
+      if (one.pieces.length === 0 || one.pieces.length > PIECES_PER_EVENT || state.uploads.has(one.uploadId)) continue;
+      if (taken.paths.has(path) || taken.uploads.has(one.uploadId) || taken.fileIds.has(one.newFileId)) continue;
+      if ((pendingOf.get(one.uploader) ?? 0) >= (one.caps ?? DEFAULT_UPLOAD_CAPS).pending) continue; // alone: TOO_MANY_UPLOADS
+      next = nextVersion(state, path, one.newFileId);
+      // Placed on a copy of the load, which counts the versions before it only once it is kept.
+      const trial = new Map(load);
+      placed = placePieces(state, one.pieces.map((p) => ({ ...p, exclude: [], missing: one.replicas })), one.replicas, trial);
+      for (const [workerId, bytes] of trial) load.set(workerId, bytes);
+    } catch {
+      continue; // decided alone, it says why
+    }
+    taken.paths.add(path);
+    taken.uploads.add(one.uploadId);
+    taken.fileIds.add(next.fileId);
+    pendingOf.set(one.uploader, (pendingOf.get(one.uploader) ?? 0) + 1);
+    const { fileId, version } = next;
+    created.push({
+      type: "FileCreated",
+      at: cmd.at,
+      fileId,
+      path,
+      version,
+      size: one.size,
+      sha256: one.sha256,
+      pieceSize: one.pieceSize,
+      replicas: one.replicas,
+      uploadId: one.uploadId,
+      ...uploaderOf(one),
+      pieces: [...one.pieces],
+    });
+    for (const [workerId, pieces] of placed) {
+      let list = shares.get(workerId);
+      if (!list) shares.set(workerId, (list = []));
+      list.push({ fileId, version, uploadId: one.uploadId, ...uploaderOf(one), pieces });
+    }
+  }
+  const assigned: UploadsAssigned[] = [];
+  for (const [workerId, uploads] of [...shares.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    let group: UploadAssignment[] = [];
+    let pieces = 0;
+    for (const upload of uploads) {
+      if (group.length === UPLOADS_PER_EVENT || pieces + upload.pieces.length > PIECES_PER_EVENT) {
+        assigned.push({ type: "UploadsAssigned", at: cmd.at, workerId, uploads: group });
+        group = [];
+        pieces = 0;
+      }
+      group.push(upload);
+      pieces += upload.pieces.length;
+    }
+    assigned.push({ type: "UploadsAssigned", at: cmd.at, workerId, uploads: group });
+  }
+  return [...created, ...assigned];
 }
 
 function confirmPiece(state: State, cmd: ConfirmPiece): DfsEvent[] {
@@ -535,6 +634,8 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
   switch (cmd.type) {
     case "CreateVersion":
       return createVersion(state, cmd);
+    case "CreateVersions":
+      return createVersions(state, cmd);
     case "CreateStream":
       return createStream(state, cmd);
     case "ExtendUpload":

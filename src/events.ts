@@ -7,6 +7,8 @@ import { normalisePath } from "./paths.js";
 
 /** Most entries one PiecesPlanned, PeersAssigned or PiecesDropped event carries, so an event stays far below max_payload. */
 export const PIECES_PER_EVENT = 2000;
+/** Most uploads one UploadsAssigned event carries. */
+export const UPLOADS_PER_EVENT = 256;
 export const MIN_PIECE_SIZE = 4 * 1024;
 export const MAX_PIECE_SIZE = 256 * 1024 * 1024;
 export const MAX_PIECES = 10_000;
@@ -95,10 +97,18 @@ export const FileCreated = z
      */
     uploader: id.optional(),
     streamed: z.literal(true).optional(),
+    /**
+     * The version's pieces, all of them in order, as a PiecesPlanned would say them: a declared
+     * version of at most PIECES_PER_EVENT pieces carries its plan here, and no PiecesPlanned
+     * follows (one event less for every small file). Absent in versions created before, in
+     * larger ones (planned by PiecesPlanned events) and in streamed ones.
+     */
+    pieces: z.array(PlannedPiece).min(1).max(PIECES_PER_EVENT).optional(),
   })
   .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
   .refine((e) => (e.streamed ? e.sha256 === undefined : e.sha256 !== undefined), { message: "is declared unless the version is streamed, and only then", path: ["sha256"] })
-  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] });
+  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] })
+  .refine((e) => !e.streamed || e.pieces === undefined, { message: "of a streamed version are planned as they come, not when it is created", path: ["pieces"] });
 export type FileCreated = z.infer<typeof FileCreated>;
 
 /** Pieces `pieces[i].index` of a version, with their size and declared SHA-256. */
@@ -129,6 +139,30 @@ export const PeersAssigned = z.object({
   pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
 });
 export type PeersAssigned = z.infer<typeof PeersAssigned>;
+
+/** One upload's share of an UploadsAssigned: what a PeersAssigned says, but the worker. */
+export const UploadAssignment = z.object({
+  fileId: id,
+  version,
+  uploadId: id,
+  uploader: id.optional(),
+  pieces: z.array(AssignedPiece).min(1).max(PIECES_PER_EVENT),
+});
+export type UploadAssignment = z.infer<typeof UploadAssignment>;
+
+/**
+ * Pieces of several versions a worker must store, decided together (small files created at
+ * once): one event on the worker's assignment subject instead of one PeersAssigned per version.
+ */
+export const UploadsAssigned = z
+  .object({
+    type: z.literal("UploadsAssigned"),
+    at,
+    workerId: id,
+    uploads: z.array(UploadAssignment).min(1).max(UPLOADS_PER_EVENT),
+  })
+  .refine((e) => e.uploads.reduce((n, u) => n + u.pieces.length, 0) <= PIECES_PER_EVENT, { message: `must hold at most ${PIECES_PER_EVENT} pieces in all`, path: ["uploads"] });
+export type UploadsAssigned = z.infer<typeof UploadsAssigned>;
 
 /**
  * A streamed version's content is complete: its size, its SHA-256 and how many pieces it has.
@@ -226,6 +260,7 @@ export const EVENT_SCHEMAS = {
   FileCreated,
   PiecesPlanned,
   PeersAssigned,
+  UploadsAssigned,
   PieceStored,
   FileSealed,
   FileCommitted,

@@ -25,6 +25,7 @@ export function subjectFor(cat: Catalogue, event: DfsEvent): string {
     case "ReplicasLost":
       return cat.workerEvents(event.workerId);
     case "PeersAssigned":
+    case "UploadsAssigned":
     case "PiecesDropped":
     case "CopiesOrdered":
       return cat.assignEvents(event.workerId);

@@ -319,7 +319,9 @@ function auditFilter(opts: AuditOptions): (entry: AuditEntry, state: State) => b
       const paths =
         typeof logged.fileId === "string"
           ? [state.files.get(logged.fileId)?.path ?? logged.path]
-          : bytesNamed(logged).flatMap((sha256) => referrers!.pathsOf(sha256, state));
+          : entry.event?.type === "UploadsAssigned"
+            ? entry.event.uploads.map((u) => state.files.get(u.fileId)?.path)
+            : bytesNamed(logged).flatMap((sha256) => referrers!.pathsOf(sha256, state));
       if (!paths.some((path) => typeof path === "string" && isUnder(path, root))) return false;
     }
     return true;
@@ -349,7 +351,14 @@ export async function pathHistory(nc: NatsConnection, cat: Catalogue, path: stri
   const fileIds = new Set<string>();
   const { state } = await replayLog(nc, cat, undefined, (entry) => {
     const event = entry.event;
-    if (!event || entry.rejected !== undefined || !("fileId" in event)) return;
+    if (!event || entry.rejected !== undefined) return;
+    if (event.type === "UploadsAssigned") {
+      // An event of each version it assigns.
+      const record = { seq: entry.seq, time: entry.time.toISOString(), type: event.type };
+      for (const u of event.uploads) if (fileIds.has(u.fileId)) versions.get(`${u.fileId}:${u.version}`)?.events.push(record);
+      return;
+    }
+    if (!("fileId" in event)) return;
     if (event.type === "FileCreated" && event.path === canonical) fileIds.add(event.fileId);
     if (!fileIds.has(event.fileId)) return;
     // A whole file's delete is an event of each of its versions still there.

@@ -5,7 +5,7 @@
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
-import { piecesOf, type DfsEvent, type Role } from "./events.js";
+import { piecesOf, type AssignedPiece, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
 import { KEY_SEPARATOR, interned } from "./interned.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 import { Slices } from "./slices.js";
@@ -290,43 +290,25 @@ export function apply(state: State, event: DfsEvent): void {
       file.versions.set(event.version, version);
       state.uploads.set(event.uploadId, version);
       state.pendingUploads.add(event.uploadId);
+      // A small version's plan comes with it (no PiecesPlanned follows).
+      if (event.pieces) planPieces(state, version, event.pieces);
       return;
     }
-    case "PiecesPlanned": {
-      const v = versionOf(state, event.fileId, event.version)!;
-      // Arrays of the table are made at their size: one grown by assignment or `push` keeps
-      // room for 16 more (a piece's array, its peers and its copies: 450 bytes a small file).
-      const pieces: PieceState[] = new Array(event.pieces.reduce((length, p) => Math.max(length, p.index + 1), v.pieces.length));
-      v.pieces.forEach((piece, index) => (pieces[index] = piece));
-      v.pieces = pieces;
-      for (const p of event.pieces) {
-        const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
-        v.pieces[p.index] = newPiece(p.index, p.size, sha256);
-        // A file of one piece has that piece's SHA-256: one string for both.
-        if (v.sha256 === sha256) v.sha256 = sha256;
-        contentFor(state, sha256, p.size).refs += 1;
-        if (v.stream === "open") v.size += p.size;
-      }
+    case "PiecesPlanned":
+      planPieces(state, versionOf(state, event.fileId, event.version)!, event.pieces);
       return;
-    }
     case "FileSealed": {
       const v = versionOf(state, event.fileId, event.version)!;
       v.sha256 = own(event.sha256);
       v.stream = "sealed";
       return;
     }
-    case "PeersAssigned": {
-      const v = versionOf(state, event.fileId, event.version)!;
-      for (const a of event.pieces) {
-        const piece = v.pieces[a.piece]!;
-        piece.peers = withPeer(piece.peers, event.workerId, a.role);
-        const c = state.content.get(piece.sha256)!;
-        c.assigned = withCount(c.assigned, event.workerId, 1);
-        forgiveDrop(state, event.workerId, c.sha256);
-        syncPlacement(state, c, event.workerId);
-      }
+    case "PeersAssigned":
+      assignPeers(state, event.workerId, event);
       return;
-    }
+    case "UploadsAssigned":
+      for (const upload of event.uploads) assignPeers(state, event.workerId, upload);
+      return;
     case "PieceStored": {
       const v = versionOf(state, event.fileId, event.version)!;
       const piece = v.pieces[event.piece]!;
@@ -456,6 +438,36 @@ export function indexFile(state: State, file: FileState): void {
 }
 
 /** Keep `versioned` true to whether the file has older versions retention may expire. */
+/** A worker's share of a version's pieces (PeersAssigned, or one upload of UploadsAssigned). */
+function assignPeers(state: State, workerId: string, share: { fileId: string; version: number; pieces: readonly AssignedPiece[] }): void {
+  const v = versionOf(state, share.fileId, share.version)!;
+  for (const a of share.pieces) {
+    const piece = v.pieces[a.piece]!;
+    piece.peers = withPeer(piece.peers, workerId, a.role);
+    const c = state.content.get(piece.sha256)!;
+    c.assigned = withCount(c.assigned, workerId, 1);
+    forgiveDrop(state, workerId, c.sha256);
+    syncPlacement(state, c, workerId);
+  }
+}
+
+/** The pieces of a version, as planned (FileCreated's plan, or PiecesPlanned). */
+function planPieces(state: State, v: VersionState, planned: readonly PlannedPiece[]): void {
+  // Arrays of the table are made at their size: one grown by assignment or `push` keeps
+  // room for 16 more (a piece's array, its peers and its copies: 450 bytes a small file).
+  const pieces: PieceState[] = new Array(planned.reduce((length, p) => Math.max(length, p.index + 1), v.pieces.length));
+  v.pieces.forEach((piece, index) => (pieces[index] = piece));
+  v.pieces = pieces;
+  for (const p of planned) {
+    const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
+    v.pieces[p.index] = newPiece(p.index, p.size, sha256);
+    // A file of one piece has that piece's SHA-256: one string for both.
+    if (v.sha256 === sha256) v.sha256 = sha256;
+    contentFor(state, sha256, p.size).refs += 1;
+    if (v.stream === "open") v.size += p.size;
+  }
+}
+
 function indexVersions(state: State, file: FileState): void {
   if (!file.deleted && hasOlderVersions(file)) state.versioned.add(file.fileId);
   else state.versioned.delete(file.fileId);

@@ -17,7 +17,6 @@ import {
   type FileCommitted,
   type FileCreated,
   type PiecesDropped,
-  type PiecesPlanned,
   type PieceStored,
   type PlannedPiece,
   type UploadAbandoned,
@@ -138,9 +137,12 @@ function create(o: CreateOptions = {}): CreateVersion {
   };
 }
 
-/** One successful confirmation per assigned piece, in assignment order. */
+/** One successful confirmation per assigned piece (PeersAssigned, or an upload of UploadsAssigned), in assignment order. */
 function confirmationsFor(events: readonly DfsEvent[], at = T0 + 5000): ConfirmPiece[] {
-  return ofType(events, "PeersAssigned").flatMap((a) =>
+  const shares = events.flatMap((e) =>
+    e.type === "PeersAssigned" ? [e] : e.type === "UploadsAssigned" ? e.uploads.map((u) => ({ workerId: e.workerId, ...u })) : [],
+  );
+  return shares.flatMap((a) =>
     a.pieces.map((p) => ({
       type: "ConfirmPiece" as const,
       at,
@@ -249,11 +251,11 @@ Workers.run();
 
 const Create = suite("decider: create");
 
-Create("decider - a create of a new path yields FileCreated, PiecesPlanned and PeersAssigned", () => {
+Create("decider - a create of a new path yields FileCreated with its plan, then PeersAssigned", () => {
   const cmd = create({ path: "docs/a.txt", size: 2 * MIN_PIECE_SIZE + 10, replicas: 2, newFileId: "F1", uploadId: "U1", at: T0 + 77 });
   const events = when(given(joined("w1", "w2", "w3")), cmd);
-  assert.equal(types(events).slice(0, 2), ["FileCreated", "PiecesPlanned"]);
-  assert.ok(events.slice(2).every((e) => e.type === "PeersAssigned"), types(events).join());
+  assert.is(events[0]!.type, "FileCreated");
+  assert.ok(events.slice(1).every((e) => e.type === "PeersAssigned"), types(events).join());
   assert.ok(events.every((e) => e.at === T0 + 77), "every event carries the command's time");
 
   const created = events[0] as FileCreated;
@@ -268,13 +270,10 @@ Create("decider - a create of a new path yields FileCreated, PiecesPlanned and P
     pieceSize: MIN_PIECE_SIZE,
     replicas: 2,
     uploadId: "U1",
+    pieces: cmd.pieces,
   });
-  const planned = events[1] as PiecesPlanned;
-  assert.is(planned.fileId, "F1");
-  assert.is(planned.version, 1);
-  assert.equal(planned.pieces, cmd.pieces);
   assert.equal(
-    planned.pieces.map((p) => p.size),
+    created.pieces!.map((p) => p.size),
     [MIN_PIECE_SIZE, MIN_PIECE_SIZE, 10],
   );
   for (const a of ofType(events, "PeersAssigned")) {
@@ -554,25 +553,96 @@ Retry("decider - a create retried after all its events landed yields nothing", (
   assert.is(stateDigest(h.state), before);
 });
 
-Retry("decider - a create retried after only FileCreated landed yields the missing PiecesPlanned and PeersAssigned", () => {
+Retry("decider - a create retried after only FileCreated landed yields the missing PeersAssigned", () => {
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 5 * MIN_PIECE_SIZE, replicas: 2 });
   const original = when(given(workers), cmd);
   assert.is(original[0]!.type, "FileCreated");
   const retry = when(given(workers, original[0]!), cmd);
-  assert.equal(types(retry), types(original.slice(1)));
+  assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"), types(retry).join());
   assert.equal(retry, original.slice(1));
   // And once they land, the state is the one the first attempt would have left.
   assert.is(stateDigest(given(workers, original[0]!, retry)), stateDigest(given(workers, original)));
 });
 
-Retry("decider - a create retried after FileCreated and PiecesPlanned landed yields only PeersAssigned", () => {
+Retry("decider - a create retried after an older master's FileCreated without a plan landed yields PiecesPlanned, then PeersAssigned", () => {
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 5 * MIN_PIECE_SIZE, replicas: 3 });
   const original = when(given(workers), cmd);
-  const retry = when(given(workers, original.slice(0, 2)), cmd);
-  assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"), types(retry).join());
-  assert.equal(retry, original.slice(2));
+  const { pieces, ...planless } = original[0] as FileCreated;
+  const retry = when(given(workers, planless), cmd);
+  assert.equal(retry[0], { type: "PiecesPlanned", at: cmd.at, fileId: planless.fileId, version: 1, pieces: pieces! });
+  assert.equal(retry.slice(1), original.slice(1));
+  // The old shape and the new one leave the same table.
+  assert.is(stateDigest(given(workers, planless, retry)), stateDigest(given(workers, original)));
+});
+
+Retry("decider - creates decided together: FileCreated each, then one UploadsAssigned per worker naming every version", () => {
+  const h = new History(joined("a", "b", "c"));
+  const creates = ["/s/1", "/s/2", "/s/3", "/s/4"].map((path, i) => create({ path, uploadId: `u${i}`, size: 100 + i, replicas: 2 }));
+  const events = h.run({ type: "CreateVersions", at: T0, creates });
+  assert.equal(types(events), ["FileCreated", "FileCreated", "FileCreated", "FileCreated", "UploadsAssigned", "UploadsAssigned", "UploadsAssigned"]);
+  assert.is(h.state.rejected.count, 0, "the fold accepts all of it");
+  const assigned = ofType(events, "UploadsAssigned");
+  assert.equal(assigned.map((e) => e.workerId), ["a", "b", "c"]);
+  // Spread as one create after another would be: 4 files × 2 replicas over 3 workers, each piece one major.
+  const shares = assigned.flatMap((e) => e.uploads.map((u) => ({ workerId: e.workerId, ...u })));
+  for (const [i, c] of creates.entries()) {
+    const mine = shares.filter((u) => u.uploadId === c.uploadId);
+    assert.is(new Set(mine.map((u) => u.workerId)).size, 2, `${c.path}: two workers`);
+    assert.equal(mine.flatMap((u) => u.pieces.map((p) => p.role)).sort(), ["major", "minor"], `${c.path}: one major`);
+    assert.equal(mine.map((u) => u.pieces[0]!.sha256), [c.pieces[0]!.sha256, c.pieces[0]!.sha256]);
+    assert.is(h.state.files.get(`file-u${i}`)!.versions.get(1)!.pieces[0]!.peers.length, 2);
+  }
+  assert.equal(assigned.map((e) => e.uploads.length).sort(), [2, 3, 3], "least-loaded first across the batch");
+  // Every version commits as any does.
+  for (const c of confirmationsFor(events)) h.run(c);
+  assert.is(h.state.rejected.count, 0);
+  assert.ok(creates.every((_, i) => h.state.files.get(`file-u${i}`)!.versions.get(1)!.status === "committed"));
+});
+
+Retry("decider - creates decided together leave out what they cannot decide, for each to be decided alone", () => {
+  const h = new History(joined("a", "b"));
+  upload(h, create({ path: "/old", uploadId: "old", replicas: 1 }));
+  const good = create({ path: "/new", uploadId: "new", size: 10, replicas: 1 });
+  const left = [
+    create({ path: "/old", uploadId: "old", replicas: 1 }), // a retry
+    create({ path: "/new", uploadId: "again", size: 10, replicas: 1 }), // the same path twice
+    create({ path: "/empty", uploadId: "empty", size: 0, replicas: 1 }),
+    create({ path: "/large", uploadId: "large", size: (PIECES_PER_EVENT + 1) * MIN_PIECE_SIZE, replicas: 1 }),
+    create({ path: "/three", uploadId: "three", size: 10, replicas: 3 }), // not enough workers
+    create({ path: "/a/../b", uploadId: "badpath", size: 10, replicas: 1 }),
+    { ...create({ path: "/x", uploadId: "badsha", size: 10, replicas: 1 }), sha256: "nope" },
+  ];
+  const events = h.run({ type: "CreateVersions", at: T0, creates: [good, ...left] });
+  assert.equal(types(events), ["FileCreated", "UploadsAssigned"]);
+  assert.equal(ofType(events, "FileCreated")[0]!.uploadId, "new");
+  const refusal = (cmd: Command) => {
+    try {
+      decide(h.state, cmd);
+      return undefined;
+    } catch (err) {
+      return (err as DfsError).code;
+    }
+  };
+  assert.is(refusal(left[4]!), ErrorCodes.NOT_ENOUGH_WORKERS, "alone, it says why");
+  assert.is(refusal(left[5]!), ErrorCodes.BAD_PATH);
+  assert.is(refusal(left[6]!), ErrorCodes.BAD_REQUEST);
+  assert.equal(h.run({ type: "CreateVersions", at: T0, creates: [] }), []);
+});
+
+Retry("decider - creates decided together keep to their uploader's cap on pending uploads, counting each other", () => {
+  const h = new History(joined("a"));
+  const caps = { pending: 2, openStreams: 1 };
+  const creates = [1, 2, 3].map((i) => ({ ...create({ path: `/cap/${i}`, uploadId: `cap${i}`, size: 10, replicas: 1 }), uploader: "client-bob", caps }));
+  const events = h.run({ type: "CreateVersions", at: T0, creates: [...creates, { ...create({ path: "/cap/other", uploadId: "other", size: 10, replicas: 1 }), uploader: "client-eve", caps }] });
+  assert.equal(ofType(events, "FileCreated").map((e) => e.uploadId), ["cap1", "cap2", "other"]);
+  try {
+    decide(h.state, creates[2]!);
+    assert.unreachable("the third is refused alone");
+  } catch (err) {
+    assert.is((err as DfsError).code, ErrorCodes.TOO_MANY_UPLOADS);
+  }
 });
 
 Retry("decider - a 0-byte create retried after only FileCreated landed yields FileCommitted", () => {
@@ -630,7 +700,7 @@ Retry("decider - a retry never puts a second replica of a piece on a worker that
   const original = when(h.state, cmd);
   const onA = ofType(original, "PeersAssigned").find((a) => a.workerId === "a");
   assert.ok(onA, "a got the piece");
-  h.append([...ofType(original, "FileCreated"), ...ofType(original, "PiecesPlanned"), onA!]);
+  h.append([...ofType(original, "FileCreated"), onA!]);
   const load = (id: string) => h.state.workers.get(id)!.assignedBytes;
   assert.ok(load("a") < load("b") && load("a") < load("c"), "a is still the least loaded");
   const retry = when(h.state, cmd);
@@ -672,9 +742,9 @@ Retry("decider - a retry after some PeersAssigned landed still gives each piece 
   const workers = joined("a", "b", "c");
   const cmd = create({ size: 3 * MIN_PIECE_SIZE, replicas: 2 });
   const original = when(given(workers), cmd);
-  // FileCreated, PiecesPlanned and the first worker's PeersAssigned landed; the rest did not.
-  const landed = original.slice(0, 3);
-  assert.is(landed[2]!.type, "PeersAssigned");
+  // FileCreated and the first worker's PeersAssigned landed; the rest did not.
+  const landed = original.slice(0, 2);
+  assert.is(landed[1]!.type, "PeersAssigned");
   const retry = when(given(workers, landed), cmd);
   assert.ok(retry.length > 0 && retry.every((e) => e.type === "PeersAssigned"));
   const byPiece = peersByPiece([...landed, ...retry]);
@@ -1202,7 +1272,7 @@ Delete("decider - an abandoned upload's pieces are owed as drops", () => {
   const created = h.run(create({ uploadId: "U", size: 2 * MIN_PIECE_SIZE, replicas: 2 }));
   h.run({ type: "AbandonUpload", at: T0, uploadId: "U", code: "X", reason: "gave up" });
   const drops = ofType(when(h.state, { type: "Reconcile", at: T0 }), "PiecesDropped");
-  const shas = ofType(created, "PiecesPlanned")[0]!.pieces.map((p) => p.sha256).sort();
+  const shas = ofType(created, "FileCreated")[0]!.pieces!.map((p) => p.sha256).sort();
   assert.equal(drops.map((d) => [d.workerId, [...d.sha256s].sort()]), [
     ["a", shas],
     ["b", shas],
@@ -1353,6 +1423,7 @@ Large("decider - a version with more than PIECES_PER_EVENT pieces splits PiecesP
   assert.is(cmd.pieces.length, count);
   const events = h.run(cmd);
 
+  assert.is(ofType(events, "FileCreated")[0]!.pieces, undefined, "a plan too large for one event comes in PiecesPlanned events");
   const planned = ofType(events, "PiecesPlanned");
   assert.is(planned.length, 3);
   assert.ok(planned.every((e) => e.pieces.length <= PIECES_PER_EVENT));

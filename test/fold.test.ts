@@ -15,6 +15,7 @@ import {
   MAX_REPLICAS,
   MIN_PIECE_SIZE,
   PIECES_PER_EVENT,
+  UPLOADS_PER_EVENT,
   parseEvent,
   type DfsEvent,
   type EventType,
@@ -157,6 +158,12 @@ function samples(): Record<EventType, Record<string, unknown>> {
       workerId: "a",
       pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }],
     },
+    UploadsAssigned: {
+      type: "UploadsAssigned",
+      at: T0,
+      workerId: "a",
+      uploads: [{ fileId: "F", version: 2, uploadId: "U2", pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: sha(3), role: "minor", pullFrom: "b" }] }],
+    },
     PieceStored: { type: "PieceStored", at: T0, fileId: "F", version: 2, piece: 0, workerId: "a", sha256: sha(4) },
     FileSealed: { type: "FileSealed", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(11), pieces: 2 },
     FileCommitted: { type: "FileCommitted", at: T0, fileId: "F", path: "/f", version: 2, size: 2 * MIN_PIECE_SIZE, sha256: sha(5) },
@@ -253,6 +260,13 @@ Schemas("fold - values out of range are rejected", () => {
     [{ ...s.FileDeleted, version: 0 }, /FileDeleted\.version/],
     [{ ...s.PiecesDropped, sha256s: [] }, /PiecesDropped\.sha256s/],
     [{ ...s.PiecesDropped, sha256s: ["zz"] }, /PiecesDropped\.sha256s\.0/],
+    [{ ...s.UploadsAssigned, uploads: [] }, /UploadsAssigned\.uploads/],
+    [{ ...s.UploadsAssigned, uploads: Array.from({ length: UPLOADS_PER_EVENT + 1 }, () => (s.UploadsAssigned!.uploads as unknown[])[0]) }, /UploadsAssigned\.uploads/],
+    [
+      { ...s.UploadsAssigned, uploads: [0, 1].map((i) => ({ fileId: "F", version: 2, uploadId: "U2", pieces: Array.from({ length: PIECES_PER_EVENT / 2 + i }, (_, piece) => ({ piece, size: 1, sha256: sha(1), role: "major" })) })) },
+      /UploadsAssigned\.uploads: must hold at most 2000 pieces in all/,
+    ],
+    [{ ...s.UploadsAssigned, uploads: [{ fileId: "F", version: 2, uploadId: "U 2", pieces: [] }] }, /UploadsAssigned\.uploads\.0\./],
   ];
   for (const [value, reason] of cases) thenRejected(busyLog(), value, reason, JSON.stringify(value).slice(0, 120));
 });
@@ -327,6 +341,56 @@ Table("fold - PiecesPlanned of an unknown or not pending version, out of range, 
   thenRejected(log, plan("N", 1, [{ ...p, size: 1 }]), /piece 0 has 4096 bytes, not 1/, "wrong size");
   thenRejected(log, plan("N", 1, [p, p]), /piece 0 is already planned/, "twice in one event");
   assert.is(log.append(plan("N", 1, [p, { ...p, index: 2, size: 1 }])).rejected, undefined, "a partial plan is accepted");
+});
+
+Table("fold - a FileCreated's plan must be every piece of its version, in order, each of its size; a stream carries none", () => {
+  const log = busyLog();
+  const created = { ...samples().FileCreated, fileId: "N", path: "/n", size: 2 * MIN_PIECE_SIZE + 1 };
+  const p = (index: number, size = MIN_PIECE_SIZE) => ({ index, size, sha256: sha(`n${index}`) });
+  thenRejected(log, { ...created, pieces: [p(0), p(1)] }, /it plans 2 pieces of the 3 of 8193 bytes in pieces of 4096/, "a piece missing");
+  thenRejected(log, { ...created, pieces: [p(0), p(2), p(1)] }, /piece 2 is planned where piece 1 must be/, "out of order");
+  thenRejected(log, { ...created, pieces: [p(0), p(1), p(2)] }, /piece 2 has 1 bytes, not 4096/, "the last piece's size");
+  thenRejected(log, { ...created, pieces: [] }, /^FileCreated\.pieces: /, "an empty plan");
+  const { sha256: _declared, ...undeclared } = created as Record<string, unknown>;
+  const stream = { ...undeclared, size: 0, streamed: true };
+  thenRejected(log, { ...stream, pieces: [p(0)] }, /^FileCreated\.pieces: .*planned as they come/, "a stream's plan");
+  assert.is(log.state.files.has("N"), false, "nothing of them was applied");
+  const plan = [p(0), p(1), p(2, 1)];
+  assert.is(log.append({ ...created, pieces: plan }).rejected, undefined);
+  assert.equal(log.state.files.get("N")!.versions.get(1)!.pieces.map((x) => [x.index, x.size, x.sha256]), plan.map((x) => [x.index, x.size, x.sha256]));
+  thenRejected(log, { type: "PiecesPlanned", at: T0, fileId: "N", version: 1, pieces: [p(0)] }, /piece 0 is already planned/, "planned again");
+});
+
+Table("fold - UploadsAssigned is judged upload by upload as PeersAssigned is, each version once, and applied whole or not at all", () => {
+  const log = busyLog();
+  const shares = (events: DfsEvent[]) => events.flatMap((e) => (e.type === "UploadsAssigned" ? e.uploads.map((u) => ({ workerId: e.workerId, upload: u })) : []));
+  const done = log.run({ type: "CreateVersions", at: T0, creates: ["/b1", "/b2"].map((path, i) => create({ path, uploadId: `B${i}`, pieces: 1, replicas: 1 })) });
+  assert.equal(done.slice(0, 2).map((e) => e.type), ["FileCreated", "FileCreated"]);
+  const applied = shares(done)[0]!;
+  // /b3 created, its assignment not logged yet.
+  const decided = decide(log.state, { type: "CreateVersions", at: T0, creates: [create({ path: "/b3", uploadId: "B3", pieces: 1, replicas: 1 })] });
+  assert.is(log.append(decided[0]).rejected, undefined);
+  const { workerId, upload } = shares(decided)[0]!;
+  const ua = (w: string, uploads: unknown[]) => ({ type: "UploadsAssigned", at: T0, workerId: w, uploads });
+  thenRejected(log, ua(workerId, [upload, upload]), /version 1 of file file-B3 is assigned twice in one event/, "one version twice");
+  thenRejected(log, ua("c", [upload]), /worker c is not live/, "a lost worker");
+  thenRejected(log, ua(workerId, [{ ...upload, uploadId: "B0" }]), /is upload B3, not B0/, "another upload's id");
+  thenRejected(log, ua(workerId, [{ ...upload, version: 9 }]), /file file-B3 has no version 9/, "an unknown version");
+  thenRejected(log, ua(applied.workerId, [upload, applied.upload]), /is already a peer/, "a good upload, then one already assigned");
+  assert.is(log.state.files.get("file-B3")!.versions.get(1)!.pieces[0]!.peers.length, 0, "nothing of a rejected event was applied");
+  assert.is(log.append(ua(workerId, [upload])).rejected, undefined);
+  assert.is(log.state.files.get("file-B3")!.versions.get(1)!.pieces[0]!.peers.length, 1);
+});
+
+Table("fold - an older master's FileCreated then PiecesPlanned leave the table a FileCreated with its plan leaves", () => {
+  const plan = [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha("o0") }, { index: 1, size: 5, sha256: sha("o1") }];
+  const created = { ...samples().FileCreated, fileId: "O", path: "/o", size: MIN_PIECE_SIZE + 5 };
+  const old = busyLog();
+  assert.is(old.append(created).rejected, undefined);
+  assert.is(old.append({ type: "PiecesPlanned", at: T0, fileId: "O", version: 1, pieces: plan }).rejected, undefined);
+  const now = busyLog();
+  assert.is(now.append({ ...created, pieces: plan }).rejected, undefined);
+  assert.equal(table(now.state), table(old.state));
 });
 
 Table("fold - a streamed version grows with its pieces and commits only once sealed", () => {
@@ -519,12 +583,12 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
   const log = busyLog();
   const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
   const original = decide(log.state, cmd);
-  // FileCreated, PiecesPlanned and one PeersAssigned landed; then the decision lost a race.
-  for (const e of original.slice(0, 3)) assert.is(log.append(e).rejected, undefined);
+  // FileCreated (with its plan) and one PeersAssigned landed; then the decision lost a race.
+  for (const e of original.slice(0, 2)) assert.is(log.append(e).rejected, undefined);
   const retried = log.run(cmd);
   assert.ok(retried.length > 0 && retried.every((e) => e.type === "PeersAssigned"));
   assert.equal(log.run({ ...cmd, at: T0 + 1 }), [], "nothing is missing any more");
-  confirmAll(log, [original[2]!, ...retried]);
+  confirmAll(log, [original[1]!, ...retried]);
   assert.is(log.state.files.get("file-R")!.versions.get(1)!.status, "committed");
   const empty = create({ path: "/empty", uploadId: "E", pieces: 0, replicas: 1 });
   const [created] = decide(log.state, empty);
@@ -539,8 +603,8 @@ Everyone("fold - everything the decider emits is accepted, including creates ret
 Everyone("fold - a create asked again with its upload id, path, size and sha256 but other pieces is refused, not placed with bytes the plan does not have", () => {
   const log = busyLog();
   const cmd = create({ path: "/retried", uploadId: "R", pieces: 3, replicas: 2 });
-  // FileCreated and PiecesPlanned landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
-  for (const e of decide(log.state, cmd).slice(0, 2)) assert.is(log.append(e).rejected, undefined);
+  // FileCreated (with its plan) landed, no peer yet: anyone who knows the id, size and sha256 (history shows them) asks again.
+  for (const e of decide(log.state, cmd).slice(0, 1)) assert.is(log.append(e).rejected, undefined);
   const otherHashes = { ...cmd, pieces: cmd.pieces.map((p) => ({ ...p, sha256: sha(`other ${p.index}`) })) };
   assert.is(code(() => decide(log.state, otherHashes)), "BAD_REQUEST", "other piece hashes");
   const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: sha("one big") }] };

@@ -55,7 +55,7 @@ test("history lists every version of a path, committed, deleted or abandoned, wi
   const versions = JSON.parse(json.stdout) as { fileId: string; version: number; status: string; size: number; events: { type: string; seq: number }[] }[];
   assert.equal(versions.map((v) => [v.version, v.status, v.size]), [[1, "deleted", 3], [2, "deleted", 3], [1, "committed", 5]]);
   assert.is(new Set(versions.map((v) => v.fileId)).size, 2, "deleted and put again: a new file id");
-  assert.equal(versions[0]!.events.map((e) => e.type).filter((t) => t !== "PeersAssigned" && t !== "PieceStored"), ["FileCreated", "PiecesPlanned", "FileCommitted", "FileDeleted"]);
+  assert.equal(versions[0]!.events.map((e) => e.type).filter((t) => t !== "UploadsAssigned" && t !== "PieceStored"), ["FileCreated", "FileCommitted", "FileDeleted"]);
   assert.ok(versions[1]!.events.at(-1)!.type === "FileDeleted", "the whole file's delete is in every version's events");
   const human = await runCli([...store.flags, "history", "h/hist"]);
   assert.match(human.stdout, /v2  deleted/);

@@ -50,6 +50,12 @@ test("malformed and forged events of every type stop no one, and every reader fo
     FileCreated: { type: "FileCreated", at: 1, fileId, path: "/real", version: 3, size: 10, sha256: hex("a"), pieceSize: MIN_PIECE_SIZE, replicas: 1, uploadId: "forged-upload" },
     PiecesPlanned: { type: "PiecesPlanned", at: 1, fileId, version: 2, pieces: [{ index: 0, size: MIN_PIECE_SIZE, sha256: hex("b") }] },
     PeersAssigned: { type: "PeersAssigned", at: 1, fileId, version: 2, uploadId, workerId: "w1", pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: hex("b"), role: "major" }] },
+    UploadsAssigned: {
+      type: "UploadsAssigned",
+      at: 1,
+      workerId: "w1",
+      uploads: [{ fileId, version: 2, uploadId, pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: hex("b"), role: "major" }] }],
+    },
     PieceStored: { type: "PieceStored", at: 1, fileId, version: 2, piece: 0, workerId: "w1", sha256: hex("b") },
     FileCommitted: { type: "FileCommitted", at: 1, fileId, path: "/real", version: 2, size: MIN_PIECE_SIZE, sha256: hex("c") },
     UploadAbandoned: { type: "UploadAbandoned", at: 1, fileId, path: "/real", version: 2, code: "X", reason: "forged" },
@@ -61,7 +67,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
   const subjectOf = (value: Record<string, unknown>) =>
     value.type === "WorkerJoined" || value.type === "WorkerLost"
       ? cat.workerEvents("w1")
-      : value.type === "PeersAssigned" || value.type === "PiecesDropped"
+      : value.type === "PeersAssigned" || value.type === "UploadsAssigned" || value.type === "PiecesDropped"
         ? cat.assignEvents("w2") // w2's subject: w1 gets its own bad assignments below
         : cat.fileEvents(typeof value.fileId === "string" && isSubjectToken(value.fileId) ? value.fileId : fileId);
   for (const [type, sample] of Object.entries(samples)) {
@@ -81,6 +87,8 @@ test("malformed and forged events of every type stop no one, and every reader fo
     { ...samples.FileCreated, path: "a//b" },
     { ...samples.FileCreated, uploadId: "has.dot" },
     { ...samples.PiecesPlanned, pieces: [] },
+    { ...samples.UploadsAssigned, uploads: [] },
+    { ...samples.FileCreated, streamed: true, size: 0, sha256: undefined, pieces: [{ index: 0, size: 1, sha256: hex("b") }] },
     { ...samples.PiecesPlanned, pieces: Array.from({ length: PIECES_PER_EVENT + 1 }, (_, index) => ({ index, size: 1, sha256: hex("e") })) },
     { ...samples.PieceStored, sha256: "A".repeat(64) },
     { ...samples.FileDeleted, version: -1 },
@@ -90,6 +98,8 @@ test("malformed and forged events of every type stop no one, and every reader fo
     { ...samples.FileCreated, fileId: "ghost", version: 1 }, // a second file id for /real
     { ...samples.FileCreated, fileId: "ghost", path: "/ghost", version: 2 },
     { ...samples.PiecesPlanned, fileId: "ghost" },
+    { ...samples.UploadsAssigned, uploads: [{ ...(samples.UploadsAssigned.uploads as Record<string, unknown>[])[0], fileId: "ghost" }] },
+    { ...samples.FileCreated, fileId: "other", path: "/other", version: 1, pieces: [{ index: 0, size: 9, sha256: hex("b") }] }, // 10 bytes are not 9
     { ...samples.PiecesPlanned, pieces: [{ index: 9, size: 1, sha256: hex("b") }] },
     { ...samples.PieceStored, version: 7 },
     { ...samples.PieceStored, workerId: "ghost" },
@@ -107,7 +117,8 @@ test("malformed and forged events of every type stop no one, and every reader fo
   // On w1's assignment subject: malformed, and well-formed but for w2.
   const badAssignment = { subject: cat.assignEvents("w1"), value: { ...samples.PeersAssigned, pieces: "nope" } };
   const othersAssignment = { subject: cat.assignEvents("w1"), value: { ...samples.PeersAssigned, workerId: "w2" } };
-  forged.push(attack, forgedCommit, forgedDelete, badAssignment, othersAssignment);
+  const badUploads = { subject: cat.assignEvents("w1"), value: { ...samples.UploadsAssigned, uploads: "nope" } };
+  forged.push(attack, forgedCommit, forgedDelete, badAssignment, othersAssignment, badUploads);
   forged.push({ subject: cat.fileEvents("junk"), value: "not a map" });
 
   // Only the master's credentials may append (test/permissions.test.ts shows everyone else is
@@ -169,7 +180,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
   );
   assert.is(consumer.num_redelivered, 0);
   const w1 = store.role("worker w1").output();
-  for (const f of [badAssignment, othersAssignment]) {
+  for (const f of [badAssignment, othersAssignment, badUploads]) {
     assert.is(w1.split(`rejected seq ${seqs.get(f)} `).length - 1, 1, `w1 reported seq ${seqs.get(f)} once`);
   }
   assert.match(w1, new RegExp(`rejected seq ${seqs.get(othersAssignment)} .*PeersAssigned is for worker w2`));

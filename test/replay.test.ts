@@ -94,7 +94,7 @@ test("dfs tail prints every event, as lines or JSON", async ({ store }) => {
     assert.type(e.event.at, "number");
   }
   const types = new Set(entries.map((e) => e.event.type));
-  for (const t of ["WorkerJoined", "FileCreated", "PiecesPlanned", "PeersAssigned", "PieceStored", "FileCommitted", "FileDeleted", "PiecesDropped"]) {
+  for (const t of ["WorkerJoined", "FileCreated", "UploadsAssigned", "PieceStored", "FileCommitted", "FileDeleted", "PiecesDropped"]) {
     assert.ok(types.has(t), `the run produced ${t}`);
   }
   const human = await runCli([...store.flags, "tail"]);

@@ -14,7 +14,16 @@ interface Logged {
   seq: number;
   subject: string;
   time: string;
-  event: { type: string; fileId?: string; path?: string; workerId?: string; version?: number; pieces?: { sha256: string }[]; sha256s?: string[] } | null;
+  event: {
+    type: string;
+    fileId?: string;
+    path?: string;
+    workerId?: string;
+    version?: number;
+    pieces?: { sha256: string }[];
+    sha256s?: string[];
+    uploads?: { fileId: string }[];
+  } | null;
   rejected?: string;
 }
 
@@ -181,19 +190,20 @@ test("tail filters: path, type, worker, since and until, by sequence and by time
   const all = await tail(store);
   const byPath = await tail(store, ["--path", "/t/b"]);
   assert.ok(byPath.length >= 5);
-  const bPieces = byPath.find((e) => e.event?.type === "PiecesPlanned")!.event!.pieces!.map((p) => p.sha256);
+  const bPieces = byPath.find((e) => e.event?.type === "FileCreated")!.event!.pieces!.map((p) => p.sha256);
   for (const e of byPath) {
     if (e.event?.fileId) assert.is(e.event.fileId, s.bFileId, `${e.event.type} is /t/b's`);
+    else if (e.event?.uploads) assert.ok(e.event.uploads.some((u) => u.fileId === s.bFileId), `${e.event.type} assigns /t/b`);
     else assert.ok(e.event?.type === "PiecesDropped" && e.event.sha256s!.every((h) => bPieces.includes(h)), `${e.event?.type} drops /t/b's bytes`);
   }
   assert.equal(byPath[0]!.event?.type, "FileCreated");
-  assert.ok(byPath.some((e) => e.event?.type === "PeersAssigned"), "events without a path, by their file id");
+  assert.ok(byPath.some((e) => e.event?.type === "UploadsAssigned"), "events without a path, by their uploads' file ids");
   const afterDelete = byPath.slice(byPath.findIndex((e) => e.event?.type === "FileDeleted") + 1);
   assert.equal(new Set(afterDelete.map((e) => e.event?.type)), new Set(["PiecesDropped"]), "then the drops of its bytes, which name no file");
   assert.equal(new Set(afterDelete.map((e) => e.event?.workerId)), new Set(["w1", "w2"]), "on each worker that held them");
   assert.equal(await tail(store, ["--path", "/t/bb"]), []);
   const bytesEvents = new Set(["PiecesDropped", "CopiesOrdered", "ReplicaStored", "CopyFailed", "ReplicasLost"]);
-  assert.is((await tail(store, ["--path", "/t"])).length, all.filter((e) => e.event?.fileId || bytesEvents.has(e.event?.type ?? "")).length);
+  assert.is((await tail(store, ["--path", "/t"])).length, all.filter((e) => e.event?.fileId || e.event?.uploads || bytesEvents.has(e.event?.type ?? "")).length);
 
   const commits = await tail(store, ["--type", "FileCommitted,FileDeleted"]);
   assert.equal(commits.map((e) => `${e.event?.type} ${e.event?.path}`), ["FileCommitted /t/a", "FileCommitted /t/a", "FileCommitted /t/b", "FileDeleted /t/b"]);
@@ -201,7 +211,7 @@ test("tail filters: path, type, worker, since and until, by sequence and by time
   const w1 = await tail(store, ["--worker", "w1"]);
   assert.ok(w1.length > 0);
   for (const e of w1) assert.is(e.event?.workerId, "w1");
-  assert.ok(w1.some((e) => e.event?.type === "WorkerJoined") && w1.some((e) => e.event?.type === "PeersAssigned"));
+  assert.ok(w1.some((e) => e.event?.type === "WorkerJoined") && w1.some((e) => e.event?.type === "UploadsAssigned"));
   assert.equal(await tail(store, ["--worker", "w1", "--type", "WorkerJoined", "--path", "/t"]), [], "filters combine");
 
   const between = await tail(store, ["--since", String(s.a1Committed.seq), "--until", String(s.bCommitted.seq)]);

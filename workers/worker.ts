@@ -13,7 +13,7 @@ import { requireStore, type RoleConnections } from "../src/connection.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../src/failover.js";
 import { Watchers } from "../src/watchers.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, reportFatal } from "../src/errors.js";
-import { uploaderOf, type AssignedPiece, type CopiesOrdered, type PeersAssigned, type PiecesDropped } from "../src/events.js";
+import { uploaderOf, type AssignedPiece, type CopiesOrdered, type PeersAssigned, type PiecesDropped, type UploadsAssigned } from "../src/events.js";
 import {
   InventoryRequest,
   MAX_REPORTS,
@@ -75,10 +75,12 @@ const PEER_PROBES = 4;
 type PieceSource = { worker: string } | { upload: string; uploader?: string; piece: number };
 
 /** The assignment for this worker a message holds (checked against its schema), or why it holds none. */
-function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | PiecesDropped | CopiesOrdered } | { rejected: string } {
+function assignmentFor(workerId: string, data: Uint8Array): { assignment: PeersAssigned | UploadsAssigned | PiecesDropped | CopiesOrdered } | { rejected: string } {
   const { event, rejected } = decodeEvent(data);
   if (!event) return { rejected };
-  if (event.type !== "PeersAssigned" && event.type !== "PiecesDropped" && event.type !== "CopiesOrdered") return { rejected: `${event.type} is not an assignment` };
+  if (event.type !== "PeersAssigned" && event.type !== "UploadsAssigned" && event.type !== "PiecesDropped" && event.type !== "CopiesOrdered") {
+    return { rejected: `${event.type} is not an assignment` };
+  }
   if (event.workerId !== workerId) return { rejected: `${event.type} is for worker ${event.workerId}` };
   return { assignment: event };
 }
@@ -274,6 +276,10 @@ export class Worker {
     const keepAlive = setInterval(() => m.working(), 20_000);
     try {
       if (event.type === "PeersAssigned") await this.storePieces(event, m.seq);
+      else if (event.type === "UploadsAssigned") {
+        // Each upload's share as its own PeersAssigned would say it.
+        await Promise.all(event.uploads.map((upload) => this.storePieces({ type: "PeersAssigned", at: event.at, workerId: event.workerId, ...upload }, m.seq)));
+      }
       else if (event.type === "PiecesDropped") await this.dropPieces(event, m.seq);
       else await this.copyPieces(event, m.seq);
       m.ack();

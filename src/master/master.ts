@@ -9,7 +9,8 @@ import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
-import { DEFAULT_UPLOAD_CAPS, decide, type Command, type UploadCaps } from "../decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
+import { Batcher } from "../batcher.js";
 import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
@@ -123,6 +124,8 @@ function summarise(events: readonly DfsEvent[]): string {
   return [...counts].map(([type, n]) => `${n} ${type}`).join(", ");
 }
 const CATCH_UP_TIMEOUT_MS = 15_000;
+/** Most creates decided in one pass. */
+const CREATES_DECIDED_TOGETHER = 256;
 /** Confirmations decided at once, their appends in flight together. */
 const CONFIRMATIONS_IN_FLIGHT = 256;
 
@@ -157,6 +160,8 @@ export class Master {
   private livenessTimer?: NodeJS.Timeout;
   /** Open streamed uploads → when the leader last heard from their uploader (create, extend, seal). */
   private streamsHeard = new Map<string, number>();
+  /** Creates that come while others are being decided, decided together (see CreateVersions). */
+  private readonly creates = new Batcher<CreateVersion>(async (creates) => void (await this.execute({ type: "CreateVersions", at: Date.now(), creates })), CREATES_DECIDED_TOGETHER);
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
   /** Callers waiting for the fold to reach a sequence, woken at every fold. */
@@ -568,6 +573,13 @@ export class Master {
     throw new DfsError(ErrorCodes.INTERNAL, `gave up on ${cmd.type} after ${MAX_DECISION_ATTEMPTS} lost races`);
   }
 
+  /** Whether an upload's version is in the table with every piece placed on its replicas. */
+  private isPlaced(uploadId: string): boolean {
+    const ref = this.state.uploads.get(uploadId);
+    const v = ref && versionOf(this.state, ref.fileId, ref.version);
+    return v !== undefined && v.pieces.length === v.pieces.filter((p) => p.peers.length >= v.replicas).length;
+  }
+
   /** Reads wait until the master has folded what the caller has already seen. */
   private async readAfter(request: unknown): Promise<void> {
     const seq = (request as { atLeastSeq?: unknown })?.atLeastSeq;
@@ -644,7 +656,7 @@ export class Master {
         const size = req.pieceSize > 0 ? Math.min(req.pieceSize, req.size - i * req.pieceSize) : 0;
         pieces.push({ index: i, size, sha256: hashes.subarray(i * 32, i * 32 + 32).toString("hex") });
       }
-      await this.execute({
+      const cmd = {
         type: "CreateVersion",
         at: Date.now(),
         uploadId: req.uploadId,
@@ -657,7 +669,13 @@ export class Master {
         replicas: req.replicas,
         pieces,
         caps: this.uploadCaps,
-      });
+      } as const;
+      // A new upload is decided with the creates that came meanwhile. One the batch left out (it
+      // then says why it is refused), one part of whose batch lost a race to the log, and a retry
+      // (checked against the first create, with peers to place again) are decided alone.
+      const retried = this.state.uploads.has(req.uploadId);
+      if (!retried) await this.creates.add(cmd).catch(() => undefined);
+      if (retried || !this.isPlaced(req.uploadId)) await this.execute(cmd);
       let plan = uploadPlan(this.state, req.uploadId);
       for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
         await this.uploadWatch.next(plan.fileId, deadline - Date.now());
