@@ -437,7 +437,6 @@ export function indexFile(state: State, file: FileState): void {
   indexVersions(state, file);
 }
 
-/** Keep `versioned` true to whether the file has older versions retention may expire. */
 /** A worker's share of a version's pieces (PeersAssigned, or one upload of UploadsAssigned). */
 function assignPeers(state: State, workerId: string, share: { fileId: string; version: number; pieces: readonly AssignedPiece[] }): void {
   const v = versionOf(state, share.fileId, share.version)!;
@@ -468,6 +467,7 @@ function planPieces(state: State, v: VersionState, planned: readonly PlannedPiec
   }
 }
 
+/** Keep `versioned` true to whether the file has older versions retention may expire. */
 function indexVersions(state: State, file: FileState): void {
   if (!file.deleted && hasOlderVersions(file)) state.versioned.add(file.fileId);
   else state.versioned.delete(file.fileId);
