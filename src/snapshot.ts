@@ -24,9 +24,9 @@ import { createHash } from "node:crypto";
 import { Encoder } from "cbor-x";
 import { z } from "zod";
 import { added, contentFor, indexContent, oweDrop, withEntry } from "./content.js";
-import type { Role } from "./events.js";
+import { MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE, RetentionSet, type Role } from "./events.js";
 import { Slices } from "./slices.js";
-import { indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type State, type VersionState, type VersionStatus } from "./state.js";
+import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type State, type VersionState, type VersionStatus } from "./state.js";
 
 /** The shape of the encoded table: a snapshot of another format is not used (the log is folded instead). */
 export const SNAPSHOT_FORMAT = 5;
@@ -120,6 +120,30 @@ interface Table {
   drops: { sha256Hash: Uint32Array };
 }
 
+const U8 = Uint8Array, U32 = Uint32Array, F64 = Float64Array;
+type ColumnGroup = "workers" | "files" | "versions" | "pieces" | "peers" | "stored" | "content" | "wanted" | "holders" | "assigned" | "copying" | "failed" | "dropsOwed" | "drops";
+
+/** The typed array of every column: what the encoder makes, and what the decoder insists on. */
+const COLUMNS = {
+  workers: { idRef: U32, live: U8, joinedAt: F64, assignedBytes: F64 },
+  files: { idRef: U32, pathRef: U32, deleted: U8, lastVersion: F64, versionCount: U32 },
+  versions: {
+    version: F64, size: F64, sha256Hash: U32, pieceSize: F64, replicas: U8, uploadIdRef: U32, uploaderRef: U32, createdAt: F64,
+    stream: U8, status: U8, committedAt: F64, reasonRef: U32, completePieces: U32, pieceCount: U32,
+  },
+  pieces: { index: U32, size: F64, sha256Hash: U32, peerCount: U32, storedCount: U32 },
+  peers: { workerRef: U32, role: U8 },
+  stored: { workerRef: U32 },
+  content: { sha256Hash: U32, size: F64, refs: U32, wantedCount: U32, holderCount: U32, assignedCount: U32, copyingCount: U32, failedCount: U32 },
+  wanted: { replicas: U8, pieces: U32 },
+  holders: { workerRef: U32 },
+  assigned: { workerRef: U32, count: U32 },
+  copying: { workerRef: U32 },
+  failed: { workerRef: U32, at: F64 },
+  dropsOwed: { workerRef: U32, hashCount: U32 },
+  drops: { sha256Hash: U32 },
+} satisfies { [G in ColumnGroup]: { [K in keyof Table[G]]: TypedArrayOf } };
+
 /** Plain numbers, made into typed arrays once the table is read. */
 type Draft<T> = { [K in keyof T]: number[] };
 type TypedArrayOf = new (values: number[]) => Uint8Array | Uint32Array | Float64Array;
@@ -179,24 +203,20 @@ export async function encodeTable(state: State, slices = new Slices()): Promise<
   const interned = new Interned();
   const ref = (s: string | undefined) => interned.string(s);
   const hash = (hex: string) => interned.hash(hex);
-  const U8 = Uint8Array, U32 = Uint32Array, F64 = Float64Array;
-  const workers = draft<Table["workers"]>({ idRef: U32, live: U8, joinedAt: F64, assignedBytes: F64 });
-  const files = draft<Table["files"]>({ idRef: U32, pathRef: U32, deleted: U8, lastVersion: F64, versionCount: U32 });
-  const versions = draft<Table["versions"]>({
-    version: F64, size: F64, sha256Hash: U32, pieceSize: F64, replicas: U8, uploadIdRef: U32, uploaderRef: U32, createdAt: F64,
-    stream: U8, status: U8, committedAt: F64, reasonRef: U32, completePieces: U32, pieceCount: U32,
-  });
-  const pieces = draft<Table["pieces"]>({ index: U32, size: F64, sha256Hash: U32, peerCount: U32, storedCount: U32 });
-  const peers = draft<Table["peers"]>({ workerRef: U32, role: U8 });
-  const stored = draft<Table["stored"]>({ workerRef: U32 });
-  const content = draft<Table["content"]>({ sha256Hash: U32, size: F64, refs: U32, wantedCount: U32, holderCount: U32, assignedCount: U32, copyingCount: U32, failedCount: U32 });
-  const wanted = draft<Table["wanted"]>({ replicas: U8, pieces: U32 });
-  const holders = draft<Table["holders"]>({ workerRef: U32 });
-  const assigned = draft<Table["assigned"]>({ workerRef: U32, count: U32 });
-  const copying = draft<Table["copying"]>({ workerRef: U32 });
-  const failed = draft<Table["failed"]>({ workerRef: U32, at: F64 });
-  const dropsOwed = draft<Table["dropsOwed"]>({ workerRef: U32, hashCount: U32 });
-  const drops = draft<Table["drops"]>({ sha256Hash: U32 });
+  const workers = draft<Table["workers"]>(COLUMNS.workers);
+  const files = draft<Table["files"]>(COLUMNS.files);
+  const versions = draft<Table["versions"]>(COLUMNS.versions);
+  const pieces = draft<Table["pieces"]>(COLUMNS.pieces);
+  const peers = draft<Table["peers"]>(COLUMNS.peers);
+  const stored = draft<Table["stored"]>(COLUMNS.stored);
+  const content = draft<Table["content"]>(COLUMNS.content);
+  const wanted = draft<Table["wanted"]>(COLUMNS.wanted);
+  const holders = draft<Table["holders"]>(COLUMNS.holders);
+  const assigned = draft<Table["assigned"]>(COLUMNS.assigned);
+  const copying = draft<Table["copying"]>(COLUMNS.copying);
+  const failed = draft<Table["failed"]>(COLUMNS.failed);
+  const dropsOwed = draft<Table["dropsOwed"]>(COLUMNS.dropsOwed);
+  const drops = draft<Table["drops"]>(COLUMNS.drops);
 
   for (const w of state.workers.values()) {
     const r = workers.rows;
@@ -334,13 +354,127 @@ export function decodeTable(head: SnapshotHead, chunks: readonly Uint8Array[]): 
   }
   if (chunks.length !== head.chunks || bytes !== head.bytes) throw new Error(`snapshot has ${chunks.length} chunks of ${bytes} bytes, its head says ${head.chunks} of ${head.bytes}`);
   if (hash.digest("hex") !== head.sha256) throw new Error("snapshot bytes do not match their SHA-256");
-  const table = cbor.decode(Buffer.concat(chunks)) as Table;
-  if (table?.lastSeq !== head.seq || !(table.files?.idRef instanceof Uint32Array)) throw new Error(`snapshot is not a table at sequence ${head.seq}`);
-  return tableState(table);
+  const table = cbor.decode(Buffer.concat(chunks)) as unknown;
+  if ((table as Partial<Table> | undefined)?.lastSeq !== head.seq) throw new Error(`snapshot is not a table at sequence ${head.seq}`);
+  checkColumns(table);
+  const strings = table.strings.flatMap((part) => cbor.decode(part) as unknown[]);
+  if (!strings.every((s): s is string => typeof s === "string")) throw new Error("snapshot table: its strings are not all strings");
+  const hashBytes = Buffer.from(table.hashes.buffer, table.hashes.byteOffset, table.hashes.byteLength);
+  const hashes = Array.from({ length: hashBytes.length / HASH_BYTES }, (_, i) => hashBytes.toString("hex", i * HASH_BYTES, (i + 1) * HASH_BYTES));
+  checkRows(table, strings.length, hashes.length);
+  const state = tableState(table, strings, hashes);
+  if (state.workers.size !== table.workers.idRef.length || state.files.size !== table.files.idRef.length || state.content.size !== table.content.sha256Hash.length) {
+    throw new Error("snapshot table: a worker, a file or a content is in it twice");
+  }
+  return state;
+}
+
+// A snapshot is read as bytes another process wrote: a writer's bug, or anyone who may write
+// the snapshot stream, could make any of its columns say anything. Nothing in it is used
+// before these checks say it holds together: every column of the right kind and length, every
+// count adding up to the rows it counts, every reference naming a string or SHA-256 there is,
+// every number one the fold could have made. A table that fails is refused (the log is folded
+// instead); one piece index of 4,294,967,294 made a sparse array that hung whoever read it.
+
+/** A retention policy as RetentionSet says it. */
+const RETENTION = RetentionSet.pick({ keepVersions: true, keepForMs: true }).strict();
+/** Of a column group, the column holding its count of rows in the group named (a list of items one after another). */
+const LISTS: readonly [from: ColumnGroup, count: string, of: ColumnGroup][] = [
+  ["files", "versionCount", "versions"],
+  ["versions", "pieceCount", "pieces"],
+  ["pieces", "peerCount", "peers"],
+  ["pieces", "storedCount", "stored"],
+  ["content", "wantedCount", "wanted"],
+  ["content", "holderCount", "holders"],
+  ["content", "assignedCount", "assigned"],
+  ["content", "copyingCount", "copying"],
+  ["content", "failedCount", "failed"],
+  ["dropsOwed", "hashCount", "drops"],
+];
+/** References into `strings`; those marked may be NONE. */
+const STRING_REFS: readonly [ColumnGroup, string, absent?: "may be absent"][] = [
+  ["workers", "idRef"], ["files", "idRef"], ["files", "pathRef"], ["versions", "uploadIdRef"], ["versions", "uploaderRef", "may be absent"],
+  ["versions", "reasonRef", "may be absent"], ["peers", "workerRef"], ["stored", "workerRef"], ["holders", "workerRef"], ["assigned", "workerRef"],
+  ["copying", "workerRef"], ["failed", "workerRef"], ["dropsOwed", "workerRef"],
+];
+/** References into `hashes`; those marked may be NONE. */
+const HASH_REFS: readonly [ColumnGroup, string, absent?: "may be absent"][] = [
+  ["versions", "sha256Hash", "may be absent"], ["pieces", "sha256Hash"], ["content", "sha256Hash"], ["drops", "sha256Hash"],
+];
+/** Each number column and the least and most it may hold (whole numbers; NaN only where said). */
+const RANGES: readonly [ColumnGroup, string, least: number, most: number, nan?: "NaN: none"][] = [
+  ["workers", "live", 0, 1], ["workers", "joinedAt", 0, Number.MAX_SAFE_INTEGER], ["workers", "assignedBytes", -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  ["files", "deleted", 0, 1], ["files", "lastVersion", 0, Number.MAX_SAFE_INTEGER],
+  ["versions", "version", 1, Number.MAX_SAFE_INTEGER], ["versions", "size", 0, Number.MAX_SAFE_INTEGER], ["versions", "pieceSize", MIN_PIECE_SIZE, MAX_PIECE_SIZE],
+  ["versions", "replicas", 1, MAX_REPLICAS], ["versions", "createdAt", 0, Number.MAX_SAFE_INTEGER], ["versions", "stream", 0, STREAMS.length - 1],
+  ["versions", "status", 0, STATUSES.length - 1], ["versions", "committedAt", 0, Number.MAX_SAFE_INTEGER, "NaN: none"], ["versions", "completePieces", 0, MAX_PIECES],
+  ["pieces", "index", 0, MAX_PIECES - 1], ["pieces", "size", 0, MAX_PIECE_SIZE], ["peers", "role", 0, ROLES.length - 1],
+  ["content", "size", 0, MAX_PIECE_SIZE], ["wanted", "replicas", 1, MAX_REPLICAS], ["failed", "at", 0, Number.MAX_SAFE_INTEGER],
+];
+
+function column(t: Table, group: ColumnGroup, name: string): ArrayLike<number> {
+  return (t[group] as unknown as Record<string, ArrayLike<number>>)[name]!;
+}
+
+/** That the decoded value has every column group, each column its typed array, all the columns of a group one length. */
+function checkColumns(t: unknown): asserts t is Table {
+  const table = t as Record<string, unknown>;
+  const rejected = table.rejected as Table["rejected"] | undefined;
+  if (!Number.isSafeInteger(rejected?.count) || rejected!.count < 0 || !Array.isArray(rejected!.recent) || rejected!.recent.length > RECENT_REJECTIONS_KEPT
+    || !rejected!.recent.every((r) => Array.isArray(r) && Number.isSafeInteger(r[0]) && typeof r[1] === "string")) {
+    throw new Error("snapshot table: its rejections are not a count and a list of them");
+  }
+  const retention = table.retention as Table["retention"] | undefined;
+  if (typeof retention !== "object" || retention === null || !RETENTION.safeParse(retention).success) throw new Error("snapshot table: its retention policy is not one");
+  if (!Array.isArray(table.strings) || !table.strings.every((part) => part instanceof Uint8Array)) throw new Error("snapshot table: its strings are not in parts");
+  if (!(table.hashes instanceof Uint8Array) || table.hashes.length % HASH_BYTES !== 0) throw new Error("snapshot table: its SHA-256s are not 32 bytes each");
+  for (const [group, columns] of Object.entries(COLUMNS)) {
+    const found = table[group] as Record<string, unknown> | undefined;
+    let rows: number | undefined;
+    for (const [name, Typed] of Object.entries(columns)) {
+      const values = found?.[name];
+      if (!(values instanceof Typed)) throw new Error(`snapshot table: column ${group}.${name} is not a ${Typed.name}`);
+      if ((rows ??= values.length) !== values.length) throw new Error(`snapshot table: column ${group}.${name} has ${values.length} rows, not ${rows}`);
+    }
+  }
+}
+
+/** That every count, reference and number of the columns holds together (see above). */
+function checkRows(t: Table, strings: number, hashes: number): void {
+  for (const [from, count, of] of LISTS) {
+    let sum = 0;
+    for (const n of column(t, from, count) as Uint32Array) sum += n;
+    const rows = column(t, of, Object.keys(COLUMNS[of])[0]!).length;
+    if (sum !== rows) throw new Error(`snapshot table: ${from}.${count} count ${sum} rows of ${of}, which has ${rows}`);
+  }
+  const refs = (list: typeof STRING_REFS, size: number, what: string) => {
+    for (const [group, name, absent] of list) {
+      for (const ref of column(t, group, name) as Uint32Array) {
+        if (ref >= size && !(ref === NONE && absent)) throw new Error(`snapshot table: ${group}.${name} names ${what} ${ref} of ${size}`);
+      }
+    }
+  };
+  refs(STRING_REFS, strings, "string");
+  refs(HASH_REFS, hashes, "SHA-256");
+  for (const [group, name, least, most, nan] of RANGES) {
+    for (const n of column(t, group, name) as Float64Array) {
+      if (Number.isNaN(n) && nan) continue;
+      if (!Number.isInteger(n) || n < least || n > most) throw new Error(`snapshot table: ${group}.${name} holds ${n}, not a whole number from ${least} to ${most}`);
+    }
+  }
+  // A version's pieces come in the order of their indexes (the decoder makes its array from the last one's).
+  let pi = 0;
+  for (const count of t.versions.pieceCount) {
+    for (let end = pi + count, previous = -1; pi < end; pi++) {
+      const index = t.pieces.index[pi]!;
+      if (index <= previous) throw new Error(`snapshot table: piece ${index} comes after piece ${previous} of its version`);
+      previous = index;
+    }
+  }
 }
 
 /** The State the columns hold, its indexes made again. */
-function tableState(t: Table): State {
+function tableState(t: Table, strings: readonly string[], hashes: readonly string[]): State {
   const state = initialState();
   state.lastSeq = t.lastSeq;
   state.rejected = { count: t.rejected.count, recent: t.rejected.recent.map(([seq, reason]) => ({ seq, reason })) };
@@ -348,9 +482,6 @@ function tableState(t: Table): State {
     ...(t.retention.keepVersions !== undefined ? { keepVersions: t.retention.keepVersions } : {}),
     ...(t.retention.keepForMs !== undefined ? { keepForMs: t.retention.keepForMs } : {}),
   };
-  const strings = t.strings.flatMap((part) => cbor.decode(part) as string[]);
-  const hashBytes = Buffer.from(t.hashes.buffer, t.hashes.byteOffset, t.hashes.byteLength);
-  const hashes = Array.from({ length: hashBytes.length / HASH_BYTES }, (_, i) => hashBytes.toString("hex", i * HASH_BYTES, (i + 1) * HASH_BYTES));
   const str = (i: number) => (i === NONE ? undefined : strings[i]!);
   const hex = (i: number) => (i === NONE ? "" : hashes[i]!);
 

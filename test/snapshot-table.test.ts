@@ -2,6 +2,7 @@
 // encoded, every Map, Set and index of it, not only what the digest covers. No server: a
 // varied log is decided and folded as bytes, as every reader of the log folds it.
 import { createHash } from "node:crypto";
+import { Encoder } from "cbor-x";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
@@ -195,6 +196,52 @@ test("snapshot table - a snapshot of another format, or whose bytes are not its 
   assert.throws(() => decodeTable({ ...head, format: 4 }, [bytes]), /snapshot format 4, not 5/);
   assert.throws(() => decodeTable({ ...head, sha256: sha("other") }, [bytes]), /do not match their SHA-256/);
   assert.throws(() => decodeTable({ ...head, seq: head.seq + 1 }, [bytes]), /not a table at sequence/);
+});
+
+test("snapshot table - one whose columns do not hold together is refused before any of it is used", async () => {
+  const { state } = variedLog();
+  const bytes = await encodeTable(state);
+  const cbor = new Encoder({ useRecords: false, structuredClone: false });
+  type Columns = Record<string, Record<string, unknown>>;
+  const forged = (change: (table: Columns) => void): RegExp | undefined => {
+    const table = cbor.decode(Uint8Array.from(bytes)) as Columns; // a copy: decoded typed arrays are views of the bytes
+    change(table);
+    const changed = cbor.encode(table);
+    try {
+      decodeTable({ ...headOf(state, changed), seq: state.lastSeq }, [changed]);
+      return undefined;
+    } catch (err) {
+      return /^snapshot table: /.test((err as Error).message) ? /refused/ : new RegExp(`not refused by its checks: ${(err as Error).message}`);
+    }
+  };
+  const rows = (table: Columns, group: string) => (table[group]!.idRef ?? table[group]!.sha256Hash ?? table[group]!.workerRef) as ArrayLike<number>;
+  const cases: Record<string, (table: Columns) => void> = {
+    // A piece index of 2^32 - 2 made a sparse array whose first walk never ended.
+    "a piece index past the most pieces a version has": (t) => (t.pieces!.index = Uint32Array.from(t.pieces!.index as Uint32Array, (i) => i + 4_294_967_000)),
+    "a worker id naming no string": (t) => (t.workers!.idRef = Uint32Array.from(rows(t, "workers"), () => 1_000_000)),
+    "a path naming no string": (t) => ((t.files!.pathRef as Uint32Array)[0] = 1_000_000),
+    "an absent worker id": (t) => ((t.holders!.workerRef as Uint32Array)[0] = 0xffffffff),
+    "a content naming no SHA-256": (t) => ((t.content!.sha256Hash as Uint32Array)[0] = 1_000_000),
+    "a version count past the versions": (t) => ((t.files!.versionCount as Uint32Array)[0] += 1),
+    "a peer count past the peers": (t) => ((t.pieces!.peerCount as Uint32Array)[0] += 1),
+    "a column shorter than its group": (t) => (t.versions!.size = (t.versions!.size as Float64Array).subarray(1)),
+    "a column of another kind": (t) => (t.workers!.live = Array.from(t.workers!.live as Uint8Array)),
+    "a missing column group": (t) => delete t.content,
+    "a size that is not a number": (t) => ((t.versions!.size as Float64Array)[0] = NaN),
+    "a negative time": (t) => ((t.versions!.createdAt as Float64Array)[0] = -1),
+    "a fractional size": (t) => ((t.pieces!.size as Float64Array)[0] = 0.5),
+    "no replicas": (t) => ((t.versions!.replicas as Uint8Array)[0] = 0),
+    "a status past the statuses": (t) => ((t.versions!.status as Uint8Array)[0] = 9),
+    "a role past the roles": (t) => ((t.peers!.role as Uint8Array)[0] = 7),
+    "pieces out of order": (t) => ((t.pieces!.index as Uint32Array)[1] = 0),
+    "a worker twice": (t) => ((t.workers!.idRef as Uint32Array)[1] = (t.workers!.idRef as Uint32Array)[0]!),
+    "SHA-256s of 33 bytes": (t) => (t.hashes = new Uint8Array(33) as never),
+    "strings that are not strings": (t) => (t.strings = [cbor.encode([1, 2, 3])] as never),
+    "rejections that are not a list": (t) => (t.rejected = { count: "many", recent: {} } as never),
+    "a retention policy of no versions": (t) => (t.retention = { keepVersions: 0 } as never),
+  };
+  for (const [name, change] of Object.entries(cases)) assert.equal(forged(change), /refused/, name);
+  assert.is(forged(() => undefined)?.source, undefined, "the table as it was written reads back");
 });
 
 test.run();
