@@ -13,6 +13,7 @@ import {
   PIECES_PER_EVENT,
   piecesOf,
   uploaderOf,
+  wholeSha256Of,
   type AssignedPiece,
   type DfsEvent,
   type FileCommitted,
@@ -250,6 +251,12 @@ function checkCreate(cmd: CreateVersion): void {
     if (p.index !== i || p.size !== expected) bad(`piece ${i} must have index ${i} and size ${expected}`);
     if (!SHA256_HEX.test(p.sha256)) bad(`piece ${i} sha256 must be 64 lowercase hex digits`);
   });
+  // No piece or one: the pieces say the whole content's SHA-256 (as a seal's is checked). Another
+  // would commit a file whose every read fails its check.
+  const known = wholeSha256Of(cmd.pieces.map((p) => p.sha256));
+  if (known !== undefined && known !== cmd.sha256) {
+    throw new DfsError(ErrorCodes.CHECKSUM_MISMATCH, `a file of ${count} piece${count === 1 ? "" : "s"} has the SHA-256 ${count === 1 ? "of its piece" : "of no bytes"}, ${known}, not ${cmd.sha256}`);
+  }
 }
 
 /** Piece size and replicas, the same for a declared and a streamed version. */

@@ -16,7 +16,8 @@ const test = storeSuite("bad input", { workers: ["w1", "w2"] });
 
 
 const hash = "ab".repeat(32);
-const goodCreate = { ...keyedUpload("up1"), uploader: "client", path: "/x", size: 10, sha256: hash, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };
+/** One piece, whose SHA-256 (all zero bytes) is the whole file's. */
+const goodCreate = { ...keyedUpload("up1"), uploader: "client", path: "/x", size: 10, sha256: "00".repeat(32), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) };
 
 async function rawReply(store: TestStore, subject: string, payload: Uint8Array): Promise<{ ok: boolean; code?: string; message?: string }> {
   const client = await store.client();
@@ -43,6 +44,9 @@ test("missing fields, bad paths and negative sizes get stable codes", async ({ s
   assert.is(await errorCode(() => create({ replicas: 0 })), "BAD_REQUEST");
   assert.is(await errorCode(() => create({ pieceHashes: new Uint8Array(33) })), "BAD_REQUEST");
   assert.is(await errorCode(() => create({ sha256: "nothex" })), "BAD_REQUEST");
+  // A file of one piece, or of none, whose declared SHA-256 is not what its pieces say: it could never be read.
+  assert.is(await errorCode(() => create({ sha256: hash })), "CHECKSUM_MISMATCH");
+  assert.is(await errorCode(() => create({ size: 0, pieceHashes: new Uint8Array(0), sha256: hash })), "CHECKSUM_MISMATCH");
   assert.is(await errorCode(() => create({ uploadId: "has.dot" })), "BAD_REQUEST");
   for (const path of ["", "/", "a//b", "/a/../b", "./a", "a/", "a\u0000b", "a\nb"]) {
     assert.is(await errorCode(() => create({ path, ...keyedUpload("u" + path.length) })), "BAD_PATH", JSON.stringify(path));

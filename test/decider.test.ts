@@ -20,6 +20,7 @@ import {
   type PieceStored,
   type PlannedPiece,
   type UploadAbandoned,
+  wholeSha256Of,
 } from "../src/events.js";
 import { encode } from "../src/codec.js";
 import { list, listPage, locate, locatePage, stat, STAT_VERSIONS, uploadPlan } from "../src/queries.js";
@@ -130,7 +131,7 @@ function create(o: CreateOptions = {}): CreateVersion {
     newFileId: o.newFileId ?? `file-${uploadId}`,
     path: o.path ?? "/docs/report.pdf",
     size,
-    sha256: o.sha256 ?? sha(`whole ${uploadId}`),
+    sha256: o.sha256 ?? wholeSha256Of(pieces.map((p) => p.sha256)) ?? sha(`whole ${uploadId}`),
     pieceSize,
     replicas: o.replicas ?? 2,
     pieces,
@@ -414,6 +415,15 @@ Create("decider - rejects bad sizes, piece sizes and replicas with BAD_REQUEST",
   // The edges themselves are fine.
   assert.ok(when(state, create({ size: MIN_PIECE_SIZE, pieceSize: MIN_PIECE_SIZE, replicas: MAX_REPLICAS })).length > 0);
   assert.ok(when(state, create({ size: 10, pieceSize: MAX_PIECE_SIZE, replicas: 1 })).length > 0);
+});
+
+Create("decider - a file of one piece, or of none, must declare the SHA-256 its pieces say, or it could never be read", () => {
+  const state = given(joined("a", "b"));
+  const one = create({ size: 10 });
+  assert.is(one.sha256, one.pieces[0]!.sha256, "well formed: the piece's SHA-256");
+  whenRefused(state, { ...one, sha256: sha("another") }, ErrorCodes.CHECKSUM_MISMATCH, "one piece");
+  whenRefused(state, create({ size: 0, sha256: sha("not empty") }), ErrorCodes.CHECKSUM_MISMATCH, "no piece");
+  assert.ok(when(state, create({ size: 2 * MIN_PIECE_SIZE, sha256: sha("any") })).length > 0, "two pieces: the master cannot know the whole SHA-256, the client's read checks it");
 });
 
 Create("decider - rejects a malformed sha256 with BAD_REQUEST", () => {
@@ -1068,7 +1078,7 @@ Queries("queries - listPage fills a page up to a byte budget, and never leaves i
 Queries("queries - a list entry counts versions; stat shows only the latest ones", () => {
   const h = new History(joined("a"));
   const count = STAT_VERSIONS + 20;
-  for (let i = 0; i < count; i++) upload(h, create({ path: "/many", uploadId: `u${i}`, replicas: 1, size: 0, sha256: sha(`many ${i}`) }));
+  for (let i = 0; i < count; i++) upload(h, create({ path: "/many", uploadId: `u${i}`, replicas: 1, size: 0 }));
   const [entry] = list(h.state);
   assert.is(entry!.versionCount, count);
   assert.not.ok("versions" in entry!, "a list entry carries no version array");

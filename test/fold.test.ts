@@ -19,6 +19,7 @@ import {
   parseEvent,
   type DfsEvent,
   type EventType,
+  wholeSha256Of,
 } from "../src/events.js";
 import { foldLogged, subjectFor } from "../src/fold.js";
 import { SNAPSHOT_FORMAT, decodeTable, encodeTable } from "../src/snapshot.js";
@@ -74,6 +75,7 @@ function thenRejected(log: Log, value: unknown, reason: RegExp, label: string, s
 
 function create(o: { path: string; uploadId: string; newFileId?: string; pieces?: number; replicas?: number }): CreateVersion {
   const count = o.pieces ?? 2;
+  const pieces = Array.from({ length: count }, (_, index) => ({ index, size: MIN_PIECE_SIZE, sha256: sha(`${o.uploadId}/${index}`) }));
   return {
     type: "CreateVersion",
     at: T0,
@@ -81,10 +83,10 @@ function create(o: { path: string; uploadId: string; newFileId?: string; pieces?
     newFileId: o.newFileId ?? `file-${o.uploadId}`,
     path: o.path,
     size: count * MIN_PIECE_SIZE,
-    sha256: sha(`whole ${o.uploadId}`),
+    sha256: wholeSha256Of(pieces.map((p) => p.sha256)) ?? sha(`whole ${o.uploadId}`),
     pieceSize: MIN_PIECE_SIZE,
     replicas: o.replicas ?? 2,
-    pieces: Array.from({ length: count }, (_, index) => ({ index, size: MIN_PIECE_SIZE, sha256: sha(`${o.uploadId}/${index}`) })),
+    pieces,
   };
 }
 
@@ -607,7 +609,7 @@ Everyone("fold - a create asked again with its upload id, path, size and sha256 
   for (const e of decide(log.state, cmd).slice(0, 1)) assert.is(log.append(e).rejected, undefined);
   const otherHashes = { ...cmd, pieces: cmd.pieces.map((p) => ({ ...p, sha256: sha(`other ${p.index}`) })) };
   assert.is(code(() => decide(log.state, otherHashes)), "BAD_REQUEST", "other piece hashes");
-  const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: sha("one big") }] };
+  const otherLayout = { ...cmd, pieceSize: 3 * MIN_PIECE_SIZE, pieces: [{ index: 0, size: 3 * MIN_PIECE_SIZE, sha256: cmd.sha256 }] }; // one piece, whose SHA-256 is the whole one
   assert.is(code(() => decide(log.state, otherLayout)), "BAD_REQUEST", "another piece size");
   assert.is(code(() => decide(log.state, { ...cmd, replicas: 3 })), "BAD_REQUEST", "other replicas");
   assert.ok(log.run(cmd).every((e) => e.type === "PeersAssigned"), "the same create asked again places the plan");

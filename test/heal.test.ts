@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decide, type Command, type CreateVersion } from "../src/decide.js";
-import { MIN_PIECE_SIZE, PIECES_PER_EVENT, type DfsEvent, type PlannedPiece } from "../src/events.js";
+import { MIN_PIECE_SIZE, PIECES_PER_EVENT, wholeSha256Of, type DfsEvent, type PlannedPiece } from "../src/events.js";
 import { evolve } from "../src/fold.js";
 import { COPY_RETRY_MS, DROP_EVENTS_PER_PASS, HealCursor, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
 import { liveHolders, wantedReplicas } from "../src/content.js";
@@ -47,7 +47,7 @@ class Store {
       newFileId: `f${this.state.files.size + 1}`,
       path,
       size: pieces * MIN_PIECE_SIZE,
-      sha256: sha(path),
+      sha256: wholeSha256Of(planned.map((p) => p.sha256)) ?? sha(path),
       pieceSize: MIN_PIECE_SIZE,
       replicas,
       pieces: planned,
