@@ -1,7 +1,7 @@
 // Thousands of seeded garbage requests on every subject the processes answer: every process
 // stays up, every answer is a coded error or a legitimate success, and a put still round-trips.
 // Reproduce a run with DFS_FUZZ_SEED=<the seed it printed>.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
@@ -132,8 +132,9 @@ const sha = "ab".repeat(32);
 const streamKey = "fuzz-stream-key-".padEnd(43, "k");
 const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknown>[]> = {
   create: [
-    { ...keyedUpload("fuzz-empty"), uploader: "client", path: "/fuzz/empty", size: 0, sha256: sha, pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
-    { ...keyedUpload("fuzz-up"), uploader: "client", path: "/fuzz/ten", size: 10, sha256: sha, pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
+    // Well formed: an empty file declares the empty content's SHA-256, a one-piece file its piece's.
+    { ...keyedUpload("fuzz-empty"), uploader: "client", path: "/fuzz/empty", size: 0, sha256: createHash("sha256").digest("hex"), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0) },
+    { ...keyedUpload("fuzz-up"), uploader: "client", path: "/fuzz/ten", size: 10, sha256: "00".repeat(32), pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
     { uploadId: uploadIdOf(streamKey), uploadKey: streamKey, uploader: "client", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
   extend: [

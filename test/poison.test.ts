@@ -35,7 +35,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
     uploader: client.uploader,
     path: "/real",
     size: MIN_PIECE_SIZE,
-    sha256: hex("c"),
+    sha256: "07".repeat(32), // its one piece's (below)
     pieceSize: MIN_PIECE_SIZE,
     replicas: 2,
     pieceHashes: new Uint8Array(32).fill(7),
@@ -57,7 +57,7 @@ test("malformed and forged events of every type stop no one, and every reader fo
       uploads: [{ fileId, version: 2, uploadId, pieces: [{ piece: 0, size: MIN_PIECE_SIZE, sha256: hex("b"), role: "major" }] }],
     },
     PieceStored: { type: "PieceStored", at: 1, fileId, version: 2, piece: 0, workerId: "w1", sha256: hex("b") },
-    FileCommitted: { type: "FileCommitted", at: 1, fileId, path: "/real", version: 2, size: MIN_PIECE_SIZE, sha256: hex("c") },
+    FileCommitted: { type: "FileCommitted", at: 1, fileId, path: "/real", version: 2, size: MIN_PIECE_SIZE, sha256: "07".repeat(32) },
     UploadAbandoned: { type: "UploadAbandoned", at: 1, fileId, path: "/real", version: 2, code: "X", reason: "forged" },
     FileDeleted: { type: "FileDeleted", at: 1, fileId, path: "/real" },
     PiecesDropped: { type: "PiecesDropped", at: 1, workerId: "w1", sha256s: [hex("d")] },

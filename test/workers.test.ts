@@ -172,7 +172,7 @@ test("bytes that do not match the declared SHA-256 are refused and the version a
       uploader: client.uploader,
       path: "/liar.bin",
       size: 10,
-      sha256: "11".repeat(32),
+      sha256: "01".repeat(32), // its one piece's, which the bytes served do not have
       pieceSize: PIECE,
       replicas: 1,
       pieceHashes: new Uint8Array(32).fill(1),
