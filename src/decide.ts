@@ -270,9 +270,10 @@ function checkLayout(cmd: { pieceSize: number; replicas: number }): void {
 }
 
 /**
- * Choose peers for pieces: for each piece the `replicas` least-loaded live workers (load =
- * bytes already placed, counting this version as it goes), first one major. Ties go to the
- * smaller worker id, so the choice is a pure function of the state.
+ * Choose peers for pieces: for each piece the `replicas` live workers that hold its bytes
+ * already, then the least-loaded (load = bytes already placed, counting this version as it
+ * goes), first one major. Ties go to the smaller worker id, so the choice is a pure function
+ * of the state.
  */
 function placePieces(
   state: State,
@@ -286,9 +287,13 @@ function placePieces(
     throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `${replicas} replica${replicas === 1 ? "" : "s"} asked for, but ${load.size} worker${load.size === 1 ? " is" : "s are"} live`);
   }
   for (const piece of pieces) {
+    // Workers that hold these bytes already come first (they store them without a pull, and
+    // no copy beyond the wanted ones is made only to be dropped), then the least loaded.
+    const holders = state.content.get(piece.sha256)?.holders;
+    const holds = (id: string) => (holders?.has(id) ? 1 : 0);
     const chosen = [...load.entries()]
       .filter(([id]) => !piece.exclude.includes(id))
-      .sort(([a, la], [b, lb]) => la - lb || (a < b ? -1 : 1))
+      .sort(([a, la], [b, lb]) => holds(b) - holds(a) || la - lb || (a < b ? -1 : 1))
       .slice(0, piece.missing);
     if (chosen.length < piece.missing) {
       throw new DfsError(ErrorCodes.NOT_ENOUGH_WORKERS, `piece ${piece.index} needs ${piece.missing} more workers than it has`);

@@ -1250,20 +1250,32 @@ Delete("decider - Reconcile keeps a sha256 another live version still needs on t
 Delete("decider - Reconcile keeps a sha256 another file still needs, and drops only the copy beyond what it wants", () => {
   const h = new History(joined("a", "b", "c"));
   const same = () => sha("same content");
-  // /one lands on a (idle tie → a); /two on b (a is loaded now).
-  const one = upload(h, create({ path: "/one", uploadId: "u1", size: MIN_PIECE_SIZE, replicas: 1, pieceSha: same }));
+  // /one on two workers; /two, the same bytes once, on one of them (it holds them already).
+  const one = upload(h, create({ path: "/one", uploadId: "u1", size: MIN_PIECE_SIZE, replicas: 2, pieceSha: same }));
   const two = upload(h, create({ path: "/two", uploadId: "u2", size: MIN_PIECE_SIZE, replicas: 1, pieceSha: same }));
-  const oneOn = ofType(one, "PeersAssigned")[0]!.workerId;
+  const oneOn = ofType(one, "PeersAssigned").map((a) => a.workerId);
   const twoOn = ofType(two, "PeersAssigned")[0]!.workerId;
-  assert.is.not(oneOn, twoOn);
+  assert.is(oneOn.length, 2);
+  assert.ok(oneOn.includes(twoOn), "placed on a worker that holds the bytes");
   h.run({ type: "DeleteFile", at: T0, path: "/one" });
   // The bytes are still needed, once (/two wants 1 replica): of the two checked copies, one goes.
   const drops = ofType(when(h.state, { type: "Reconcile", at: T0 }), "PiecesDropped");
   assert.is(drops.length, 1);
-  assert.ok([oneOn, twoOn].includes(drops[0]!.workerId));
+  assert.ok(oneOn.includes(drops[0]!.workerId));
   assert.equal(drops[0]!.sha256s, [same()]);
   h.run({ type: "Reconcile", at: T0 });
-  assert.equal([...h.state.content.get(same())!.holders], [oneOn, twoOn].filter((w) => w !== drops[0]!.workerId));
+  assert.equal([...h.state.content.get(same())!.holders], oneOn.filter((w) => w !== drops[0]!.workerId));
+});
+
+Delete("decider - bytes stored already go to the workers that hold them, not to the least loaded, and no copy is made only to be dropped", () => {
+  const h = new History(joined("a", "b", "c"));
+  const same = () => sha("kept once");
+  const first = upload(h, create({ path: "/first", uploadId: "u1", size: MIN_PIECE_SIZE, replicas: 1, pieceSha: same }));
+  const holder = ofType(first, "PeersAssigned")[0]!.workerId;
+  const again = upload(h, create({ path: "/again", uploadId: "u2", size: MIN_PIECE_SIZE, replicas: 1, pieceSha: same }));
+  assert.equal(ofType(again, "PeersAssigned").map((a) => a.workerId), [holder], "the holder, the most loaded of the three");
+  assert.equal(when(h.state, { type: "Reconcile", at: T0 }), [], "nothing to drop");
+  assert.is(h.state.dropsOwed.size, 0);
 });
 
 Delete("decider - the same bytes twice in one version are dropped once, and only when no piece needs them", () => {
