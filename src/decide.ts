@@ -361,9 +361,9 @@ function nextVersion(state: State, path: string, newFileId: string): { fileId: s
 
 /** The version an upload id names. */
 function uploadVersion(state: State, uploadId: string): VersionState {
-  const ref = state.uploads.get(uploadId);
-  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
-  return state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  const v = state.uploads.get(uploadId);
+  if (!v) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
+  return v;
 }
 
 /** A streamed upload that is still open to pieces: otherwise why not, as an error. */
@@ -382,8 +382,7 @@ function checkCaps(state: State, uploader: string | undefined, streamed: boolean
   let pending = 0;
   let open = 0;
   for (const uploadId of state.pendingUploads) {
-    const ref = state.uploads.get(uploadId)!;
-    const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    const v = state.uploads.get(uploadId)!;
     if (v.uploader !== uploader) continue;
     pending += 1;
     if (v.stream === "open") open += 1;
@@ -507,8 +506,7 @@ function createVersions(state: State, cmd: CreateVersions): DfsEvent[] {
   // Each uploader's pending uploads, the batch's own counted as they are kept (see checkCaps).
   const pendingOf = new Map<string | undefined, number>();
   for (const uploadId of state.pendingUploads) {
-    const ref = state.uploads.get(uploadId)!;
-    const uploader = state.files.get(ref.fileId)!.versions.get(ref.version)!.uploader;
+    const uploader = state.uploads.get(uploadId)!.uploader;
     pendingOf.set(uploader, (pendingOf.get(uploader) ?? 0) + 1);
   }
   for (const one of cmd.creates) {

@@ -13,7 +13,7 @@ import {
   type DfsEvent,
 } from "./events.js";
 import { expiredVersions } from "./retention.js";
-import type { State, VersionState } from "./state.js";
+import type { State } from "./state.js";
 
 /** Copy orders in flight at once over the whole store: healing must not starve the puts. */
 export const MAX_COPIES_IN_FLIGHT = 64;
@@ -110,8 +110,7 @@ function abandonedCopies(state: State, at: number): DfsEvent[] {
 function replanUploads(state: State, at: number, loads: Map<string, number>, touched: Set<string>): DfsEvent[] {
   const events: DfsEvent[] = [];
   for (const uploadId of state.pendingUploads) {
-    const ref = state.uploads.get(uploadId)!;
-    const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    const v = state.uploads.get(uploadId)!;
     const byWorker = new Map<string, AssignedPiece[]>();
     for (const piece of v.pieces) {
       if (!piece) continue;
@@ -225,8 +224,7 @@ export function hasWork(state: State, at: number): boolean {
   if (state.retention.keepForMs !== undefined && expiredVersions(state, at).length > 0) return true;
   for (const w of state.copyingTo.keys()) if (!state.workers.get(w)?.live) return true;
   for (const uploadId of state.pendingUploads) {
-    const ref = state.uploads.get(uploadId)!;
-    const v: VersionState = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+    const v = state.uploads.get(uploadId)!;
     if (v.pieces.some((p) => p && p.peers.filter((x) => p.stored.includes(x.workerId) || state.workers.get(x.workerId)?.live).length < v.replicas)) return true;
   }
   return false;

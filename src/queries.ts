@@ -214,9 +214,8 @@ export function listPage(state: State, prefix: string | undefined, after: string
 }
 
 export function uploadPlan(state: State, uploadId: string): UploadPlan {
-  const ref = state.uploads.get(uploadId);
-  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
-  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  const v = state.uploads.get(uploadId);
+  if (!v) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
   const byWorker = new Map<string, { major: number[]; minor: number[] }>();
   for (const piece of v.pieces) {
     for (const peer of piece.peers) {
@@ -254,9 +253,8 @@ export interface UploadProgress {
 }
 
 export function uploadProgress(state: State, uploadId: string, seq: number, pieces?: readonly number[]): UploadProgress {
-  const ref = state.uploads.get(uploadId);
-  if (!ref) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
-  const v = state.files.get(ref.fileId)!.versions.get(ref.version)!;
+  const v = state.uploads.get(uploadId);
+  if (!v) throw new DfsError(ErrorCodes.NOT_FOUND, `no upload ${uploadId}`);
   let stored = 0;
   let storedBytes = 0;
   for (const piece of v.pieces) {

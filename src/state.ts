@@ -57,11 +57,6 @@ export interface VersionState {
  */
 export class Versions {
   private list: readonly VersionState[] = [];
-  static of(versions: Iterable<VersionState>): Versions {
-    const made = new Versions();
-    for (const v of versions) made.set(v.version, v);
-    return made;
-  }
   get(version: number): VersionState | undefined {
     return this.list[version - 1];
   }
@@ -217,7 +212,6 @@ export function newPiece(index: number, size: number, sha256: string): PieceStat
   return { index, size, sha256, peers: NOBODY, stored: NOBODY };
 }
 
-
 export function versionOf(state: State, fileId: string, version: number): VersionState | undefined {
   return state.files.get(fileId)?.versions.get(version);
 }
@@ -275,18 +269,18 @@ export function apply(state: State, event: DfsEvent): void {
       }
       file.lastVersion = event.version;
       const version = newVersion({
-          fileId: event.fileId,
-          path: event.path,
-          version: event.version,
-          size: event.size,
-          sha256: event.sha256!,
-          pieceSize: event.pieceSize,
-          replicas: event.replicas,
-          uploadId: event.uploadId,
-          uploader: event.uploader === undefined ? undefined : sharedUploader(event.uploader),
-          createdAt: event.at,
-          stream: event.streamed ? "open" : undefined,
-        });
+        fileId: event.fileId,
+        path: event.path,
+        version: event.version,
+        size: event.size,
+        sha256: event.sha256!,
+        pieceSize: event.pieceSize,
+        replicas: event.replicas,
+        uploadId: event.uploadId,
+        uploader: event.uploader === undefined ? undefined : sharedUploader(event.uploader),
+        createdAt: event.at,
+        stream: event.streamed ? "open" : undefined,
+      });
       file.versions.set(event.version, version);
       state.uploads.set(event.uploadId, version);
       state.pendingUploads.add(event.uploadId);

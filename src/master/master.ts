@@ -575,8 +575,7 @@ export class Master {
 
   /** Whether an upload's version is in the table with every piece placed on its replicas. */
   private isPlaced(uploadId: string): boolean {
-    const ref = this.state.uploads.get(uploadId);
-    const v = ref && versionOf(this.state, ref.fileId, ref.version);
+    const v = this.state.uploads.get(uploadId);
     return v !== undefined && v.pieces.length === v.pieces.filter((p) => p.peers.length >= v.replicas).length;
   }
 
@@ -806,8 +805,7 @@ export class Master {
     const timeoutMs = this.opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
     const open = new Set<string>();
     for (const uploadId of this.state.pendingUploads) {
-      const ref = this.state.uploads.get(uploadId)!;
-      if (versionOf(this.state, ref.fileId, ref.version)?.stream !== "open") continue;
+      if (this.state.uploads.get(uploadId)?.stream !== "open") continue;
       open.add(uploadId);
       // A leader that has not heard from it yet gives it a full timeout.
       const heard = this.streamsHeard.get(uploadId) ?? now;
