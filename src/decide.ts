@@ -201,6 +201,11 @@ export interface ReconcileInventory {
   readonly at: number;
   readonly workerId: string;
   readonly held: ReadonlySet<string>;
+  /**
+   * The copies the log counted on it when the master asked (`countedOn`): only these can be
+   * found missing. A copy confirmed while it answered, or since, is not in its account.
+   */
+  readonly countedWhenAsked: ReadonlySet<string>;
   /** Pieces this decision speaks of at most (default INVENTORY_PIECES_PER_DECISION). */
   readonly limit?: number;
 }
@@ -671,7 +676,7 @@ export function decide(state: State, cmd: Command): DfsEvent[] {
     case "ReportLost":
       return reportLost(state, cmd);
     case "ReconcileInventory":
-      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.at, cmd.limit) : [];
+      return state.workers.has(cmd.workerId) ? reconcileInventory(state, cmd.workerId, cmd.held, cmd.countedWhenAsked, cmd.at, cmd.limit) : [];
     case "SetRetention": {
       const same = state.retention.keepVersions === cmd.keepVersions && state.retention.keepForMs === cmd.keepForMs;
       if (same) return [];

@@ -237,18 +237,33 @@ export function hasWork(state: State, at: number): boolean {
  */
 export const INVENTORY_PIECES_PER_DECISION = 10_000;
 
+/** The copies the log counts on a worker now: what its inventory is checked against. */
+export function countedOn(state: State, workerId: string): Set<string> {
+  const counted = new Set<string>();
+  for (const sha256 of state.placedOn.get(workerId) ?? []) if (state.content.get(sha256)!.holders.has(workerId)) counted.add(sha256);
+  return counted;
+}
+
 /**
  * A worker's own account of its store (its inventory, `held`): counted copies it lacks are
- * lost; copies it made whose confirmation never reached the log are counted; bytes it keeps
+ * lost (only those counted when it was asked, `countedWhenAsked`: one confirmed since was
+ * stored after it answered, as a rejoining worker does its queued assignments); copies it made whose confirmation never reached the log are counted; bytes it keeps
  * that nothing expects of it are dropped. At most `limit` pieces a decision, lost ones first:
  * decided again on the table its events leave, with the pieces it dropped taken out of
  * `held`, it goes on with the rest.
  */
-export function reconcileInventory(state: State, workerId: string, held: ReadonlySet<string>, at: number, limit = INVENTORY_PIECES_PER_DECISION): DfsEvent[] {
+export function reconcileInventory(
+  state: State,
+  workerId: string,
+  held: ReadonlySet<string>,
+  countedWhenAsked: ReadonlySet<string>,
+  at: number,
+  limit = INVENTORY_PIECES_PER_DECISION,
+): DfsEvent[] {
   const lost: string[] = [];
   for (const sha256 of state.placedOn.get(workerId) ?? []) {
     if (lost.length >= limit) break;
-    if (state.content.get(sha256)!.holders.has(workerId) && !held.has(sha256)) lost.push(sha256);
+    if (state.content.get(sha256)!.holders.has(workerId) && !held.has(sha256) && countedWhenAsked.has(sha256)) lost.push(sha256);
   }
   const found: DfsEvent[] = [];
   const stray: string[] = [];

@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { decide, type Command, type CreateVersion } from "../src/decide.js";
 import { MIN_PIECE_SIZE, PIECES_PER_EVENT, wholeSha256Of, type DfsEvent, type PlannedPiece } from "../src/events.js";
 import { evolve } from "../src/fold.js";
-import { COPY_RETRY_MS, DROP_EVENTS_PER_PASS, HealCursor, MAX_COPIES_IN_FLIGHT, hasWork } from "../src/heal.js";
+import { COPY_RETRY_MS, DROP_EVENTS_PER_PASS, HealCursor, MAX_COPIES_IN_FLIGHT, countedOn, hasWork } from "../src/heal.js";
 import { liveHolders, wantedReplicas } from "../src/content.js";
 import { locate } from "../src/queries.js";
 import { PROBLEMS_SHOWN, pieceHealth, storeStatus } from "../src/status.js";
@@ -285,7 +285,7 @@ Heal("a worker's inventory: counted copies it lacks are lost, unconfirmed ones a
   s.put("/f", 3, 3);
   const shas = [...s.state.placedOn.get("a")!].sort();
   const held = new Set([shas[0]!, sha("stray")]);
-  const events = s.run({ type: "ReconcileInventory", workerId: "a", held });
+  const events = s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked: countedOn(s.state, "a") });
   assert.equal(ofType(events, "ReplicasLost").map((e) => e.sha256s), [shas.slice(1)]);
   assert.equal(ofType(events, "PiecesDropped").map((e) => e.sha256s), [[sha("stray")]]);
   s.heal();
@@ -293,9 +293,28 @@ Heal("a worker's inventory: counted copies it lacks are lost, unconfirmed ones a
   // Wiped while down: it comes back empty, and everything it held is made again.
   s.lose("b");
   s.join("b");
-  s.run({ type: "ReconcileInventory", workerId: "b", held: new Set() });
+  s.run({ type: "ReconcileInventory", workerId: "b", held: new Set(), countedWhenAsked: countedOn(s.state, "b") });
   s.heal();
   assertWhole(s);
+});
+
+Heal("a worker's inventory does not lose a copy confirmed after it answered (a rejoining worker doing its queued assignments)", () => {
+  const s = new Store();
+  s.join("a", "b");
+  s.put("/old", 2, 2);
+  // "a" is asked, and answers with what it holds; before the answer is settled, it stores
+  // and confirms its share of a put made meanwhile.
+  const countedWhenAsked = countedOn(s.state, "a");
+  const held = new Set(countedWhenAsked);
+  s.put("/new", 2, 2);
+  const since = [...s.state.placedOn.get("a")!].filter((sha256) => !held.has(sha256));
+  assert.is(since.length, 2, "both new pieces are on a, confirmed after it answered");
+  const events = s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked });
+  assert.equal(events, [], "nothing is lost, found or dropped");
+  for (const sha256 of since) assert.equal(s.liveCopies(sha256), ["a", "b"]);
+  // What the log counted when it asked and the worker lacks is still lost.
+  held.delete([...countedWhenAsked][0]!);
+  assert.equal(ofType(s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked }), "ReplicasLost").map((e) => e.sha256s), [[[...countedWhenAsked][0]!]]);
 });
 
 Heal("a worker's inventory is settled a few pieces a decision, decided again until nothing is left, with what it dropped taken out", () => {
@@ -305,9 +324,10 @@ Heal("a worker's inventory is settled a few pieces a decision, decided again unt
   const shas = [...s.state.placedOn.get("a")!].sort();
   const strays = [sha("stray 1"), sha("stray 2"), sha("stray 3")];
   const held = new Set([shas[0]!, ...strays]);
+  const countedWhenAsked = countedOn(s.state, "a");
   const decisions: DfsEvent[][] = [];
   for (let i = 0; i < 20; i++) {
-    const events = s.run({ type: "ReconcileInventory", workerId: "a", held, limit: 2 });
+    const events = s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked, limit: 2 });
     if (events.length === 0) break;
     decisions.push(events);
     for (const e of ofType(events, "PiecesDropped")) for (const sha256 of e.sha256s) held.delete(sha256);

@@ -47,7 +47,7 @@ import {
 } from "../protocol.js";
 import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
 import { call, serve } from "../rpc.js";
-import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, hasWork } from "../heal.js";
+import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, countedOn, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
 import { initialState, projection, stateDigest, stateDigestInSlices, versionOf, type State } from "../state.js";
 
@@ -908,6 +908,7 @@ export class Master {
 
   /** Ask a worker that joined what its store holds, and turn the differences into facts. */
   private async takeInventory(workerId: string): Promise<void> {
+    const countedWhenAsked = countedOn(this.state, workerId);
     const held = new Set<string>();
     let after: string | undefined;
     do {
@@ -922,7 +923,7 @@ export class Master {
     // Each but the last speaks of a full decision's pieces: of what it holds, or of what it should.
     const mostDecisions = Math.ceil((count + this.state.content.size) / INVENTORY_PIECES_PER_DECISION) + 1;
     for (let decisions = 0; decisions < mostDecisions && !this.stopped; decisions++) {
-      const decided = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held });
+      const decided = await this.execute({ type: "ReconcileInventory", at: Date.now(), workerId, held, countedWhenAsked });
       if (decided.length === 0) break;
       events.push(...decided);
       // Bytes it was told to drop are no longer what its account says to the next decision.
