@@ -245,10 +245,12 @@ export function countedOn(state: State, workerId: string): Set<string> {
 }
 
 /**
- * A worker's own account of its store (its inventory, `held`): counted copies it lacks are
- * lost (only those counted when it was asked, `countedWhenAsked`: one confirmed since was
- * stored after it answered, as a rejoining worker does its queued assignments); copies it made whose confirmation never reached the log are counted; bytes it keeps
- * that nothing expects of it are dropped. At most `limit` pieces a decision, lost ones first:
+ * A worker's own account of its store (its inventory, `held`), settled against the copies the
+ * log counted on it when it was asked (`countedWhenAsked`), since it may store or drop bytes
+ * while it answers: counted copies it lacks are lost (one confirmed since is not in its answer);
+ * copies it made whose confirmation never reached the log are counted (unless counted when
+ * asked: not counted now, they were dropped or lost since); bytes it keeps that nothing
+ * expects of it are dropped. At most `limit` pieces a decision, lost ones first:
  * decided again on the table its events leave, with the pieces it dropped taken out of
  * `held`, it goes on with the rest.
  */
@@ -273,7 +275,8 @@ export function reconcileInventory(
     if (owed?.has(sha256)) continue;
     const c = state.content.get(sha256);
     if (c && isPlaced(c, workerId)) {
-      if (!c.holders.has(workerId)) found.push({ type: "ReplicaStored", at, workerId, sha256 });
+      // Counted when it was asked and not now: dropped or lost since, so its answer is stale.
+      if (!c.holders.has(workerId) && !countedWhenAsked.has(sha256)) found.push({ type: "ReplicaStored", at, workerId, sha256 });
     } else stray.push(sha256);
   }
   return [

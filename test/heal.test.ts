@@ -317,6 +317,24 @@ Heal("a worker's inventory does not lose a copy confirmed after it answered (a r
   assert.equal(ofType(s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked }), "ReplicasLost").map((e) => e.sha256s), [[[...countedWhenAsked][0]!]]);
 });
 
+Heal("a worker's inventory does not count again a copy lost after it answered", () => {
+  const s = new Store();
+  s.join("a", "b");
+  s.put("/f", 1, 2);
+  const countedWhenAsked = countedOn(s.state, "a");
+  const held = new Set(countedWhenAsked);
+  const [sha256] = [...held];
+  // Its copy fails a read while its answer is on the way.
+  s.run({ type: "ReportLost", workerId: "a", sha256s: [sha256!], reason: "failed its SHA-256 on a read" });
+  const ordered = s.run({ type: "Reconcile" });
+  assert.equal(ofType(ordered, "CopiesOrdered").map((e) => e.workerId), ["a"], "the only worker that lacks it is asked to copy it again");
+  const events = s.run({ type: "ReconcileInventory", workerId: "a", held, countedWhenAsked });
+  assert.equal(ofType(events, "ReplicaStored"), [], "the stale answer does not bring the bad copy back");
+  s.copy(ordered);
+  s.heal();
+  assertWhole(s);
+});
+
 Heal("a worker's inventory is settled a few pieces a decision, decided again until nothing is left, with what it dropped taken out", () => {
   const s = new Store();
   s.join("a", "b", "c");
