@@ -16,6 +16,13 @@ export const DEFAULT_PREFIX = "dfs";
 export const MAX_READERS = 256;
 /** How long the masters' lease lives without renewal. */
 export const LEASE_TTL_MS = 3_000;
+/**
+ * How long an assignment delivered to a worker waits for its acknowledgement before it is
+ * delivered again. A worker at work on one says so every quarter of it. Short, because a
+ * worker killed and started again (by `dfs up`, 0.5 s later, before the master counts it lost)
+ * gets back what its previous run held only then: at 60 s, puts in flight stalled a minute.
+ */
+export const ASSIGNMENT_ACK_WAIT_MS = 10_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
@@ -268,7 +275,7 @@ export function catalogue(prefix: string = DEFAULT_PREFIX): Catalogue {
       filter_subject: `${p}.evt.assign.${workerId}`,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: 60 * 1_000_000_000,
+      ack_wait: ASSIGNMENT_ACK_WAIT_MS * 1_000_000,
       max_ack_pending: 256,
     }),
   };

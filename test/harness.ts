@@ -216,9 +216,9 @@ export class TestStore {
     return catalogue(this.prefix);
   }
 
-  /** Stop the nats-server and start it again on the same port with the same store. */
-  async restartServer(): Promise<void> {
-    await this.server.stop();
+  /** Stop the nats-server (SIGTERM, or `signal`: SIGKILL for a crash) and start it again on the same port with the same store. */
+  async restartServer(signal?: NodeJS.Signals): Promise<void> {
+    await this.server.stop(signal);
     this.server = await startNatsServer({ port: this.server.port, storeDir: join(this.dir, "nats"), config: join(this.dir, "nats.conf") });
   }
 

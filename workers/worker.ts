@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { jetstream, type ConsumerMessages, type JsMsg, type JetStreamClient } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { catalogue, type Catalogue } from "../streams/catalogue.js";
+import { ASSIGNMENT_ACK_WAIT_MS, catalogue, type Catalogue } from "../streams/catalogue.js";
 import { consumerExists } from "../streams/provision.js";
 import { decodeEvent, encode } from "../src/codec.js";
 import { requireStore, type RoleConnections } from "../src/connection.js";
@@ -273,7 +273,7 @@ export class Worker {
       return;
     }
     const event = read.assignment;
-    const keepAlive = setInterval(() => m.working(), 20_000);
+    const keepAlive = setInterval(() => m.working(), ASSIGNMENT_ACK_WAIT_MS / 4);
     try {
       if (event.type === "PeersAssigned") await this.storePieces(event, m.seq);
       else if (event.type === "UploadsAssigned") {
