@@ -23,10 +23,10 @@
 import { createHash } from "node:crypto";
 import { Encoder } from "cbor-x";
 import { z } from "zod";
-import { added, contentFor, indexContent, oweDrop, withEntry } from "./content.js";
+import { added, contentFor, indexContent, oweDrop, withEntry, type ContentState } from "./content.js";
 import { MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE, RetentionSet, type Role } from "./events.js";
 import { Slices } from "./slices.js";
-import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type State, type VersionState, type VersionStatus } from "./state.js";
+import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type PieceState, type State, type VersionState, type VersionStatus } from "./state.js";
 
 /** The shape of the encoded table: a snapshot of another format is not used (the log is folded instead). */
 export const SNAPSHOT_FORMAT = 5;
@@ -473,6 +473,13 @@ function checkRows(t: Table, strings: number, hashes: number): void {
   }
 }
 
+/** The value kept under `key` in `cache`, made by `make` the first time. */
+function shared<T>(cache: Map<number, T>, key: number, make: () => T): T {
+  let found = cache.get(key);
+  if (found === undefined) cache.set(key, (found = make()));
+  return found;
+}
+
 /** The State the columns hold, its indexes made again. */
 function tableState(t: Table, strings: readonly string[], hashes: readonly string[]): State {
   const state = initialState();
@@ -491,6 +498,12 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
     worker.live = w.live[i] === 1;
     state.workers.set(worker.workerId, worker);
   }
+  // Lists of one item are most of a table (a piece's one peer, its one copy, a content's one
+  // holder): each distinct one is made once here and shared, as the fold shares them.
+  const onePeer = new Map<number, PieceState["peers"]>();
+  const oneStored = new Map<number, PieceState["stored"]>();
+  const oneHolder = new Map<number, ContentState["holders"]>();
+  const oneWanted = new Map<number, ContentState["wanted"]>();
   const { files: f, versions: v, pieces: p, peers, stored } = t;
   let vi = 0, pi = 0, peerAt = 0, storedAt = 0;
   for (let fi = 0; fi < f.idRef.length; fi++) {
@@ -512,7 +525,6 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
         stream: STREAMS[v.stream[vi]!],
       });
       version.status = STATUSES[v.status[vi]!]!;
-      // Added in this order by the fold (a version is committed before it can expire).
       if (!Number.isNaN(v.committedAt[vi]!)) version.committedAt = v.committedAt[vi]!;
       if (v.reasonRef[vi] !== NONE) version.reason = strings[v.reasonRef[vi]!]!;
       version.completePieces = v.completePieces[vi]!;
@@ -520,8 +532,18 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
       if (v.pieceCount[vi]! > 0) version.pieces = new Array(p.index[pi + v.pieceCount[vi]! - 1]! + 1);
       for (const end = pi + v.pieceCount[vi]!; pi < end; pi++) {
         const piece = newPiece(p.index[pi]!, p.size[pi]!, hashes[p.sha256Hash[pi]!]!);
-        for (const end = peerAt + p.peerCount[pi]!; peerAt < end; peerAt++) piece.peers = withPeer(piece.peers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
-        for (const end = storedAt + p.storedCount[pi]!; storedAt < end; storedAt++) piece.stored = withStored(piece.stored, strings[stored.workerRef[storedAt]!]!);
+        if (p.peerCount[pi] === 1) {
+          const worker = peers.workerRef[peerAt]!, role = peers.role[peerAt++]!;
+          piece.peers = shared(onePeer, worker * ROLES.length + role, () => withPeer(piece.peers, strings[worker]!, ROLES[role]!));
+        } else {
+          for (const end = peerAt + p.peerCount[pi]!; peerAt < end; peerAt++) piece.peers = withPeer(piece.peers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
+        }
+        if (p.storedCount[pi] === 1) {
+          const worker = stored.workerRef[storedAt++]!;
+          piece.stored = shared(oneStored, worker, () => withStored(piece.stored, strings[worker]!));
+        } else {
+          for (const end = storedAt + p.storedCount[pi]!; storedAt < end; storedAt++) piece.stored = withStored(piece.stored, strings[stored.workerRef[storedAt]!]!);
+        }
         version.pieces[piece.index] = piece; // the holes come back where they were
       }
       file.versions.set(version.version, version);
@@ -535,8 +557,18 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
   for (let ci = 0; ci < c.sha256Hash.length; ci++) {
     const bytes = contentFor(state, hashes[c.sha256Hash[ci]!]!, c.size[ci]!);
     bytes.refs = c.refs[ci]!;
-    for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) bytes.wanted = withEntry(bytes.wanted, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
-    for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) bytes.holders = added(bytes.holders, strings[holders.workerRef[holderAt]!]!);
+    if (c.wantedCount[ci] === 1) {
+      const replicas = wanted.replicas[wantedAt]!, pieces = wanted.pieces[wantedAt++]!;
+      bytes.wanted = shared(oneWanted, pieces * (MAX_REPLICAS + 1) + replicas, () => withEntry(bytes.wanted, replicas, pieces));
+    } else {
+      for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) bytes.wanted = withEntry(bytes.wanted, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
+    }
+    if (c.holderCount[ci] === 1) {
+      const worker = holders.workerRef[holderAt++]!;
+      bytes.holders = shared(oneHolder, worker, () => added(bytes.holders, strings[worker]!));
+    } else {
+      for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) bytes.holders = added(bytes.holders, strings[holders.workerRef[holderAt]!]!);
+    }
     for (const end = assignedAt + c.assignedCount[ci]!; assignedAt < end; assignedAt++) bytes.assigned = withEntry(bytes.assigned, strings[assigned.workerRef[assignedAt]!]!, assigned.count[assignedAt]!);
     for (const end = copyingAt + c.copyingCount[ci]!; copyingAt < end; copyingAt++) bytes.copying = added(bytes.copying, strings[copying.workerRef[copyingAt]!]!);
     for (const end = failedAt + c.failedCount[ci]!; failedAt < end; failedAt++) bytes.failedAt = withEntry(bytes.failedAt, strings[failed.workerRef[failedAt]!]!, failed.at[failedAt]!);

@@ -63,7 +63,8 @@ export class Versions {
   /** Only the next version is added (the fold checks it is the next). */
   set(version: number, v: VersionState): void {
     if (version !== this.list.length + 1) throw new Error(`version ${version} is not the next (${this.list.length + 1})`);
-    this.list = this.list.concat(v); // at its size: a spread or a push leaves room for 16 more
+    // At its size: a spread or a push leaves room for 16 more.
+    this.list = this.list.length === 0 ? [v] : this.list.concat(v);
   }
   get size(): number {
     return this.list.length;
@@ -151,6 +152,8 @@ export function initialState(): State {
 // that how they are kept in memory is decided in one place.
 
 const NOBODY: readonly never[] = Object.freeze([]);
+/** A version's pieces before any is planned (planning makes the version an array of its own). */
+const NO_PIECES: PieceState[] = Object.freeze([]) as unknown as PieceState[];
 
 /** A version's uploader: one of a few NATS users. */
 const sharedUploader = (user: string) => interned(`u:${user}`, () => own(user));
@@ -192,20 +195,30 @@ export interface NewVersion {
 }
 
 /**
- * A pending version. Its keys come in one order (the optional ones only when set, then
- * `committedAt` and `reason` as they are added later): the projection, and so the digest,
- * writes them in that order. Added one by one: a literal with spread optional keys took
- * four times as long to make.
+ * A pending version. Every version has every key, in one order (the optional ones undefined
+ * when absent): one literal makes it, with its fields in the object itself, and nothing the
+ * fold or the snapshot's decoder sets later changes its shape. The projection leaves the
+ * undefined ones out, so it writes what a version holds in that order.
  */
 export function newVersion(v: NewVersion): VersionState {
-  const made: Partial<Record<keyof VersionState, unknown>> = { fileId: v.fileId, path: v.path, version: v.version, size: v.size, sha256: v.sha256, pieceSize: v.pieceSize, replicas: v.replicas, uploadId: v.uploadId };
-  if (v.uploader !== undefined) made.uploader = v.uploader;
-  made.createdAt = v.createdAt;
-  if (v.stream !== undefined) made.stream = v.stream;
-  made.status = "pending";
-  made.pieces = [];
-  made.completePieces = 0;
-  return made as unknown as VersionState;
+  return {
+    fileId: v.fileId,
+    path: v.path,
+    version: v.version,
+    size: v.size,
+    sha256: v.sha256,
+    pieceSize: v.pieceSize,
+    replicas: v.replicas,
+    uploadId: v.uploadId,
+    uploader: v.uploader,
+    createdAt: v.createdAt,
+    stream: v.stream,
+    status: "pending",
+    pieces: NO_PIECES,
+    completePieces: 0,
+    committedAt: undefined,
+    reason: undefined,
+  };
 }
 
 export function newPiece(index: number, size: number, sha256: string): PieceState {
@@ -505,18 +518,23 @@ function releaseVersion(state: State, v: VersionState): void {
 
 const sortedEntries = <T>(entries: Iterable<[string, T]>) => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
+/** A version as the projection writes it: its keys in their order, those undefined left out. */
+function projectVersion(v: VersionState) {
+  const projected: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (value === undefined) continue;
+    projected[key] = key === "pieces" ? v.pieces.map((p) => ({ index: p.index, size: p.size, sha256: p.sha256, peers: p.peers, stored: p.stored })) : value;
+  }
+  return projected;
+}
+
 function projectFile(f: FileState) {
   return {
     fileId: f.fileId,
     path: f.path,
     deleted: f.deleted,
     lastVersion: f.lastVersion,
-    versions: [...f.versions.values()]
-      .sort((a, b) => a.version - b.version)
-      .map((v) => ({
-        ...v,
-        pieces: v.pieces.map((p) => ({ index: p.index, size: p.size, sha256: p.sha256, peers: p.peers, stored: p.stored })),
-      })),
+    versions: [...f.versions.values()].sort((a, b) => a.version - b.version).map(projectVersion),
   };
 }
 
