@@ -214,7 +214,7 @@ function leastPaths(state: State, prefix: string | undefined, after: string | un
   const swap = (i: number, j: number) => ([heap[i], heap[j]] = [heap[j]!, heap[i]!]);
   for (const [path, fileId] of state.paths) {
     if ((after !== undefined && path <= after) || (heap.length === count && path >= heap[0]!)) {
-      if (heap.length === count && path > (after ?? "") && isUnder(path, root) && latestCommitted(state.files.get(fileId)!)) more = true;
+      if (!more && heap.length === count && path > (after ?? "") && isUnder(path, root) && latestCommitted(state.files.get(fileId)!)) more = true;
       continue;
     }
     if (!isUnder(path, root) || !latestCommitted(state.files.get(fileId)!)) continue;
