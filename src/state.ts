@@ -53,26 +53,34 @@ export interface VersionState {
 
 /**
  * A file's versions by number. They are 1, 2, 3... and never removed (a gone one is marked),
- * so an array holds them: a Map of one version costs 150 bytes more, once per file.
+ * so an array holds them (a Map of one version costs 150 bytes more, once per file), and
+ * only from the second on: most files have one, and an array of one costs 56 bytes more.
  */
 export class Versions {
-  private list: readonly VersionState[] = [];
+  private held: VersionState | readonly VersionState[] | undefined = undefined;
   get(version: number): VersionState | undefined {
-    return this.list[version - 1];
+    const held = this.held;
+    if (isList(held)) return held[version - 1];
+    return version === 1 ? held : undefined;
   }
   /** Only the next version is added (the fold checks it is the next). */
   set(version: number, v: VersionState): void {
-    if (version !== this.list.length + 1) throw new Error(`version ${version} is not the next (${this.list.length + 1})`);
+    if (version !== this.size + 1) throw new Error(`version ${version} is not the next (${this.size + 1})`);
+    const held = this.held;
     // At its size: a spread or a push leaves room for 16 more.
-    this.list = this.list.length === 0 ? [v] : this.list.concat(v);
+    this.held = held === undefined ? v : isList(held) ? held.concat(v) : [held, v];
   }
   get size(): number {
-    return this.list.length;
+    const held = this.held;
+    return held === undefined ? 0 : isList(held) ? held.length : 1;
   }
   values(): IterableIterator<VersionState> {
-    return this.list.values();
+    const held = this.held;
+    return (held === undefined ? [] : isList(held) ? held : [held]).values();
   }
 }
+
+const isList = (held: VersionState | readonly VersionState[] | undefined): held is readonly VersionState[] => Array.isArray(held);
 
 export interface FileState {
   readonly fileId: string;
