@@ -481,35 +481,53 @@ function checkColumns(t: unknown): asserts t is Table {
 /** That every count, reference and number of the columns holds together (see above). */
 function checkRows(t: Table, strings: number, hashes: number): void {
   for (const [from, count, of] of LISTS) {
-    let sum = 0;
-    for (const n of column(t, from, count) as Uint32Array) sum += n;
+    const sum = spanOf(column(t, from, count)).sum;
     const rows = column(t, of, Object.keys(COLUMNS[of])[0]!).length;
     if (sum !== rows) throw new Error(`snapshot table: ${from}.${count} count ${sum} rows of ${of}, which has ${rows}`);
   }
   const refs = (list: typeof STRING_REFS, size: number, what: string) => {
     for (const [group, name, absent] of list) {
-      for (const ref of column(t, group, name) as Uint32Array) {
-        if (ref >= size && !(ref === NONE && absent)) throw new Error(`snapshot table: ${group}.${name} names ${what} ${ref} of ${size}`);
-      }
+      const { most } = spanOf(column(t, group, name), absent ? NONE : undefined);
+      if (most >= size) throw new Error(`snapshot table: ${group}.${name} names ${what} ${most} of ${size}`);
     }
   };
   refs(STRING_REFS, strings, "string");
   refs(HASH_REFS, hashes, "SHA-256");
   for (const [group, name, least, most, nan] of RANGES) {
-    for (const n of column(t, group, name) as Float64Array) {
-      if (Number.isNaN(n) && nan) continue;
-      if (!Number.isInteger(n) || n < least || n > most) throw new Error(`snapshot table: ${group}.${name} holds ${n}, not a whole number from ${least} to ${most}`);
-    }
+    const span = spanOf(column(t, group, name), nan ? NaN : undefined);
+    const wrong = span.notWhole ?? (span.least < least ? span.least : span.most > most ? span.most : undefined);
+    if (wrong !== undefined) throw new Error(`snapshot table: ${group}.${name} holds ${wrong}, not a whole number from ${least} to ${most}`);
   }
   // A version's pieces come in the order of their indexes (the decoder makes its array from the last one's).
+  const pieceCount = t.versions.pieceCount, index = t.pieces.index;
   let pi = 0;
-  for (const count of t.versions.pieceCount) {
-    for (let end = pi + count, previous = -1; pi < end; pi++) {
-      const index = t.pieces.index[pi]!;
-      if (index <= previous) throw new Error(`snapshot table: piece ${index} comes after piece ${previous} of its version`);
-      previous = index;
+  for (let vi = 0; vi < pieceCount.length; vi++) {
+    for (let end = pi + pieceCount[vi]!, previous = -1; pi < end; pi++) {
+      if (index[pi]! <= previous) throw new Error(`snapshot table: piece ${index[pi]} comes after piece ${previous} of its version`);
+      previous = index[pi]!;
     }
   }
+}
+
+/**
+ * The least, the most and the sum of a column's values, leaving out `skip` (a reference's
+ * NONE, or NaN), and the first that is not a whole number if any: one indexed pass over the
+ * typed array (iterating each column with for-of took 0.15-0.27 s at 313,712 files).
+ */
+function spanOf(values: ArrayLike<number>, skip?: number): { least: number; most: number; sum: number; notWhole?: number } {
+  let least = Infinity, most = -Infinity, sum = 0;
+  let notWhole: number | undefined;
+  const wholeByType = !(values instanceof Float64Array);
+  const skipsNaN = skip !== undefined && Number.isNaN(skip);
+  for (let i = 0; i < values.length; i++) {
+    const n = values[i]!;
+    if (n === skip || (skipsNaN && n !== n)) continue;
+    if (n < least) least = n;
+    if (n > most) most = n;
+    sum += n;
+    if (!wholeByType && notWhole === undefined && !Number.isInteger(n)) notWhole = n;
+  }
+  return { least, most, sum, notWhole };
 }
 
 /** The value kept under `key` in `cache`, made by `make` the first time. */
