@@ -445,7 +445,8 @@ export function apply(state: State, event: DfsEvent): void {
  */
 export function indexFile(state: State, file: FileState): void {
   if (!file.deleted) state.paths.set(file.path, file.fileId);
-  for (const v of file.versions.values()) {
+  for (let number = 1; number <= file.versions.size; number++) {
+    const v = file.versions.get(number)!;
     state.uploads.set(v.uploadId, v);
     if (v.status === "pending") state.pendingUploads.add(v.uploadId);
   }
@@ -484,7 +485,7 @@ function planPieces(state: State, v: VersionState, planned: readonly PlannedPiec
 
 /** Keep `versioned` true to whether the file has older versions retention may expire. */
 function indexVersions(state: State, file: FileState): void {
-  if (!file.deleted && hasOlderVersions(file)) state.versioned.add(file.fileId);
+  if (!file.deleted && file.versions.size > 1 && hasOlderVersions(file)) state.versioned.add(file.fileId);
   else state.versioned.delete(file.fileId);
 }
 
