@@ -105,8 +105,11 @@ export function liveCopies(state: State, c: ContentState): string[] {
 function needsHealing(state: State, c: ContentState): boolean {
   const wanted = wantedReplicas(c);
   if (wanted === 0) return false;
-  const holders = liveHolders(state, c).length;
-  return holders + liveCopies(state, c).length < wanted || holders > wanted;
+  // Counted, not listed: the fold asks this after every change to a piece's copies.
+  let holders = 0, copies = 0;
+  for (const workerId of c.holders) if (live(state, workerId)) holders += 1;
+  for (const workerId of c.copying) if (live(state, workerId)) copies += 1;
+  return holders + copies < wanted || holders > wanted;
 }
 
 /** Keep the index of bytes that need healing true for `c`. */

@@ -202,15 +202,51 @@ export function list(state: State, prefix?: string): ListEntry[] {
 }
 
 /**
+ * The `count` least paths after `after` (exclusive) of the files with a committed version at
+ * or below `prefix`, sorted, and whether more follow: one pass that keeps them in a max-heap.
+ * Sorting every path for each page took 0.1-0.2 s at 300,000 files (the first answer of a
+ * master started from a snapshot, and every page of a long `ls`).
+ */
+function leastPaths(state: State, prefix: string | undefined, after: string | undefined, count: number): { paths: string[]; more: boolean } {
+  const root = normalisePrefix(prefix);
+  const heap: string[] = []; // heap[0] is the greatest kept
+  let more = false;
+  const swap = (i: number, j: number) => ([heap[i], heap[j]] = [heap[j]!, heap[i]!]);
+  for (const [path, fileId] of state.paths) {
+    if ((after !== undefined && path <= after) || (heap.length === count && path >= heap[0]!)) {
+      if (!more && heap.length === count && path > (after ?? "") && isUnder(path, root) && latestCommitted(state.files.get(fileId)!)) more = true;
+      continue;
+    }
+    if (!isUnder(path, root) || !latestCommitted(state.files.get(fileId)!)) continue;
+    if (heap.length === count) {
+      more = true;
+      heap[0] = path;
+      for (let i = 0; ; ) {
+        const left = 2 * i + 1, right = left + 1;
+        let greatest = i;
+        if (left < heap.length && heap[left]! > heap[greatest]!) greatest = left;
+        if (right < heap.length && heap[right]! > heap[greatest]!) greatest = right;
+        if (greatest === i) break;
+        swap(i, greatest);
+        i = greatest;
+      }
+    } else {
+      heap.push(path);
+      for (let i = heap.length - 1; i > 0 && heap[(i - 1) >> 1]! < heap[i]!; i = (i - 1) >> 1) swap(i, (i - 1) >> 1);
+    }
+  }
+  return { paths: heap.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), more };
+}
+
+/**
  * Files after the path `after` (exclusive), at most `limit` of them and as many as fit in
  * `maxBytes`; only those are looked at.
  */
 export function listPage(state: State, prefix: string | undefined, after: string | undefined, limit = LIST_PAGE, maxBytes = REPLY_BYTES): ListPage {
-  const paths = visiblePaths(state, prefix);
-  const start = after === undefined ? 0 : paths.findIndex((path) => path > after);
-  if (start < 0) return { files: [] };
-  const files = fillPage(Math.min(limit, paths.length - start), (i) => listEntry(liveFile(state, paths[start + i]!)), maxBytes);
-  return start + files.length < paths.length ? { files, next: files[files.length - 1]!.path } : { files };
+  const { paths, more } = leastPaths(state, prefix, after, limit);
+  if (paths.length === 0) return { files: [] };
+  const files = fillPage(paths.length, (i) => listEntry(liveFile(state, paths[i]!)), maxBytes);
+  return more || files.length < paths.length ? { files, next: files[files.length - 1]!.path } : { files };
 }
 
 export function uploadPlan(state: State, uploadId: string): UploadPlan {

@@ -1055,6 +1055,32 @@ Queries("queries - listPage walks every file once, in order, a page at a time", 
   assert.equal(listPage(h.state, "/", undefined, 10).next, undefined, "one page when everything fits");
 });
 
+Queries("queries - listPage pages in order whatever order the files were made in, pending and deleted ones left out", () => {
+  const h = new History(joined("a"));
+  // Made in a scrambled order (37 is prime to 60), some deleted, one left pending, others outside the prefix.
+  const made = Array.from({ length: 60 }, (_, i) => `/d/${String((i * 37) % 60).padStart(2, "0")}`);
+  for (const [i, path] of made.entries()) upload(h, create({ path, uploadId: `u${i}`, replicas: 1 }));
+  for (const path of ["/d/07", "/d/30", "/d/59"]) h.run({ type: "DeleteFile", at: T0, path });
+  h.run(create({ path: "/d/pending", uploadId: "u-pending", replicas: 1 }));
+  upload(h, create({ path: "/e/1", uploadId: "u-e", replicas: 1 }));
+  const visible = list(h.state, "/d").map((f) => f.path);
+  assert.is(visible.length, 57);
+  for (const limit of [1, 4, 7, 57, 100]) {
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = listPage(h.state, "/d", after, limit);
+      assert.ok(page.files.length >= 1 && page.files.length <= limit, `a page of 1 to ${limit}`);
+      seen.push(...page.files.map((f) => f.path));
+      after = page.next;
+      pages += 1;
+    } while (after !== undefined && pages < 100);
+    assert.equal(seen, visible, `every visible file once, in order, ${limit} a page`);
+    assert.is(pages, Math.ceil(visible.length / limit), `${limit} a page`);
+  }
+});
+
 Queries("queries - listPage fills a page up to a byte budget, and never leaves it empty", () => {
   const h = new History(joined("a"));
   const long = (i: number) => `/${"d".repeat(250)}/${"e".repeat(250)}/${i}`;

@@ -189,11 +189,37 @@ test("snapshot table - encoding and digest let the event loop run between slices
   assert.ok(ticks > encodedTicks, "and while it digested");
 });
 
+test("snapshot table - columns of whole numbers are written as narrow as their values allow, and format 5's wide ones read the same", async () => {
+  const { state } = variedLog();
+  const bytes = await encodeTable(state);
+  const cbor = new Encoder({ useRecords: false, structuredClone: false });
+  const table = cbor.decode(Uint8Array.from(bytes)) as Record<string, Record<string, unknown>>;
+  assert.instance(table.versions!.version, Uint8Array, "version numbers of a few");
+  assert.instance(table.versions!.createdAt, Float64Array, "times past 2^32");
+  assert.instance(table.versions!.reasonRef, Uint32Array, "references that may be absent (2^32 - 1)");
+  // The same table as format 5 wrote it: every column of whole numbers at its declared width.
+  const declared: Record<string, Record<string, { from(values: ArrayLike<number>): ArrayLike<number> }>> = {
+    versions: { version: Float64Array, size: Float64Array, pieceSize: Float64Array, completePieces: Uint32Array, pieceCount: Uint32Array, uploadIdRef: Uint32Array },
+    files: { idRef: Uint32Array, pathRef: Uint32Array, lastVersion: Float64Array, versionCount: Uint32Array },
+    pieces: { index: Uint32Array, size: Float64Array, sha256Hash: Uint32Array, peerCount: Uint32Array, storedCount: Uint32Array },
+    peers: { workerRef: Uint32Array },
+    content: { size: Float64Array, refs: Uint32Array, holderCount: Uint32Array },
+  };
+  for (const [group, columns] of Object.entries(declared)) {
+    for (const [name, Typed] of Object.entries(columns)) table[group]![name] = Typed.from(table[group]![name] as ArrayLike<number>);
+  }
+  const wide = cbor.encode(table);
+  assert.ok(wide.length > bytes.length, `format 5's columns take more bytes (${wide.length} against ${bytes.length})`);
+  const decoded = decodeTable({ ...headOf(state, wide), format: 5 }, [wide]);
+  assert.equal(decoded, state);
+  assert.is(stateDigest(decoded), stateDigest(state));
+});
+
 test("snapshot table - a snapshot of another format, or whose bytes are not its head's, is refused", async () => {
   const { state } = variedLog();
   const bytes = await encodeTable(state);
   const head = headOf(state, bytes);
-  assert.throws(() => decodeTable({ ...head, format: 4 }, [bytes]), /snapshot format 4, not 5/);
+  assert.throws(() => decodeTable({ ...head, format: 4 }, [bytes]), /snapshot format 4, not 5 or 6/);
   assert.throws(() => decodeTable({ ...head, sha256: sha("other") }, [bytes]), /do not match their SHA-256/);
   assert.throws(() => decodeTable({ ...head, seq: head.seq + 1 }, [bytes]), /not a table at sequence/);
 });
@@ -214,22 +240,27 @@ test("snapshot table - one whose columns do not hold together is refused before 
       return /^snapshot table: /.test((err as Error).message) ? /refused/ : new RegExp(`not refused by its checks: ${(err as Error).message}`);
     }
   };
+  /** The column as its declared type, widened from the narrower one it may have been written in. */
+  const wide = <T extends Uint32Array | Float64Array>(table: Columns, group: string, name: string, Typed: { from(values: ArrayLike<number>): T }): T =>
+    (table[group]![name] = Typed.from(table[group]![name] as ArrayLike<number>));
   const rows = (table: Columns, group: string) => (table[group]!.idRef ?? table[group]!.sha256Hash ?? table[group]!.workerRef) as ArrayLike<number>;
   const cases: Record<string, (table: Columns) => void> = {
     // A piece index of 2^32 - 2 made a sparse array whose first walk never ended.
     "a piece index past the most pieces a version has": (t) => (t.pieces!.index = Uint32Array.from(t.pieces!.index as Uint32Array, (i) => i + 4_294_967_000)),
     "a worker id naming no string": (t) => (t.workers!.idRef = Uint32Array.from(rows(t, "workers"), () => 1_000_000)),
-    "a path naming no string": (t) => ((t.files!.pathRef as Uint32Array)[0] = 1_000_000),
-    "an absent worker id": (t) => ((t.holders!.workerRef as Uint32Array)[0] = 0xffffffff),
-    "a content naming no SHA-256": (t) => ((t.content!.sha256Hash as Uint32Array)[0] = 1_000_000),
+    "a path naming no string": (t) => (wide(t, "files", "pathRef", Uint32Array)[0] = 1_000_000),
+    "an absent worker id": (t) => (wide(t, "holders", "workerRef", Uint32Array)[0] = 0xffffffff),
+    "a content naming no SHA-256": (t) => (wide(t, "content", "sha256Hash", Uint32Array)[0] = 1_000_000),
     "a version count past the versions": (t) => ((t.files!.versionCount as Uint32Array)[0] += 1),
     "a peer count past the peers": (t) => ((t.pieces!.peerCount as Uint32Array)[0] += 1),
     "a column shorter than its group": (t) => (t.versions!.size = (t.versions!.size as Float64Array).subarray(1)),
     "a column of another kind": (t) => (t.workers!.live = Array.from(t.workers!.live as Uint8Array)),
+    "a Uint8 column written wider": (t) => (t.workers!.live = Uint32Array.from(t.workers!.live as Uint8Array)),
+    "a column of whole numbers written signed": (t) => (t.versions!.size = Int32Array.from(t.versions!.size as Uint32Array)),
     "a missing column group": (t) => delete t.content,
-    "a size that is not a number": (t) => ((t.versions!.size as Float64Array)[0] = NaN),
-    "a negative time": (t) => ((t.versions!.createdAt as Float64Array)[0] = -1),
-    "a fractional size": (t) => ((t.pieces!.size as Float64Array)[0] = 0.5),
+    "a size that is not a number": (t) => (wide(t, "versions", "size", Float64Array)[0] = NaN),
+    "a negative time": (t) => (wide(t, "versions", "createdAt", Float64Array)[0] = -1),
+    "a fractional size": (t) => (wide(t, "pieces", "size", Float64Array)[0] = 0.5),
     "no replicas": (t) => ((t.versions!.replicas as Uint8Array)[0] = 0),
     "a status past the statuses": (t) => ((t.versions!.status as Uint8Array)[0] = 9),
     "a role past the roles": (t) => ((t.peers!.role as Uint8Array)[0] = 7),
