@@ -119,35 +119,23 @@ export async function readLog(
           ...(opts.filter ? { filter_subjects: opts.filter } : {}),
         }),
   );
+  messages = await consumer.consume({ max_messages: opts.batch ?? 10_000, expires: PULL_EXPIRES_MS });
   let previous = fromSeq - 1;
-  let ended = false;
-  // Handed over from the consumer's own callback rather than through its async iterator: one
-  // promise fewer a message (a long log is hundreds of thousands). What the callback throws
-  // ends the reading, as `done`'s error.
-  messages = await consumer.consume({
-    max_messages: opts.batch ?? 10_000,
-    expires: PULL_EXPIRES_MS,
-    callback: (m) => {
-      if (stopped || ended) return;
-      const { info } = m;
+  const done = (async () => {
+    for await (const m of messages!) {
+      if (stopped) break;
       // A consumer made for this reader by someone else (a master) must not hide anything:
       // the log has no holes, so a skipped sequence means a filtered or tampered reader.
-      if (opts.consumer && !opts.filter && info.streamSequence !== previous + 1) {
-        throw new DfsError(ErrorCodes.INTERNAL, `the reader of ${stream} skipped from sequence ${previous} to ${info.streamSequence}`);
+      if (opts.consumer && !opts.filter && m.seq !== previous + 1) {
+        throw new DfsError(ErrorCodes.INTERNAL, `the reader of ${stream} skipped from sequence ${previous} to ${m.seq}`);
       }
-      previous = info.streamSequence;
-      onMessage({ seq: info.streamSequence, subject: m.subject, data: m.data, time: new Date(Math.floor(info.timestampNanos / 1e6)) });
+      previous = m.seq;
+      onMessage({ seq: m.seq, subject: m.subject, data: m.data, time: new Date(Math.floor(m.info.timestampNanos / 1e6)) });
       // A filtered reader may never see the stream's last sequence: pending 0 means caught up.
-      if (!opts.follow && (info.streamSequence >= startLastSeq || info.pending === 0)) {
-        ended = true;
-        void messages?.close();
-      }
-    },
-  });
-  if (stopped || ended) void messages.close();
-  const done = messages.closed().then((err) => {
-    if (err) throw err;
-  });
+      if (!opts.follow && (m.seq >= startLastSeq || m.info.pending === 0)) break;
+    }
+    await messages!.close();
+  })();
   return { done, startLastSeq, stop };
 }
 
