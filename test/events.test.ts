@@ -7,6 +7,10 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { EVENT_SCHEMAS, EVENT_TYPES, MAX_PIECES, MAX_REASON_LENGTH, MAX_REPLICAS, MIN_PIECE_SIZE, PIECES_PER_EVENT, UPLOADS_PER_EVENT, parseEvent, type EventType } from "../src/events.js";
 import { isCanonicalPath, normalisePath } from "../src/paths.js";
+import { decode, encode } from "../src/codec.js";
+import { decide, type Command } from "../src/decide.js";
+import { evolve } from "../src/fold.js";
+import { initialState } from "../src/state.js";
 
 const T0 = 1_700_000_000_000;
 const sha = (seed: string | number): string => createHash("sha256").update(String(seed)).digest("hex");
@@ -141,6 +145,37 @@ Agree("events - a well-formed event is the event as it is, not a copy", () => {
     seen.add(value.type as string);
   }
   assert.equal([...seen].sort(), [...EVENT_TYPES].sort(), "a sample of every type");
+});
+
+Agree("events - what the decider writes for puts is checked on the fast path, as it is logged", () => {
+  const state = initialState();
+  const types = new Set<string>();
+  const run = (cmd: Command) => {
+    const events = decide(state, cmd);
+    for (const event of events) {
+      const logged = decode(encode(event)) as Value;
+      const parsed = parseEvent(logged);
+      assert.ok("event" in parsed && parsed.event === logged, JSON.stringify(logged));
+      types.add(event.type);
+      evolve(state, parsed.event, state.lastSeq + 1);
+    }
+    return events;
+  };
+  for (const workerId of ["w1", "w2", "w3"]) run({ type: "NoteHeartbeat", at: T0, workerId });
+  const bytes = (n: number) => createHash("sha256").update(`content ${n}`).digest("hex");
+  const creates = [1, 3].map((count, i) => {
+    const pieces = Array.from({ length: count }, (_, index) => ({ index, size: index < count - 1 ? MIN_PIECE_SIZE : 10, sha256: bytes(10 * i + index) }));
+    const size = pieces.reduce((n, p) => n + p.size, 0);
+    return { type: "CreateVersion", at: T0, uploadId: `U${i}`, uploader: "client", newFileId: `F${i}`, path: `/put/${i}`, size, sha256: count === 1 ? pieces[0]!.sha256 : sha(i), pieceSize: MIN_PIECE_SIZE, replicas: 2, pieces } as const;
+  });
+  run({ type: "CreateVersions", at: T0, creates });
+  for (const [fileId, version] of [["F0", 1], ["F1", 1]] as const) {
+    for (const piece of state.files.get(fileId)!.versions.get(version)!.pieces) {
+      for (const peer of piece.peers) run({ type: "ConfirmPiece", at: T0, workerId: peer.workerId, fileId, version, piece: piece.index, sha256: piece.sha256, ok: true });
+    }
+  }
+  assert.equal([...types].sort(), ["FileCommitted", "FileCreated", "PieceStored", "UploadsAssigned", "WorkerJoined"]);
+  assert.is(state.rejected.count, 0);
 });
 
 Agree("events - every variation of every type gets the schema's verdict, event or reason", () => {
