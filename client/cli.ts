@@ -813,10 +813,17 @@ export function buildProgram(): Command {
           process.stdout.write(`replayed ${counted(state.lastSeq, "event")} (${rejected.count} rejected): ${counted(files.length, "file")}, ${counted(state.workers.size, "worker")}\n`);
           if (rejected.count > rejected.recent.length) process.stdout.write(`  the latest ${rejected.recent.length} rejected:\n`);
           for (const r of rejected.recent) process.stdout.write(`  rejected seq ${r.seq}: ${r.reason}\n`);
+          // Many lines a write: a write a line was a tenth of the CPU of replaying 300,000 files.
+          let listing = "";
           for (const f of files.sort((a, b) => (a.path < b.path ? -1 : 1))) {
             const versions = [...f.versions.values()].map((v) => `v${v.version}:${v.status}`).join(" ");
-            process.stdout.write(`  ${f.path}  ${versions}\n`);
+            listing += `  ${f.path}  ${versions}\n`;
+            if (listing.length >= 64 * 1024) {
+              process.stdout.write(listing);
+              listing = "";
+            }
           }
+          process.stdout.write(listing);
           for (const w of [...state.workers.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : 1))) {
             process.stdout.write(`  worker ${w.workerId} ${w.live ? "live" : "lost"}, ${humanBytes(w.assignedBytes)} placed\n`);
           }

@@ -3,7 +3,7 @@
 // (ms since epoch). The schemas below are the catalogue: the README lists them with their
 // fields, and every event read from the log is checked against them before it is folded.
 import { z } from "zod";
-import { normalisePath } from "./paths.js";
+import { isCanonicalPath } from "./paths.js";
 
 /** Most entries one PiecesPlanned, PeersAssigned or PiecesDropped event carries, so an event stays far below max_payload. */
 export const PIECES_PER_EVENT = 2000;
@@ -17,18 +17,15 @@ export const MAX_REPLICAS = 16;
 export const MAX_CODE_LENGTH = 64;
 export const MAX_REASON_LENGTH = 2000;
 
+const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const version = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
+const sha256 = z.string().regex(SHA256_PATTERN, "must be 64 lowercase hex digits");
 /** Worker, file and upload ids each become one subject token. */
-const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, _ or -");
-const path = z.string().refine((p) => {
-  try {
-    return normalisePath(p) === p;
-  } catch {
-    return false;
-  }
-}, "must be a canonical path");
+const id = z.string().regex(ID_PATTERN, "must be 1-64 letters, digits, _ or -");
+const path = z.string().refine(isCanonicalPath, "must be a canonical path");
 const code = z.string().max(MAX_CODE_LENGTH);
 const reason = z.string().max(MAX_REASON_LENGTH);
 const at = count;
@@ -105,11 +102,26 @@ export const FileCreated = z
      */
     pieces: z.array(PlannedPiece).min(1).max(PIECES_PER_EVENT).optional(),
   })
-  .refine((e) => piecesOf(e.size, e.pieceSize) <= MAX_PIECES, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
-  .refine((e) => (e.streamed ? e.sha256 === undefined : e.sha256 !== undefined), { message: "is declared unless the version is streamed, and only then", path: ["sha256"] })
-  .refine((e) => !e.streamed || e.size === 0, { message: "of a streamed version is 0 until it is sealed", path: ["size"] })
-  .refine((e) => !e.streamed || e.pieces === undefined, { message: "of a streamed version are planned as they come, not when it is created", path: ["pieces"] });
+  .refine(hasFewEnoughPieces, { message: `must have at most ${MAX_PIECES} pieces`, path: ["size"] })
+  .refine(declaresUnlessStreamed, { message: "is declared unless the version is streamed, and only then", path: ["sha256"] })
+  .refine(isEmptyUntilSealed, { message: "of a streamed version is 0 until it is sealed", path: ["size"] })
+  .refine(isPlannedAsItComes, { message: "of a streamed version are planned as they come, not when it is created", path: ["pieces"] });
 export type FileCreated = z.infer<typeof FileCreated>;
+
+// FileCreated's rules across its fields, shared by its schema and its fast check (below).
+type CreatedFields = { size: number; pieceSize: number; sha256?: string; streamed?: true; pieces?: unknown[] };
+function hasFewEnoughPieces(e: CreatedFields): boolean {
+  return piecesOf(e.size, e.pieceSize) <= MAX_PIECES;
+}
+function declaresUnlessStreamed(e: CreatedFields): boolean {
+  return e.streamed ? e.sha256 === undefined : e.sha256 !== undefined;
+}
+function isEmptyUntilSealed(e: CreatedFields): boolean {
+  return !e.streamed || e.size === 0;
+}
+function isPlannedAsItComes(e: CreatedFields): boolean {
+  return !e.streamed || e.pieces === undefined;
+}
 
 /** Pieces `pieces[i].index` of a version, with their size and declared SHA-256. */
 export const PiecesPlanned = z.object({
@@ -161,8 +173,12 @@ export const UploadsAssigned = z
     workerId: id,
     uploads: z.array(UploadAssignment).min(1).max(UPLOADS_PER_EVENT),
   })
-  .refine((e) => e.uploads.reduce((n, u) => n + u.pieces.length, 0) <= PIECES_PER_EVENT, { message: `must hold at most ${PIECES_PER_EVENT} pieces in all`, path: ["uploads"] });
+  .refine(holdsFewEnoughPieces, { message: `must hold at most ${PIECES_PER_EVENT} pieces in all`, path: ["uploads"] });
 export type UploadsAssigned = z.infer<typeof UploadsAssigned>;
+
+function holdsFewEnoughPieces(e: { uploads: { pieces: unknown[] }[] }): boolean {
+  return e.uploads.reduce((n, u) => n + u.pieces.length, 0) <= PIECES_PER_EVENT;
+}
 
 /**
  * A streamed version's content is complete: its size, its SHA-256 and how many pieces it has.
@@ -289,8 +305,120 @@ export function parseEvent(value: unknown): { event: DfsEvent } | { rejected: st
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { rejected: "event is not a map" };
   const type = (value as { type?: unknown }).type;
   if (!isEventType(type)) return { rejected: `unknown event type ${JSON.stringify(type)?.slice(0, 80)}` };
+  if (WELL_FORMED[type](value)) return { event: value as DfsEvent };
   const result = EVENT_SCHEMAS[type].safeParse(value);
   if (result.success) return { event: result.data };
   const issue = result.error.issues[0];
   return { rejected: `${type}${issue?.path.length ? `.${issue.path.join(".")}` : ""}: ${issue?.message ?? "invalid"}` };
 }
+
+// The fast path of `parseEvent`. Folding a long log, checking each event with its schema cost
+// more than everything else but reading it (zod copies every object it checks). These checks
+// recognise an event exactly as the decider writes it: a plain map with only its type's fields,
+// in the schema's order, each within the schema's rules. Such a value is what the schema would
+// return, so it is the event as it is; anything else (a field too many or out of order, a
+// bad value) goes through the schema, which returns the same event or says why there is none.
+// test/events.test.ts holds the two to the same verdicts.
+
+type Check = (value: unknown) => boolean;
+
+const isSafeIntegerIn = (min: number, max: number): Check => (v) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const isCount = isSafeIntegerIn(0, Number.MAX_SAFE_INTEGER);
+const isVersion = isSafeIntegerIn(1, Number.MAX_SAFE_INTEGER);
+const isSha256: Check = (v) => typeof v === "string" && SHA256_PATTERN.test(v);
+const isId: Check = (v) => typeof v === "string" && ID_PATTERN.test(v);
+const isPath: Check = (v) => typeof v === "string" && isCanonicalPath(v);
+const isStringUpTo = (max: number): Check => (v) => typeof v === "string" && v.length <= max;
+const isCode = isStringUpTo(MAX_CODE_LENGTH);
+const isReason = isStringUpTo(MAX_REASON_LENGTH);
+const is = (literal: unknown): Check => (v) => v === literal;
+const isRole: Check = (v) => v === "major" || v === "minor";
+const isArrayOf = (item: Check, min: number, max: number): Check => (v) => Array.isArray(v) && v.length >= min && v.length <= max && v.every(item);
+
+/** A field that may be absent (a field present must pass its check: a present `undefined` goes to the schema). */
+const optional = (check: Check) => ({ check, optional: true });
+
+/** A plain map of exactly these fields, present in this order (optional ones may be absent), each passing its check, then the rules across them. */
+function isExactly(fields: Record<string, Check | { check: Check; optional: boolean }>, ...rules: ((value: never) => boolean)[]): Check {
+  const spec = Object.entries(fields).map(([key, field]) => (typeof field === "function" ? { key, check: field, optional: false } : { key, ...field }));
+  return (value) => {
+    if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
+    const map = value as Record<string, unknown>;
+    let next = 0;
+    for (const key in map) {
+      while (next < spec.length && spec[next]!.key !== key) if (!spec[next++]!.optional) return false;
+      if (next === spec.length || !spec[next]!.check(map[key])) return false;
+      next += 1;
+    }
+    while (next < spec.length) if (!spec[next++]!.optional) return false;
+    return rules.every((rule) => rule(value as never));
+  };
+}
+
+const isPlannedPiece = isExactly({ index: isCount, size: isCount, sha256: isSha256 });
+const isAssignedPiece = isExactly({ piece: isCount, size: isCount, sha256: isSha256, role: isRole, pullFrom: optional(isId) });
+const isUploadAssignment = isExactly({
+  fileId: isId,
+  version: isVersion,
+  uploadId: isId,
+  uploader: optional(isId),
+  pieces: isArrayOf(isAssignedPiece, 1, PIECES_PER_EVENT),
+});
+const isCopyOrder = isExactly({ sha256: isSha256, size: isCount, sources: isArrayOf(isId, 1, MAX_SOURCES) });
+const isSha256s = isArrayOf(isSha256, 1, PIECES_PER_EVENT);
+
+/** Every event type's fast check: the same fields and rules as its schema above. */
+const WELL_FORMED: Record<EventType, Check> = {
+  WorkerJoined: isExactly({ type: is("WorkerJoined"), at: isCount, workerId: isId }),
+  WorkerLost: isExactly({ type: is("WorkerLost"), at: isCount, workerId: isId, reason: isReason }),
+  FileCreated: isExactly(
+    {
+      type: is("FileCreated"),
+      at: isCount,
+      fileId: isId,
+      path: isPath,
+      version: isVersion,
+      size: isCount,
+      sha256: optional(isSha256),
+      pieceSize: isSafeIntegerIn(MIN_PIECE_SIZE, MAX_PIECE_SIZE),
+      replicas: isSafeIntegerIn(1, MAX_REPLICAS),
+      uploadId: isId,
+      uploader: optional(isId),
+      streamed: optional(is(true)),
+      pieces: optional(isArrayOf(isPlannedPiece, 1, PIECES_PER_EVENT)),
+    },
+    hasFewEnoughPieces,
+    declaresUnlessStreamed,
+    isEmptyUntilSealed,
+    isPlannedAsItComes,
+  ),
+  PiecesPlanned: isExactly({ type: is("PiecesPlanned"), at: isCount, fileId: isId, version: isVersion, pieces: isArrayOf(isPlannedPiece, 1, PIECES_PER_EVENT) }),
+  PeersAssigned: isExactly({
+    type: is("PeersAssigned"),
+    at: isCount,
+    fileId: isId,
+    version: isVersion,
+    uploadId: isId,
+    uploader: optional(isId),
+    workerId: isId,
+    pieces: isArrayOf(isAssignedPiece, 1, PIECES_PER_EVENT),
+  }),
+  UploadsAssigned: isExactly({ type: is("UploadsAssigned"), at: isCount, workerId: isId, uploads: isArrayOf(isUploadAssignment, 1, UPLOADS_PER_EVENT) }, holdsFewEnoughPieces),
+  PieceStored: isExactly({ type: is("PieceStored"), at: isCount, fileId: isId, version: isVersion, piece: isCount, workerId: isId, sha256: isSha256 }),
+  FileSealed: isExactly({ type: is("FileSealed"), at: isCount, fileId: isId, path: isPath, version: isVersion, size: isCount, sha256: isSha256, pieces: isSafeIntegerIn(0, MAX_PIECES) }),
+  FileCommitted: isExactly({ type: is("FileCommitted"), at: isCount, fileId: isId, path: isPath, version: isVersion, size: isCount, sha256: isSha256 }),
+  UploadAbandoned: isExactly({ type: is("UploadAbandoned"), at: isCount, fileId: isId, path: isPath, version: isVersion, code: isCode, reason: isReason }),
+  FileDeleted: isExactly({ type: is("FileDeleted"), at: isCount, fileId: isId, path: isPath, version: optional(isVersion) }),
+  PiecesDropped: isExactly({ type: is("PiecesDropped"), at: isCount, workerId: isId, sha256s: isSha256s }),
+  CopiesOrdered: isExactly({ type: is("CopiesOrdered"), at: isCount, workerId: isId, pieces: isArrayOf(isCopyOrder, 1, PIECES_PER_EVENT) }),
+  ReplicaStored: isExactly({ type: is("ReplicaStored"), at: isCount, workerId: isId, sha256: isSha256 }),
+  CopyFailed: isExactly({ type: is("CopyFailed"), at: isCount, workerId: isId, sha256: isSha256, code: isCode, reason: isReason }),
+  ReplicasLost: isExactly({ type: is("ReplicasLost"), at: isCount, workerId: isId, sha256s: isSha256s, reason: isReason }),
+  RetentionSet: isExactly({
+    type: is("RetentionSet"),
+    at: isCount,
+    keepVersions: optional(isSafeIntegerIn(1, Number.MAX_SAFE_INTEGER)),
+    keepForMs: optional(isCount),
+  }),
+  VersionExpired: isExactly({ type: is("VersionExpired"), at: isCount, fileId: isId, path: isPath, version: isVersion, rule: isReason }),
+};

@@ -38,6 +38,20 @@ export function normalisePath(input: unknown): string {
   return "/" + segments.join("/");
 }
 
+// A path of printable ASCII only: NFC already, and its bytes are its characters.
+const PLAIN_CANONICAL_PATH = /^(?:\/(?!\.\.?(?:\/|$))[\x20-\x2e\x30-\x7e]{1,255})+$/;
+
+/** Whether `path` is a canonical path as it is (what `normalisePath` returns it as). Never throws. */
+export function isCanonicalPath(path: string): boolean {
+  // Most paths are plain ASCII: told apart without normalising (as often as every event of a log is checked).
+  if (path.length <= MAX_PATH_BYTES && PLAIN_CANONICAL_PATH.test(path)) return true;
+  try {
+    return normalisePath(path) === path;
+  } catch {
+    return false;
+  }
+}
+
 /** A listing prefix: like a path, but empty or `/` means everything, and `/a/` means `/a`. */
 export function normalisePrefix(input: unknown): string {
   if (input === undefined || input === "" || input === "/") return "/";

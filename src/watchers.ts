@@ -23,7 +23,8 @@ export class Watchers {
   }
 
   changed(key: string): void {
-    for (const done of [...(this.waiting.get(key) ?? [])]) done();
+    const waiters = this.waiting.get(key);
+    if (waiters) for (const done of [...waiters]) done();
   }
 
   wakeAll(): void {

@@ -164,8 +164,9 @@ export class Master {
   private readonly creates = new Batcher<CreateVersion>(async (creates) => void (await this.execute({ type: "CreateVersions", at: Date.now(), creates })), CREATES_DECIDED_TOGETHER);
   /** Callers of `wait`, woken when an event about their file is folded. */
   private readonly uploadWatch = new Watchers();
-  /** Callers waiting for the fold to reach a sequence, woken at every fold. */
+  /** Callers waiting for the fold to reach a sequence, woken once the messages folded in a turn of the event loop are. */
   private readonly foldWatch = new Watchers();
+  private foldWakeQueued = false;
   private stopped = false;
   /** This master holds the lease: it decides. */
   private leading = false;
@@ -495,8 +496,22 @@ export class Master {
     const { event, rejected } = foldLogged(this.state, this.cat, message);
     if (rejected !== undefined) this.log(`rejected seq ${message.seq} on ${message.subject}: ${rejected}`);
     else if (event) this.folded(event);
-    this.foldWatch.changed(FOLDED);
+    this.wakeFoldWatchers();
     this.snapshotIfDue();
+  }
+
+  /**
+   * Wake the callers waiting for the fold once the messages at hand are folded, not at every
+   * one: catching up with a long log folds thousands of messages a turn of the event loop, and
+   * each wake set every waiter's timer again (a tenth of a master's start-up CPU).
+   */
+  private wakeFoldWatchers(): void {
+    if (this.foldWakeQueued) return;
+    this.foldWakeQueued = true;
+    setImmediate(() => {
+      this.foldWakeQueued = false;
+      this.foldWatch.changed(FOLDED);
+    });
   }
 
   /** What a fact just folded sets in motion: woken waiters, healing, a new worker's inventory. */
