@@ -15,18 +15,7 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { startNatsServer } from "../client/nats-server.js";
 import { appendSyntheticLog } from "./bench-log.js";
-import { CLI, TestStore, runCli, waitFor, type Role } from "../test/harness.js";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { CLI, TestStore, runCli, seededRandom, waitFor, type Role } from "../test/harness.js";
 
 const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
 
@@ -104,7 +93,7 @@ async function replayCheck(store: TestStore): Promise<string> {
 
 /** Scenario: kill -9 of the leader master in the middle of a put -r of many small files. */
 async function leaderMidPut(seed: number, opts: { everyMaster?: boolean } = {}): Promise<string[]> {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const replicas = seed % 2 === 0 ? 1 : 3;
   const store = await TestStore.start(`kt-leader-${seed}`);
   const findings: string[] = [];
@@ -161,7 +150,7 @@ async function leaderMidPut(seed: number, opts: { everyMaster?: boolean } = {}):
  */
 async function followerMidSnapshot(seed: number): Promise<string[]> {
   const rounds = 6;
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const store = await TestStore.start(`kt-snap-${seed}`);
   const findings: string[] = [];
   try {
@@ -233,7 +222,7 @@ function randomBytesSeeded(n: number, random: () => number): Buffer {
 
 /** Scenario: kill -9 of a worker in the middle of a put of a big file, started again on the same data folder. */
 async function workerMidPut(seed: number): Promise<string[]> {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const replicas = 2 + (seed % 2);
   const store = await TestStore.start(`kt-worker-${seed}`);
   const findings: string[] = [];
@@ -271,7 +260,7 @@ async function workerMidPut(seed: number): Promise<string[]> {
 
 /** Scenario: a worker lost, and the worker copying its pieces killed -9 mid-copy and started again. */
 async function workerMidCopy(seed: number): Promise<string[]> {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const store = await TestStore.start(`kt-copy-${seed}`);
   const findings: string[] = [];
   try {
@@ -311,7 +300,7 @@ async function workerMidCopy(seed: number): Promise<string[]> {
 
 /** Scenario: kill -9 of the client in the middle of a put (a file, or stdin) and of a get. */
 async function clientKilled(seed: number): Promise<string[]> {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const store = await TestStore.start(`kt-client-${seed}`);
   const findings: string[] = [];
   try {
@@ -373,7 +362,7 @@ async function clientKilled(seed: number): Promise<string[]> {
 
 /** Scenario: the nats-server killed -9 under load (a put -r of small files and a big put) and started again on the same store. */
 async function serverKilled(seed: number): Promise<string[]> {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const store = await TestStore.start(`kt-server-${seed}`);
   const findings: string[] = [];
   try {

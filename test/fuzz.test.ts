@@ -11,7 +11,7 @@ import { MASTER_OPS, WORKER_OPS } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import { isErrorCode } from "../src/errors.js";
 import { ERROR_HEADER, uploadIdOf } from "../src/protocol.js";
-import { keyedUpload, storeSuite, waitFor, type TestStore } from "./harness.js";
+import { keyedUpload, seededRandom, storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const SEED = Number(process.env.DFS_FUZZ_SEED ?? Date.now() % 2 ** 32);
 const RPC_REQUESTS = 2_400;
@@ -22,18 +22,6 @@ const REPLY_TIMEOUT_MS = 3_000;
 
 // Workers must stay live in the master's view while they are paused (SIGSTOP) in the pull phase.
 const test = storeSuite("fuzz", { workers: ["w1", "w2"], workerTimeoutMs: 60_000 });
-
-/** mulberry32: a tiny seeded PRNG, so a failing run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Fuzzer {
   constructor(
@@ -212,7 +200,7 @@ test(`seeded garbage to every RPC and the confirmations stops nobody (DFS_FUZZ_S
   process.stdout.write(`\n  fuzz seed ${SEED}\n`);
   const client = await store.client();
   const nc = client.nc;
-  const fuzz = new Fuzzer(mulberry32(SEED), nc.info?.max_payload ?? 1024 * 1024);
+  const fuzz = new Fuzzer(seededRandom(SEED), nc.info?.max_payload ?? 1024 * 1024);
   const subjects = [
     ...MASTER_OPS.flatMap((op) => masterTemplates[op].map((template) => ({ subject: store.cat.masterRpc(op), template, judge: judgeCbor }))),
     ...["w1", "w2"].flatMap((id) =>
@@ -244,7 +232,7 @@ test("garbage to a live upload's pull subject, then the upload completes", async
   // queue group) to learn the upload id.
   const spy = await store.connect("worker", "w1");
   const listener = await store.connect("master");
-  const fuzz = new Fuzzer(mulberry32(SEED + 1), client.nc.info?.max_payload ?? 1024 * 1024);
+  const fuzz = new Fuzzer(seededRandom(SEED + 1), client.nc.info?.max_payload ?? 1024 * 1024);
   let uploadId: string | undefined;
   const overheard = listener.subscribe(store.cat.masterRpc("create"), {
     callback: (_err, msg) => {
