@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
@@ -36,7 +36,7 @@ import { lastSequence } from "../src/log.js";
 import { frameSizeFor } from "../src/protocol.js";
 import { call } from "../src/rpc.js";
 import { appendSyntheticLog, readBare, wholeFilesWithin } from "./bench-log.js";
-import { peakRssMb, rssMb, runMeasured } from "./bench-processes.js";
+import { cpuSeconds, peakRssMb, rssMb, runMeasured, type CommandRun } from "./bench-processes.js";
 import { childrenOf } from "../test/harness.js";
 import { ResultTable, type RowSpec } from "./bench-table.js";
 
@@ -183,11 +183,30 @@ async function benchUser(credsDir: string, cat: Catalogue): Promise<string> {
 }
 
 /** The store's master and workers, as this process's children. */
-async function rolePids(): Promise<{ master: number; workers: number[] }> {
-  const children = (await childrenOf(process.pid)).filter((c) => c.args.includes(CLI_ENTRY));
+async function rolePids(): Promise<{ master: number; workers: number[]; server: number }> {
+  const all = await childrenOf(process.pid);
+  const children = all.filter((c) => c.args.includes(CLI_ENTRY));
   const master = children.find((c) => c.args.includes("master"));
   if (!master) throw new Error("the store's master is not among this process's children");
-  return { master: master.pid, workers: children.filter((c) => c.args.includes("worker")).map((c) => c.pid) };
+  const server = all.find((c) => basename(c.args[0] ?? "") === "nats-server");
+  if (!server) throw new Error("the store's nats-server is not among this process's children");
+  return { master: master.pid, workers: children.filter((c) => c.args.includes("worker")).map((c) => c.pid), server: server.pid };
+}
+
+/**
+ * A `dfs` command run as a user runs it, with the CPU time each process spent on it: the
+ * command itself, the nats-server, the master and each worker (/proc, user + system). On a
+ * machine of few cores the wall time is bounded by the sum, so this says where a put's or a
+ * get's time goes.
+ */
+async function runWithCpu(argv: string[]): Promise<CommandRun & { cpu: string }> {
+  const { master, workers, server } = await rolePids();
+  const pids = [server, master, ...workers];
+  const before = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+  const run = await runMeasured(argv);
+  const after = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+  const spent = pids.map((_, i) => ((after[i] ?? 0) - (before[i] ?? 0)).toFixed(2));
+  return { ...run, cpu: `client ${run.cpuSeconds.toFixed(2)}, nats-server ${spent[0]}, master ${spent[1]}, workers ${spent.slice(2).join("/")}` };
 }
 
 interface Bench {
@@ -248,10 +267,11 @@ async function objectPutGet(b: Bench, local: string, name: string): Promise<{ pu
 async function dfsPutGet(b: Bench, bytes: number, remote: string, replicas: number) {
   const local = join(b.dir, "input");
   await randomFile(local, bytes);
-  const put = await runMeasured(b.dfs("put", local, remote, "--replicas", String(replicas)));
-  const get = await runMeasured(b.dfs("get", remote, join(b.dir, "output")));
+  const put = await runWithCpu(b.dfs("put", local, remote, "--replicas", String(replicas)));
+  const get = await runWithCpu(b.dfs("get", remote, join(b.dir, "output")));
   await b.client.remove(remote);
   await rm(join(b.dir, "output"), { force: true });
+  console.log(`  ${human(bytes)}, ${replicas} replica${replicas === 1 ? "" : "s"}, CPU s: put ${put.seconds.toFixed(2)} s wall (${put.cpu}); get ${get.seconds.toFixed(2)} s wall (${get.cpu})`);
   return { put: mbPerS(bytes, put.seconds), get: mbPerS(bytes, get.seconds), putRss: put.peakRssMb, getRss: get.peakRssMb };
 }
 
