@@ -128,11 +128,25 @@ function formatFields(fields: Record<string, unknown>): string {
   });
   const parts = keys.map((k) => {
     const v = fields[k];
-    if (Array.isArray(v)) return `${k}=[${v.length}]`;
+    if (Array.isArray(v)) return `${k}=${summariseList(v)}`;
     if (typeof v === "string" && /^[0-9a-f]{64}$/.test(v)) return `${k}=${v.slice(0, 12)}…`;
     return `${k}=${shortText(v, 200)}`;
   });
   return parts.join(" ");
+}
+
+/** Files named in an event's list at most (an UploadsAssigned names up to 256 uploads). */
+const FILES_SHOWN = 3;
+
+/**
+ * A list as its length, and the files its entries belong to when they name them (the uploads
+ * of an UploadsAssigned): `[16: f1, f2, f3, …]`, so a line says which files a decision touched.
+ */
+function summariseList(list: readonly unknown[]): string {
+  const fileIds = list.map((item) => (isMap(item) && typeof item.fileId === "string" ? shortText(item.fileId, 64) : undefined));
+  if (list.length === 0 || fileIds.includes(undefined)) return `[${list.length}]`;
+  const shown = fileIds.slice(0, FILES_SHOWN).join(", ");
+  return `[${list.length}: ${shown}${list.length > FILES_SHOWN ? ", …" : ""}]`;
 }
 
 /** The logged event as one JSON object: the event as decoded, and `rejected` with the reason when the fold rejected it. */

@@ -92,6 +92,16 @@ test("put -r of many small files: their creates decided together, one UploadsAss
   const named = events.reduce((n, e) => n + e.event.uploads.length, 0);
   assert.is(named, 150, "every file assigned once");
   assert.ok(events.length < 150 && Math.max(...events.map((e) => e.event.uploads.length)) > 1, `${events.length} events for 150 files`);
+  // The human line says which files each decision touched, not only how many.
+  const lines = await runCli([...store.flags, "tail", "--type", "UploadsAssigned", "--path", "/many"]);
+  assert.is(lines.code, 0, lines.stderr);
+  const printed = lines.stdout.trim().split("\n");
+  assert.is(printed.length, events.length);
+  for (const [i, line] of printed.entries()) {
+    const uploads = (events[i]!.event.uploads as { fileId: string }[]).map((u) => u.fileId);
+    const listed = `uploads=[${uploads.length}: ${uploads.slice(0, 3).join(", ")}${uploads.length > 3 ? ", …" : ""}]`;
+    assert.ok(line.includes(listed), `${line} names ${listed}`);
+  }
   const out = join(store.dir, "many-back");
   const get = await runCli([...store.flags, "get", "-r", "/many", out]);
   assert.is(get.code, 0, get.stderr);
