@@ -213,26 +213,28 @@ function leastPaths(state: State, prefix: string | undefined, after: string | un
   let more = false;
   const swap = (i: number, j: number) => ([heap[i], heap[j]] = [heap[j]!, heap[i]!]);
   for (const [path, fileId] of state.paths) {
-    if ((after !== undefined && path <= after) || (heap.length === count && path >= heap[0]!)) {
-      if (!more && heap.length === count && path > (after ?? "") && isUnder(path, root) && latestCommitted(state.files.get(fileId)!)) more = true;
-      continue;
-    }
+    if (after !== undefined && path <= after) continue;
+    const full = heap.length >= count;
+    // Past the page, once more are known to follow: not even looked up.
+    if (full && more && path >= heap[0]!) continue;
     if (!isUnder(path, root) || !latestCommitted(state.files.get(fileId)!)) continue;
-    if (heap.length === count) {
-      more = true;
-      heap[0] = path;
-      for (let i = 0; ; ) {
-        const left = 2 * i + 1, right = left + 1;
-        let greatest = i;
-        if (left < heap.length && heap[left]! > heap[greatest]!) greatest = left;
-        if (right < heap.length && heap[right]! > heap[greatest]!) greatest = right;
-        if (greatest === i) break;
-        swap(i, greatest);
-        i = greatest;
-      }
-    } else {
+    if (!full) {
       heap.push(path);
       for (let i = heap.length - 1; i > 0 && heap[(i - 1) >> 1]! < heap[i]!; i = (i - 1) >> 1) swap(i, (i - 1) >> 1);
+      continue;
+    }
+    // One path more than the page holds: either it or the greatest kept follows the page.
+    more = true;
+    if (count === 0 || path >= heap[0]!) continue;
+    heap[0] = path;
+    for (let i = 0; ; ) {
+      const left = 2 * i + 1, right = left + 1;
+      let greatest = i;
+      if (left < heap.length && heap[left]! > heap[greatest]!) greatest = left;
+      if (right < heap.length && heap[right]! > heap[greatest]!) greatest = right;
+      if (greatest === i) break;
+      swap(i, greatest);
+      i = greatest;
     }
   }
   return { paths: heap.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), more };
