@@ -6,6 +6,7 @@ import { streamExists } from "../streams/provision.js";
 import { readCredentials, type CredentialsUser } from "./credentials.js";
 import { DfsError, ErrorCodes, asDfsError } from "./errors.js";
 import { throughFailover } from "./failover.js";
+import { gatherWholeMessages } from "./whole-messages.js";
 
 export interface NatsOptions {
   /**
@@ -48,6 +49,7 @@ export async function connectUser(opts: NatsOptions): Promise<{ nc: NatsConnecti
 
 /** Connect as `user` of a creds file (read by the caller), or anonymously. */
 async function connectAs(opts: NatsOptions, user: CredentialsUser | undefined): Promise<NatsConnection> {
+  gatherWholeMessages();
   try {
     return await connect({
       servers: serverList(opts.servers),
