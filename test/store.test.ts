@@ -252,26 +252,4 @@ test("scrub - each piece counts its lookups against the background pace: small p
   }),
 );
 
-test("scrub - the background scrub waits while its worker stores pieces, and goes on once it stops", () =>
-  withStore(async (open) => {
-    for (let i = 0; i < 20; i++) {
-      const bytes = randomBytes(100);
-      await open().put(sha(bytes), [bytes]);
-    }
-    let checked = 0;
-    let storing = true;
-    const scrubber = new Scrubber(open(), async () => ((checked += 1), "good"), () => undefined, () => storing);
-    scrubber.start(1024 * 1024 * 1024);
-    try {
-      // Its first page is due after a second.
-      await new Promise((r) => setTimeout(r, 2_000));
-      assert.is(checked, 0, "nothing checked while the worker stores pieces");
-      storing = false;
-      await waitFor("the scrub to go on", () => checked >= 16, 10_000, 20);
-    } finally {
-      scrubber.stop();
-    }
-  }),
-);
-
 test.run();

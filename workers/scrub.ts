@@ -24,10 +24,6 @@ const PAGE_BYTES = 512 * 1024 * 1024;
  * of 1 KiB pieces is 16,000 pieces a second) and took a third of its worker's CPU.
  */
 export const PIECE_COST_BYTES = 64 * 1024;
-/** How often a background scrub waiting for its worker to stop storing pieces looks again. */
-const BUSY_RECHECK_MS = 500;
-/** The longest a background scrub waits for its worker to stop storing pieces: one always busy is still scrubbed. */
-const BUSY_DEFER_MS = 60_000;
 
 export class Scrubber {
   private running = false;
@@ -37,8 +33,6 @@ export class Scrubber {
     private readonly store: PieceStore,
     private readonly check: (sha256: string) => Promise<CheckOutcome>,
     private readonly log: (line: string) => void,
-    /** Whether the worker is storing pieces: the background scrub waits meanwhile (see start). */
-    private readonly busy: () => boolean = () => false,
   ) {}
 
   /** Check up to `limit` pieces after `after` (in SHA-256 order), stopping early past PAGE_BYTES. */
@@ -62,24 +56,15 @@ export class Scrubber {
   /**
    * Scrub for ever in the background at about `bytesPerSecond` (each piece counting
    * PIECE_COST_BYTES more than its size), one pass after the other, with a pause between
-   * passes; 0 leaves it off. A page waits while the worker stores pieces (up to
-   * BUSY_DEFER_MS): a scrub's reads, its hashing and the garbage of the chunks it reads
-   * otherwise compete with a put's for the CPU and add to the worker's memory at its busiest.
+   * passes; 0 leaves it off.
    */
   start(bytesPerSecond: number, pauseMs = 60_000): void {
     if (bytesPerSecond <= 0 || this.running) return;
     this.running = true;
     let after: string | undefined;
     let found = 0;
-    let waited = 0;
     const step = () => {
       if (!this.running) return;
-      if (this.busy() && waited < BUSY_DEFER_MS) {
-        waited += BUSY_RECHECK_MS;
-        this.timer = setTimeout(step, BUSY_RECHECK_MS);
-        return;
-      }
-      waited = 0;
       this.page(after, 16)
         .then((page) => {
           found += page.bad.length;

@@ -129,12 +129,7 @@ export class Worker {
     this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
     // Each big piece pulled holds its frames in flight and the first chunk its writer keeps.
     this.frames = new FramePool(this.frameSize, (opts.parallelPieces ?? 4) * ((opts.framesInFlight ?? 4) + 1));
-    this.scrubber = new Scrubber(
-      store,
-      (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")),
-      this.log,
-      () => this.pieces.active > 0,
-    );
+    this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
   static async start(conns: RoleConnections, opts: WorkerOptions): Promise<Worker> {
