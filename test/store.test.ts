@@ -124,37 +124,6 @@ test("store - refuses chunks of uneven sizes", () =>
   }),
 );
 
-test("store - a chunk's buffer may be reused once its write settles, the first one once the next write or the commit does", () =>
-  withStore(async (store) => {
-    const write = async (piece: Buffer, chunkSize: number) => {
-      const writer = await store().begin(sha(piece));
-      const buffer = new Uint8Array(chunkSize);
-      const chunks = chunksOf(piece, chunkSize);
-      let first: Uint8Array | undefined;
-      for (const [index, chunk] of chunks.entries()) {
-        // The first chunk in a buffer of its own, kept as the writer may keep it; every later one in one buffer, overwritten at once.
-        const held = index === 0 ? Uint8Array.from(chunk) : buffer.subarray(0, chunk.length);
-        if (index > 0) held.set(chunk);
-        await writer.write(held);
-        if (index === 0) first = held;
-        else {
-          held.fill(0xee);
-          first?.fill(0xee);
-          first = undefined;
-        }
-      }
-      await writer.commit();
-      first?.fill(0xee);
-    };
-    const long = randomBytes(5 * 1000 + 17);
-    const short = randomBytes(700);
-    await write(long, 1000);
-    await write(short, 1000);
-    assert.equal(Buffer.from((await store().read(sha(long), 0, long.length))!), long);
-    assert.equal(Buffer.from((await store().read(sha(short), 0, short.length))!), short);
-    assert.is(await store().verify(sha(long)), true);
-  }));
-
 test("store - a piece being written is absent until committed; an aborted one, or one whose writer died, leaves no chunk", () =>
   withStore(async (open, reopen) => {
     const bytes = randomBytes(10_000);

@@ -27,11 +27,7 @@ interface PieceMeta {
 
 /** A piece being written, chunk by chunk: invisible until `commit`. */
 export interface PieceWriter {
-  /**
-   * The next chunk: all of one size but the last, which may be shorter. Its buffer is free
-   * again once this settles, but for the first chunk's, which the writer keeps until the next
-   * write or the commit (or abort) settles (LevelDB copies what it is given).
-   */
+  /** The next chunk: all of one size but the last, which may be shorter. */
   write(chunk: Uint8Array): Promise<void>;
   /** Make the piece visible, its bytes already checked against its SHA-256. */
   commit(keptSince?: number): Promise<void>;

@@ -34,7 +34,6 @@ import {
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
-import { FramePool } from "./frame-pool.js";
 import { Batcher } from "../src/batcher.js";
 import { Limiter } from "../src/limiter.js";
 import { fetchInOrder } from "../src/in-order.js";
@@ -92,8 +91,6 @@ export class Worker {
   private readonly log: (line: string) => void;
   private readonly frameSize: number;
   private readonly pieces: Limiter;
-  /** Copies of the frames being pulled (see pullInto). */
-  private readonly frames: FramePool;
   /** Confirmations and reports of bad copies, on their way to the master together. */
   private readonly reports: Batcher<WorkerReport>;
   /** Each upload's share of `pieces` (see fairShare). */
@@ -127,8 +124,6 @@ export class Worker {
     // Weighed in bytes held: a piece holds at most its frames in flight (see pullInto).
     this.reports = new Batcher((reports) => this.sendReports(reports), MAX_REPORTS);
     this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
-    // Each big piece pulled holds its frames in flight and the first chunk its writer keeps.
-    this.frames = new FramePool(this.frameSize, (opts.parallelPieces ?? 4) * ((opts.framesInFlight ?? 4) + 1));
     this.scrubber = new Scrubber(store, (sha256) => this.inOrder(sha256, () => this.checkCopy(sha256, "a scrub found it bad")), this.log);
   }
 
@@ -496,8 +491,6 @@ export class Worker {
       new DfsError(ErrorCodes.STORAGE_FAILED, `worker ${this.id} could not store ${piece.sha256}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     const writer = await this.store.begin(piece.sha256).catch((err) => Promise.reject(storageFailed(err)));
     const hash = createHash("sha256");
-    // The writer keeps a piece's first chunk until its next write or its commit (store.ts).
-    let firstChunk: Uint8Array | undefined;
     try {
       await fetchInOrder(
         Math.ceil(piece.size / this.frameSize),
@@ -507,21 +500,16 @@ export class Worker {
           const length = Math.min(this.frameSize, piece.size - offset);
           const frame = await pull(offset, length);
           if (frame.length !== length) throw new DfsError(ErrorCodes.BAD_REQUEST, `frame at ${offset} of piece ${piece.sha256} has ${frame.length} bytes, expected ${length}`);
-          return this.frames.takes(length) ? this.frames.copy(frame) : frame;
+          return frame;
         },
-        async (frame, index) => {
+        async (frame) => {
           hash.update(frame);
           await writer.write(frame).catch((err) => Promise.reject(storageFailed(err)));
-          if (index === 0) return void (firstChunk = frame);
-          this.frames.give(frame);
-          if (firstChunk) this.frames.give(firstChunk);
-          firstChunk = undefined;
         },
       );
       const actual = hash.digest("hex");
       if (actual === piece.sha256) await writer.commit(seq).catch((err) => Promise.reject(storageFailed(err)));
       else await writer.abort();
-      if (firstChunk) this.frames.give(firstChunk);
       return actual;
     } catch (err) {
       await writer.abort().catch(() => undefined);
