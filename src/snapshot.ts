@@ -29,7 +29,7 @@ import { z } from "zod";
 import { added, contentFor, indexContent, oweDrop, withEntry, type ContentState } from "./content.js";
 import { MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE, RetentionSet, type Role } from "./events.js";
 import { Slices } from "./slices.js";
-import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type PieceState, type State, type VersionState, type VersionStatus } from "./state.js";
+import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newVersion, newWorker, withPeer, withStored, type PieceState, type State, type VersionState, type VersionStatus } from "./state.js";
 
 /** The shape of the encoded table, as written: a snapshot of a format not in READABLE_FORMATS is not used (the log is folded instead). */
 export const SNAPSHOT_FORMAT = 6;
@@ -65,6 +65,8 @@ const CBOR_MAP_OF = 0xa0;
 const STATUSES: readonly VersionStatus[] = ["pending", "committed", "abandoned", "deleted"];
 const STREAMS: readonly VersionState["stream"][] = [undefined, "open", "sealed"];
 const ROLES: readonly Role[] = ["major", "minor"];
+/** A piece with no peers or no copies yet. */
+const NOBODY: readonly never[] = [];
 
 /**
  * The encoded table. Columns named by a record's field hold one row per record; `…Count`
@@ -568,9 +570,7 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
     file.deleted = f.deleted[fi] === 1;
     file.lastVersion = f.lastVersion[fi]!;
     for (const end = vi + f.versionCount[fi]!; vi < end; vi++) {
-      const version = newVersion({
-        fileId: file.fileId,
-        path: file.path,
+      const version = newVersion(file, {
         version: v.version[vi]!,
         size: v.size[vi]!,
         sha256: hex(v.sha256Hash[vi]!),
@@ -585,23 +585,24 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
       if (!Number.isNaN(v.committedAt[vi]!)) version.committedAt = v.committedAt[vi]!;
       if (v.reasonRef[vi] !== NONE) version.reason = strings[v.reasonRef[vi]!]!;
       version.completePieces = v.completePieces[vi]!;
-      // At its size (see PiecesPlanned in state.ts): pieces come in order, the last one's index says it.
-      if (v.pieceCount[vi]! > 0) version.pieces = new Array(p.index[pi + v.pieceCount[vi]! - 1]! + 1);
-      for (const end = pi + v.pieceCount[vi]!; pi < end; pi++) {
-        const piece = newPiece(p.index[pi]!, p.size[pi]!, hashes[p.sha256Hash[pi]!]!);
+      // Planned as the fold plans them (the holes of a stream's plan come back where they were), then their copies.
+      const first = pi, end = pi + v.pieceCount[vi]!;
+      if (end > first) version.plan(Array.from({ length: end - first }, (_, i) => ({ index: p.index[first + i]!, size: p.size[first + i]!, sha256: hashes[p.sha256Hash[first + i]!]! })));
+      for (; pi < end; pi++) {
+        let piecePeers: PieceState["peers"] = NOBODY, pieceStored: PieceState["stored"] = NOBODY;
         if (p.peerCount[pi] === 1) {
           const worker = peers.workerRef[peerAt]!, role = peers.role[peerAt++]!;
-          piece.peers = shared(onePeer, worker * ROLES.length + role, () => withPeer(piece.peers, strings[worker]!, ROLES[role]!));
+          piecePeers = shared(onePeer, worker * ROLES.length + role, () => withPeer(NOBODY, strings[worker]!, ROLES[role]!));
         } else {
-          for (const end = peerAt + p.peerCount[pi]!; peerAt < end; peerAt++) piece.peers = withPeer(piece.peers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
+          for (const last = peerAt + p.peerCount[pi]!; peerAt < last; peerAt++) piecePeers = withPeer(piecePeers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
         }
         if (p.storedCount[pi] === 1) {
           const worker = stored.workerRef[storedAt++]!;
-          piece.stored = shared(oneStored, worker, () => withStored(piece.stored, strings[worker]!));
+          pieceStored = shared(oneStored, worker, () => withStored(NOBODY, strings[worker]!));
         } else {
-          for (const end = storedAt + p.storedCount[pi]!; storedAt < end; storedAt++) piece.stored = withStored(piece.stored, strings[stored.workerRef[storedAt]!]!);
+          for (const last = storedAt + p.storedCount[pi]!; storedAt < last; storedAt++) pieceStored = withStored(pieceStored, strings[stored.workerRef[storedAt]!]!);
         }
-        version.pieces[piece.index] = piece; // the holes come back where they were
+        version.setCopies(p.index[pi]!, piecePeers, pieceStored);
       }
       file.versions.set(version.version, version);
     }
