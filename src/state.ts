@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
+import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentRecord, type ContentState } from "./content.js";
 import { piecesOf, type AssignedPiece, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
 import { KEY_SEPARATOR, interned } from "./interned.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
@@ -92,11 +92,11 @@ export interface FileState {
 
 /**
  * A file as the table holds it: its versions are in the record itself (a file is its
- * `Versions`), which spares an object of 32 bytes a file.
+ * `Versions`), which spares an object of 32 bytes a file, and whether it is deleted shares
+ * one number with its last version (twice it, plus 1 if deleted).
  */
 export class FileRecord extends Versions implements FileState {
-  deleted = false;
-  lastVersion = 0;
+  private lastVersionAndDeleted = 0;
   constructor(
     readonly fileId: string,
     readonly path: string,
@@ -105,6 +105,18 @@ export class FileRecord extends Versions implements FileState {
   }
   get versions(): Versions {
     return this;
+  }
+  get deleted(): boolean {
+    return this.lastVersionAndDeleted % 2 === 1;
+  }
+  set deleted(deleted: boolean) {
+    this.lastVersionAndDeleted = this.lastVersion * 2 + (deleted ? 1 : 0);
+  }
+  get lastVersion(): number {
+    return Math.floor(this.lastVersionAndDeleted / 2);
+  }
+  set lastVersion(version: number) {
+    this.lastVersionAndDeleted = version * 2 + (this.deleted ? 1 : 0);
   }
 }
 
@@ -134,14 +146,16 @@ const STATUS_MASK = 0b11, STREAM_MASK = 0b11, REPLICAS_MASK = 0b11111;
 /**
  * A version as the table holds it: 120 bytes, with no object of its own for a version of one
  * piece (see OnePiece) and no array for its pieces, which `pieces` makes when a reader asks.
- * Its file's id and path are the file's; four small fields share one integer. The fold
+ * Its file's id and path are the file's; four small fields share one integer; the time of
+ * its commit is kept as the milliseconds after its creation (both are whole: see `isCount`). The fold
  * changes it through the methods below (and the setters), and nothing else does.
  */
 export class VersionRecord implements VersionState {
   /** Its file, for its id and path (private, so that a deep comparison of tables does not go round in circles). */
   readonly #file: FileState;
   private flags: number;
-  committedAt: number | undefined = undefined;
+  /** `committedAt` less `createdAt`: a small integer, where a time of its own would be a heap number of 16 bytes. */
+  private committedAfter: number | undefined = undefined;
   reason: string | undefined = undefined;
   /** The pieces, as planned (an array, sparse while a stream's plan has holes), or the one piece's copies. */
   private held: PieceRecord[] | OnePiece = NO_PIECES;
@@ -162,6 +176,12 @@ export class VersionRecord implements VersionState {
     this.flags = (STREAMS.indexOf(stream) << STREAM_SHIFT) | (replicas << REPLICAS_SHIFT);
   }
 
+  get committedAt(): number | undefined {
+    return this.committedAfter === undefined ? undefined : this.createdAt + this.committedAfter;
+  }
+  set committedAt(at: number | undefined) {
+    this.committedAfter = at === undefined ? undefined : at - this.createdAt;
+  }
   get fileId(): string {
     return this.#file.fileId;
   }
@@ -290,7 +310,7 @@ export interface State {
   /** Upload ids of the pending versions (their peers may need replacing when a worker is lost). */
   pendingUploads: Set<string>;
   /** Piece bytes that live versions refer to, by SHA-256: who holds them, who is making copies. */
-  content: Map<string, ContentState>;
+  content: Map<string, ContentRecord>;
   /** workerId → the bytes it is expected to keep (an index of `content`). */
   placedOn: Map<string, Set<string>>;
   /** Committed bytes with too few or too many readable copies (an index of `content`). */
@@ -633,7 +653,7 @@ function livenessChanged(state: State, workerId: string): void {
  * the piece may still do so from its queue, so unless it is expected to keep the bytes
  * anyway, it owes a drop.
  */
-function settleAssignments(state: State, c: ContentState, piece: PieceState): void {
+function settleAssignments(state: State, c: ContentRecord, piece: PieceState): void {
   for (const peer of piece.peers) {
     c.assigned = withCount(c.assigned, peer.workerId, -1);
     syncPlacement(state, c, peer.workerId);
