@@ -6,7 +6,7 @@ import { KEY_SEPARATOR, interned } from "./interned.js";
 import type { State, WorkerState } from "./state.js";
 
 /** Who holds, is making and wants copies of some bytes: values, shared (see below). */
-interface Copies {
+export interface Copies {
   /** Replicas asked for by the committed versions' pieces with these bytes: replicas → pieces. */
   readonly wanted: ReadonlyMap<number, number>;
   /** Workers holding a copy whose bytes hashed right when they were stored (as confirmed in the log). */
@@ -103,6 +103,11 @@ export class ContentRecord implements ContentState {
     readonly sha256: string,
     readonly size: number,
   ) {}
+
+  /** All five collections at once (as the snapshot's decoder makes them). */
+  setCopies(copies: Copies): void {
+    this.copies = copiesOf(copies);
+  }
 
   get wanted(): Copies["wanted"] {
     return this.copies.wanted;

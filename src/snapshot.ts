@@ -615,21 +615,24 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
   for (let ci = 0; ci < c.sha256Hash.length; ci++) {
     const bytes = contentFor(state, hashes[c.sha256Hash[ci]!]!, c.size[ci]!);
     bytes.refs = c.refs[ci]!;
+    // Each collection made, then all five set at once (setting them one by one shares a Copies each time).
+    let { wanted: wantedBy, holders: heldBy, assigned: assignedTo, copying: copiedTo, failedAt: failedOn } = bytes;
     if (c.wantedCount[ci] === 1) {
       const replicas = wanted.replicas[wantedAt]!, pieces = wanted.pieces[wantedAt++]!;
-      bytes.wanted = shared(oneWanted, pieces * (MAX_REPLICAS + 1) + replicas, () => withEntry(bytes.wanted, replicas, pieces));
+      wantedBy = shared(oneWanted, pieces * (MAX_REPLICAS + 1) + replicas, () => withEntry(wantedBy, replicas, pieces));
     } else {
-      for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) bytes.wanted = withEntry(bytes.wanted, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
+      for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) wantedBy = withEntry(wantedBy, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
     }
     if (c.holderCount[ci] === 1) {
       const worker = holders.workerRef[holderAt++]!;
-      bytes.holders = shared(oneHolder, worker, () => added(bytes.holders, strings[worker]!));
+      heldBy = shared(oneHolder, worker, () => added(heldBy, strings[worker]!));
     } else {
-      for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) bytes.holders = added(bytes.holders, strings[holders.workerRef[holderAt]!]!);
+      for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) heldBy = added(heldBy, strings[holders.workerRef[holderAt]!]!);
     }
-    for (const end = assignedAt + c.assignedCount[ci]!; assignedAt < end; assignedAt++) bytes.assigned = withEntry(bytes.assigned, strings[assigned.workerRef[assignedAt]!]!, assigned.count[assignedAt]!);
-    for (const end = copyingAt + c.copyingCount[ci]!; copyingAt < end; copyingAt++) bytes.copying = added(bytes.copying, strings[copying.workerRef[copyingAt]!]!);
-    for (const end = failedAt + c.failedCount[ci]!; failedAt < end; failedAt++) bytes.failedAt = withEntry(bytes.failedAt, strings[failed.workerRef[failedAt]!]!, failed.at[failedAt]!);
+    for (const end = assignedAt + c.assignedCount[ci]!; assignedAt < end; assignedAt++) assignedTo = withEntry(assignedTo, strings[assigned.workerRef[assignedAt]!]!, assigned.count[assignedAt]!);
+    for (const end = copyingAt + c.copyingCount[ci]!; copyingAt < end; copyingAt++) copiedTo = added(copiedTo, strings[copying.workerRef[copyingAt]!]!);
+    for (const end = failedAt + c.failedCount[ci]!; failedAt < end; failedAt++) failedOn = withEntry(failedOn, strings[failed.workerRef[failedAt]!]!, failed.at[failedAt]!);
+    bytes.setCopies({ wanted: wantedBy, holders: heldBy, assigned: assignedTo, copying: copiedTo, failedAt: failedOn });
     indexContent(state, bytes);
   }
   // The load as the fold counted it (indexContent counted it again from what is placed).
