@@ -66,7 +66,7 @@ const STATUSES: readonly VersionStatus[] = ["pending", "committed", "abandoned",
 const STREAMS: readonly VersionState["stream"][] = [undefined, "open", "sealed"];
 const ROLES: readonly Role[] = ["major", "minor"];
 /** A piece with no peers or no copies yet. */
-const NOBODY: readonly never[] = [];
+const NOBODY: readonly never[] = Object.freeze([]);
 
 /**
  * The encoded table. Columns named by a record's field hold one row per record; `…Count`

@@ -229,8 +229,10 @@ export class VersionRecord implements VersionState {
    * pieces, made at its size (one grown by assignment or `push` keeps room for 16 more).
    */
   plan(planned: readonly { index: number; size: number; sha256: string }[]): void {
-    const held = this.held;
-    if (isOnePiece(held)) throw new Error(`version ${this.version} of file ${this.fileId} is planned already`);
+    // A version of one piece is whole once planned (the fold's checks refuse more), but were
+    // more planned, it would become an array like any other: planning never throws.
+    const current = this.held;
+    const held: PieceRecord[] = isOnePiece(current) ? [{ ...this.onePiece(current) }] : current;
     const only = planned[0];
     if (held.length === 0 && planned.length === 1 && only!.index === 0 && this.isOnePiece(only!.size, only!.sha256)) {
       this.held = onePiece(NOBODY, NOBODY);
