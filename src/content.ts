@@ -5,21 +5,25 @@
 import { KEY_SEPARATOR, interned } from "./interned.js";
 import type { State, WorkerState } from "./state.js";
 
-export interface ContentState {
+/** Who holds, is making and wants copies of some bytes: values, shared (see below). */
+export interface Copies {
+  /** Replicas asked for by the committed versions' pieces with these bytes: replicas → pieces. */
+  readonly wanted: ReadonlyMap<number, number>;
+  /** Workers holding a copy whose bytes hashed right when they were stored (as confirmed in the log). */
+  readonly holders: ReadonlySet<string>;
+  /** Workers assigned these bytes by a pending upload, with how many such assignments. */
+  readonly assigned: ReadonlyMap<string, number>;
+  /** Targets of copy orders not settled yet. */
+  readonly copying: ReadonlySet<string>;
+  /** Targets whose last copy order failed, and when (they are not asked again at once). */
+  readonly failedAt: ReadonlyMap<string, number>;
+}
+
+export interface ContentState extends Copies {
   readonly sha256: string;
   readonly size: number;
   /** Pieces of pending and committed versions with these bytes. */
-  refs: number;
-  /** Replicas asked for by the committed versions' pieces with these bytes: replicas → pieces. */
-  wanted: ReadonlyMap<number, number>;
-  /** Workers holding a copy whose bytes hashed right when they were stored (as confirmed in the log). */
-  holders: ReadonlySet<string>;
-  /** Workers assigned these bytes by a pending upload, with how many such assignments. */
-  assigned: ReadonlyMap<string, number>;
-  /** Targets of copy orders not settled yet. */
-  copying: ReadonlySet<string>;
-  /** Targets whose last copy order failed, and when (they are not asked again at once). */
-  failedAt: ReadonlyMap<string, number>;
+  readonly refs: number;
 }
 
 // A ContentState's collections are values, never changed in place, and interned (see
@@ -67,9 +71,74 @@ export function withCount<K extends string | number>(map: ReadonlyMap<K, number>
 const NOBODY = setOf<string>([]);
 const NONE = mapOf<never, never>([]);
 
-/** Bytes no version has planned before: nobody holds, copies or wants them yet. */
-function newContent(sha256: string, size: number): ContentState {
-  return { sha256, size, refs: 0, wanted: NONE, holders: NOBODY, assigned: NONE, copying: NOBODY, failedAt: NONE };
+/** Every Copies, by its wanted, then its holders, assigned, copying and failedAt (each a shared collection already). */
+const allCopies = new WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, Copies>>>>>();
+
+function within<K extends object, V>(level: WeakMap<K, V>, key: K, make: () => V): V {
+  let found = level.get(key);
+  if (found === undefined) level.set(key, (found = make()));
+  return found;
+}
+
+/** The one Copies with these collections: a table has few distinct ones (most bytes are held by one or a few workers and wanted alike). */
+function copiesOf(c: Copies): Copies {
+  const byHolders = within(allCopies, c.wanted, () => new WeakMap());
+  const byAssigned = within(byHolders, c.holders, () => new WeakMap());
+  const byCopying = within(byAssigned, c.assigned, () => new WeakMap());
+  const byFailed = within(byCopying, c.copying, () => new WeakMap());
+  return within(byFailed, c.failedAt, (): Copies => Object.freeze({ wanted: c.wanted, holders: c.holders, assigned: c.assigned, copying: c.copying, failedAt: c.failedAt }));
+}
+
+const NO_COPIES = copiesOf({ wanted: NONE, holders: NOBODY, assigned: NONE, copying: NOBODY, failedAt: NONE });
+
+/**
+ * Bytes as the table holds them: 56 bytes, their five collections in one shared Copies (a
+ * field each cost 8 bytes a piece of content). Setting one of them sets the Copies with it.
+ */
+export class ContentRecord implements ContentState {
+  /** Pieces of pending and committed versions with these bytes. */
+  refs = 0;
+  private copies = NO_COPIES;
+  constructor(
+    readonly sha256: string,
+    readonly size: number,
+  ) {}
+
+  /** All five collections at once (as the snapshot's decoder makes them). */
+  setCopies(copies: Copies): void {
+    this.copies = copiesOf(copies);
+  }
+
+  get wanted(): Copies["wanted"] {
+    return this.copies.wanted;
+  }
+  set wanted(wanted: Copies["wanted"]) {
+    this.copies = copiesOf({ ...this.copies, wanted });
+  }
+  get holders(): Copies["holders"] {
+    return this.copies.holders;
+  }
+  set holders(holders: Copies["holders"]) {
+    this.copies = copiesOf({ ...this.copies, holders });
+  }
+  get assigned(): Copies["assigned"] {
+    return this.copies.assigned;
+  }
+  set assigned(assigned: Copies["assigned"]) {
+    this.copies = copiesOf({ ...this.copies, assigned });
+  }
+  get copying(): Copies["copying"] {
+    return this.copies.copying;
+  }
+  set copying(copying: Copies["copying"]) {
+    this.copies = copiesOf({ ...this.copies, copying });
+  }
+  get failedAt(): Copies["failedAt"] {
+    return this.copies.failedAt;
+  }
+  set failedAt(failedAt: Copies["failedAt"]) {
+    this.copies = copiesOf({ ...this.copies, failedAt });
+  }
 }
 
 /** The most replicas any committed version wants of these bytes (0: none committed). */
@@ -140,9 +209,9 @@ export function syncPlacement(state: State, c: ContentState, workerId: string): 
 }
 
 /** The bytes of a piece, made known to the table when a version first plans them. */
-export function contentFor(state: State, sha256: string, size: number): ContentState {
+export function contentFor(state: State, sha256: string, size: number): ContentRecord {
   let c = state.content.get(sha256);
-  if (!c) state.content.set(sha256, (c = newContent(sha256, size)));
+  if (!c) state.content.set(sha256, (c = new ContentRecord(sha256, size)));
   return c;
 }
 

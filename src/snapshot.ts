@@ -29,7 +29,7 @@ import { z } from "zod";
 import { added, contentFor, indexContent, oweDrop, withEntry, type ContentState } from "./content.js";
 import { MAX_PIECES, MAX_PIECE_SIZE, MAX_REPLICAS, MIN_PIECE_SIZE, RetentionSet, type Role } from "./events.js";
 import { Slices } from "./slices.js";
-import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newPiece, newVersion, newWorker, withPeer, withStored, type PieceState, type State, type VersionState, type VersionStatus } from "./state.js";
+import { RECENT_REJECTIONS_KEPT, indexFile, initialState, newFile, newVersion, newWorker, withPeer, withStored, type PieceState, type State, type VersionState, type VersionStatus } from "./state.js";
 
 /** The shape of the encoded table, as written: a snapshot of a format not in READABLE_FORMATS is not used (the log is folded instead). */
 export const SNAPSHOT_FORMAT = 6;
@@ -65,6 +65,8 @@ const CBOR_MAP_OF = 0xa0;
 const STATUSES: readonly VersionStatus[] = ["pending", "committed", "abandoned", "deleted"];
 const STREAMS: readonly VersionState["stream"][] = [undefined, "open", "sealed"];
 const ROLES: readonly Role[] = ["major", "minor"];
+/** A piece with no peers or no copies yet. */
+const NOBODY: readonly never[] = Object.freeze([]);
 
 /**
  * The encoded table. Columns named by a record's field hold one row per record; `…Count`
@@ -568,9 +570,7 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
     file.deleted = f.deleted[fi] === 1;
     file.lastVersion = f.lastVersion[fi]!;
     for (const end = vi + f.versionCount[fi]!; vi < end; vi++) {
-      const version = newVersion({
-        fileId: file.fileId,
-        path: file.path,
+      const version = newVersion(file, {
         version: v.version[vi]!,
         size: v.size[vi]!,
         sha256: hex(v.sha256Hash[vi]!),
@@ -585,23 +585,24 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
       if (!Number.isNaN(v.committedAt[vi]!)) version.committedAt = v.committedAt[vi]!;
       if (v.reasonRef[vi] !== NONE) version.reason = strings[v.reasonRef[vi]!]!;
       version.completePieces = v.completePieces[vi]!;
-      // At its size (see PiecesPlanned in state.ts): pieces come in order, the last one's index says it.
-      if (v.pieceCount[vi]! > 0) version.pieces = new Array(p.index[pi + v.pieceCount[vi]! - 1]! + 1);
-      for (const end = pi + v.pieceCount[vi]!; pi < end; pi++) {
-        const piece = newPiece(p.index[pi]!, p.size[pi]!, hashes[p.sha256Hash[pi]!]!);
+      // Planned as the fold plans them (the holes of a stream's plan come back where they were), then their copies.
+      const first = pi, end = pi + v.pieceCount[vi]!;
+      if (end > first) version.plan(Array.from({ length: end - first }, (_, i) => ({ index: p.index[first + i]!, size: p.size[first + i]!, sha256: hashes[p.sha256Hash[first + i]!]! })));
+      for (; pi < end; pi++) {
+        let piecePeers: PieceState["peers"] = NOBODY, pieceStored: PieceState["stored"] = NOBODY;
         if (p.peerCount[pi] === 1) {
           const worker = peers.workerRef[peerAt]!, role = peers.role[peerAt++]!;
-          piece.peers = shared(onePeer, worker * ROLES.length + role, () => withPeer(piece.peers, strings[worker]!, ROLES[role]!));
+          piecePeers = shared(onePeer, worker * ROLES.length + role, () => withPeer(NOBODY, strings[worker]!, ROLES[role]!));
         } else {
-          for (const end = peerAt + p.peerCount[pi]!; peerAt < end; peerAt++) piece.peers = withPeer(piece.peers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
+          for (const last = peerAt + p.peerCount[pi]!; peerAt < last; peerAt++) piecePeers = withPeer(piecePeers, strings[peers.workerRef[peerAt]!]!, ROLES[peers.role[peerAt]!]!);
         }
         if (p.storedCount[pi] === 1) {
           const worker = stored.workerRef[storedAt++]!;
-          piece.stored = shared(oneStored, worker, () => withStored(piece.stored, strings[worker]!));
+          pieceStored = shared(oneStored, worker, () => withStored(NOBODY, strings[worker]!));
         } else {
-          for (const end = storedAt + p.storedCount[pi]!; storedAt < end; storedAt++) piece.stored = withStored(piece.stored, strings[stored.workerRef[storedAt]!]!);
+          for (const last = storedAt + p.storedCount[pi]!; storedAt < last; storedAt++) pieceStored = withStored(pieceStored, strings[stored.workerRef[storedAt]!]!);
         }
-        version.pieces[piece.index] = piece; // the holes come back where they were
+        version.setCopies(p.index[pi]!, piecePeers, pieceStored);
       }
       file.versions.set(version.version, version);
     }
@@ -614,21 +615,24 @@ function tableState(t: Table, strings: readonly string[], hashes: readonly strin
   for (let ci = 0; ci < c.sha256Hash.length; ci++) {
     const bytes = contentFor(state, hashes[c.sha256Hash[ci]!]!, c.size[ci]!);
     bytes.refs = c.refs[ci]!;
+    // Each collection made, then all five set at once (setting them one by one shares a Copies each time).
+    let { wanted: wantedBy, holders: heldBy, assigned: assignedTo, copying: copiedTo, failedAt: failedOn } = bytes;
     if (c.wantedCount[ci] === 1) {
       const replicas = wanted.replicas[wantedAt]!, pieces = wanted.pieces[wantedAt++]!;
-      bytes.wanted = shared(oneWanted, pieces * (MAX_REPLICAS + 1) + replicas, () => withEntry(bytes.wanted, replicas, pieces));
+      wantedBy = shared(oneWanted, pieces * (MAX_REPLICAS + 1) + replicas, () => withEntry(wantedBy, replicas, pieces));
     } else {
-      for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) bytes.wanted = withEntry(bytes.wanted, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
+      for (const end = wantedAt + c.wantedCount[ci]!; wantedAt < end; wantedAt++) wantedBy = withEntry(wantedBy, wanted.replicas[wantedAt]!, wanted.pieces[wantedAt]!);
     }
     if (c.holderCount[ci] === 1) {
       const worker = holders.workerRef[holderAt++]!;
-      bytes.holders = shared(oneHolder, worker, () => added(bytes.holders, strings[worker]!));
+      heldBy = shared(oneHolder, worker, () => added(heldBy, strings[worker]!));
     } else {
-      for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) bytes.holders = added(bytes.holders, strings[holders.workerRef[holderAt]!]!);
+      for (const end = holderAt + c.holderCount[ci]!; holderAt < end; holderAt++) heldBy = added(heldBy, strings[holders.workerRef[holderAt]!]!);
     }
-    for (const end = assignedAt + c.assignedCount[ci]!; assignedAt < end; assignedAt++) bytes.assigned = withEntry(bytes.assigned, strings[assigned.workerRef[assignedAt]!]!, assigned.count[assignedAt]!);
-    for (const end = copyingAt + c.copyingCount[ci]!; copyingAt < end; copyingAt++) bytes.copying = added(bytes.copying, strings[copying.workerRef[copyingAt]!]!);
-    for (const end = failedAt + c.failedCount[ci]!; failedAt < end; failedAt++) bytes.failedAt = withEntry(bytes.failedAt, strings[failed.workerRef[failedAt]!]!, failed.at[failedAt]!);
+    for (const end = assignedAt + c.assignedCount[ci]!; assignedAt < end; assignedAt++) assignedTo = withEntry(assignedTo, strings[assigned.workerRef[assignedAt]!]!, assigned.count[assignedAt]!);
+    for (const end = copyingAt + c.copyingCount[ci]!; copyingAt < end; copyingAt++) copiedTo = added(copiedTo, strings[copying.workerRef[copyingAt]!]!);
+    for (const end = failedAt + c.failedCount[ci]!; failedAt < end; failedAt++) failedOn = withEntry(failedOn, strings[failed.workerRef[failedAt]!]!, failed.at[failedAt]!);
+    bytes.setCopies({ wanted: wantedBy, holders: heldBy, assigned: assignedTo, copying: copiedTo, failedAt: failedOn });
     indexContent(state, bytes);
   }
   // The load as the fold counted it (indexContent counted it again from what is placed).

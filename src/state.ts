@@ -4,7 +4,7 @@
 // The fold is total: an event that contradicts the table is not applied but counted and
 // kept among the recent rejections, so every reader of the log folds it the same way.
 import { createHash } from "node:crypto";
-import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentState } from "./content.js";
+import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentRecord, type ContentState } from "./content.js";
 import { piecesOf, type AssignedPiece, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
 import { KEY_SEPARATOR, interned } from "./interned.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
@@ -21,9 +21,9 @@ export interface PieceState {
   readonly index: number;
   readonly size: number;
   readonly sha256: string;
-  peers: readonly Peer[];
+  readonly peers: readonly Peer[];
   /** Workers that confirmed the bytes, in confirmation order. */
-  stored: readonly string[];
+  readonly stored: readonly string[];
 }
 
 export interface VersionState {
@@ -31,9 +31,9 @@ export interface VersionState {
   readonly path: string;
   readonly version: number;
   /** Declared at create; for a streamed version, the bytes of the pieces planned so far (final once sealed). */
-  size: number;
+  readonly size: number;
   /** Declared at create; for a streamed version, "" until it is sealed. */
-  sha256: string;
+  readonly sha256: string;
   readonly pieceSize: number;
   readonly replicas: number;
   readonly uploadId: string;
@@ -41,14 +41,14 @@ export interface VersionState {
   readonly uploader?: string;
   readonly createdAt: number;
   /** Only a streamed version (stdin) has it: "open" while its pieces are planned as they come, "sealed" once FileSealed says its size. */
-  stream?: "open" | "sealed";
-  status: VersionStatus;
-  committedAt?: number;
-  reason?: string;
+  readonly stream?: "open" | "sealed";
+  readonly status: VersionStatus;
+  readonly committedAt?: number;
+  readonly reason?: string;
   /** Sparse until PiecesPlanned covers every index. */
-  pieces: PieceState[];
+  readonly pieces: readonly PieceState[];
   /** Pieces that hold `replicas` confirmed copies. */
-  completePieces: number;
+  readonly completePieces: number;
 }
 
 /**
@@ -57,14 +57,14 @@ export interface VersionState {
  * only from the second on: most files have one, and an array of one costs 56 bytes more.
  */
 export class Versions {
-  private held: VersionState | readonly VersionState[] | undefined = undefined;
-  get(version: number): VersionState | undefined {
+  private held: VersionRecord | readonly VersionRecord[] | undefined = undefined;
+  get(version: number): VersionRecord | undefined {
     const held = this.held;
     if (isList(held)) return held[version - 1];
     return version === 1 ? held : undefined;
   }
   /** Only the next version is added (the fold checks it is the next). */
-  set(version: number, v: VersionState): void {
+  set(version: number, v: VersionRecord): void {
     if (version !== this.size + 1) throw new Error(`version ${version} is not the next (${this.size + 1})`);
     const held = this.held;
     // At its size: a spread or a push leaves room for 16 more.
@@ -74,20 +74,210 @@ export class Versions {
     const held = this.held;
     return held === undefined ? 0 : isList(held) ? held.length : 1;
   }
-  values(): IterableIterator<VersionState> {
+  values(): IterableIterator<VersionRecord> {
     const held = this.held;
     return (held === undefined ? [] : isList(held) ? held : [held]).values();
   }
 }
 
-const isList = (held: VersionState | readonly VersionState[] | undefined): held is readonly VersionState[] => Array.isArray(held);
+const isList = (held: VersionRecord | readonly VersionRecord[] | undefined): held is readonly VersionRecord[] => Array.isArray(held);
 
 export interface FileState {
   readonly fileId: string;
   readonly path: string;
   readonly versions: Versions;
-  deleted: boolean;
-  lastVersion: number;
+  readonly deleted: boolean;
+  readonly lastVersion: number;
+}
+
+/**
+ * A file as the table holds it: its versions are in the record itself (a file is its
+ * `Versions`), which spares an object of 32 bytes a file, and whether it is deleted shares
+ * one number with its last version (twice it, plus 1 if deleted).
+ */
+export class FileRecord extends Versions implements FileState {
+  private lastVersionAndDeleted = 0;
+  constructor(
+    readonly fileId: string,
+    readonly path: string,
+  ) {
+    super();
+  }
+  get versions(): Versions {
+    return this;
+  }
+  get deleted(): boolean {
+    return this.lastVersionAndDeleted % 2 === 1;
+  }
+  set deleted(deleted: boolean) {
+    this.lastVersionAndDeleted = this.lastVersion * 2 + (deleted ? 1 : 0);
+  }
+  get lastVersion(): number {
+    return Math.floor(this.lastVersionAndDeleted / 2);
+  }
+  set lastVersion(version: number) {
+    this.lastVersionAndDeleted = version * 2 + (this.deleted ? 1 : 0);
+  }
+}
+
+/**
+ * The copies of the one piece of a version of one piece (most versions): its peers and the
+ * workers that stored it. Each distinct pair is one object shared by every such version, as
+ * `withPeer`'s arrays are; the piece's index (0), size and SHA-256 are the version's own.
+ */
+interface OnePiece {
+  readonly peers: readonly Peer[];
+  readonly stored: readonly string[];
+}
+
+/** A piece of a version of several (or of a stream): its copies change as the fold goes. */
+interface PieceRecord extends PieceState {
+  peers: readonly Peer[];
+  stored: readonly string[];
+}
+
+const STATUSES: readonly VersionStatus[] = ["pending", "committed", "abandoned", "deleted"];
+const STREAMS: readonly VersionState["stream"][] = [undefined, "open", "sealed"];
+// A version's status, stream, replicas and complete pieces, packed in one small integer:
+// bits 0-1 the status, 2-3 the stream, 4-8 the replicas (1-16), 9-22 the complete pieces (0-10,000).
+const STREAM_SHIFT = 2, REPLICAS_SHIFT = 4, COMPLETE_SHIFT = 9;
+const STATUS_MASK = 0b11, STREAM_MASK = 0b11, REPLICAS_MASK = 0b11111;
+
+/**
+ * A version as the table holds it: 120 bytes, with no object of its own for a version of one
+ * piece (see OnePiece) and no array for its pieces, which `pieces` makes when a reader asks.
+ * Its file's id and path are the file's; four small fields share one integer; the time of
+ * its commit is kept as the milliseconds after its creation (both are whole: see `isCount`). The fold
+ * changes it through the methods below (and the setters), and nothing else does.
+ */
+export class VersionRecord implements VersionState {
+  /** Its file, for its id and path (private, so that a deep comparison of tables does not go round in circles). */
+  readonly #file: FileState;
+  private flags: number;
+  /** `committedAt` less `createdAt`: a small integer, where a time of its own would be a heap number of 16 bytes. */
+  private committedAfter: number | undefined = undefined;
+  reason: string | undefined = undefined;
+  /** The pieces, as planned (an array, sparse while a stream's plan has holes), or the one piece's copies. */
+  private held: PieceRecord[] | OnePiece = NO_PIECES;
+
+  constructor(
+    file: FileState,
+    readonly version: number,
+    public size: number,
+    public sha256: string,
+    readonly pieceSize: number,
+    replicas: number,
+    readonly uploadId: string,
+    readonly uploader: string | undefined,
+    readonly createdAt: number,
+    stream: VersionState["stream"],
+  ) {
+    this.#file = file;
+    this.flags = (STREAMS.indexOf(stream) << STREAM_SHIFT) | (replicas << REPLICAS_SHIFT);
+  }
+
+  get committedAt(): number | undefined {
+    return this.committedAfter === undefined ? undefined : this.createdAt + this.committedAfter;
+  }
+  set committedAt(at: number | undefined) {
+    this.committedAfter = at === undefined ? undefined : at - this.createdAt;
+  }
+  get fileId(): string {
+    return this.#file.fileId;
+  }
+  get path(): string {
+    return this.#file.path;
+  }
+  get status(): VersionStatus {
+    return STATUSES[this.flags & STATUS_MASK]!;
+  }
+  set status(status: VersionStatus) {
+    this.flags = (this.flags & ~STATUS_MASK) | STATUSES.indexOf(status);
+  }
+  get stream(): VersionState["stream"] {
+    return STREAMS[(this.flags >> STREAM_SHIFT) & STREAM_MASK];
+  }
+  set stream(stream: VersionState["stream"]) {
+    this.flags = (this.flags & ~(STREAM_MASK << STREAM_SHIFT)) | (STREAMS.indexOf(stream) << STREAM_SHIFT);
+  }
+  get replicas(): number {
+    return (this.flags >> REPLICAS_SHIFT) & REPLICAS_MASK;
+  }
+  get completePieces(): number {
+    return this.flags >> COMPLETE_SHIFT;
+  }
+  set completePieces(count: number) {
+    this.flags = (this.flags & ((1 << COMPLETE_SHIFT) - 1)) | (count << COMPLETE_SHIFT);
+  }
+
+  /** The pieces as planned, made for the reader (a version of one piece keeps no array). */
+  get pieces(): readonly PieceState[] {
+    const held = this.held;
+    return isOnePiece(held) ? [this.onePiece(held)] : held;
+  }
+
+  /** Piece `index` if planned. */
+  piece(index: number): PieceState | undefined {
+    const held = this.held;
+    if (!isOnePiece(held)) return held[index];
+    return index === 0 ? this.onePiece(held) : undefined;
+  }
+
+  /**
+   * Plan `planned` (their SHA-256s the strings the table keeps). A version of one piece whose
+   * piece is the whole of it keeps only that piece's copies; any other keeps an array of its
+   * pieces, made at its size (one grown by assignment or `push` keeps room for 16 more).
+   */
+  plan(planned: readonly { index: number; size: number; sha256: string }[]): void {
+    // A version of one piece is whole once planned (the fold's checks refuse more), but were
+    // more planned, it would become an array like any other: planning never throws.
+    const current = this.held;
+    const held: PieceRecord[] = isOnePiece(current) ? [{ ...this.onePiece(current) }] : current;
+    const only = planned[0];
+    if (held.length === 0 && planned.length === 1 && only!.index === 0 && this.isOnePiece(only!.size, only!.sha256)) {
+      this.held = onePiece(NOBODY, NOBODY);
+      return;
+    }
+    const pieces: PieceRecord[] = new Array(planned.reduce((length, p) => Math.max(length, p.index + 1), held.length));
+    held.forEach((piece, index) => (pieces[index] = piece));
+    for (const p of planned) pieces[p.index] = { index: p.index, size: p.size, sha256: p.sha256, peers: NOBODY, stored: NOBODY };
+    this.held = pieces;
+  }
+
+  /** Set the copies of piece `index` (planned): its peers and the workers that stored it. */
+  setCopies(index: number, peers: readonly Peer[], stored: readonly string[]): void {
+    const held = this.held;
+    if (isOnePiece(held)) this.held = onePiece(peers, stored);
+    else {
+      const piece = held[index]!;
+      piece.peers = peers;
+      piece.stored = stored;
+    }
+  }
+
+  private isOnePiece(size: number, sha256: string): boolean {
+    return this.stream === undefined && size === this.size && sha256 === this.sha256 && piecesOf(this.size, this.pieceSize) === 1;
+  }
+
+  private onePiece(held: OnePiece): PieceState {
+    return { index: 0, size: this.size, sha256: this.sha256, peers: held.peers, stored: held.stored };
+  }
+}
+
+function isOnePiece(held: readonly PieceState[] | OnePiece): held is OnePiece {
+  return !Array.isArray(held);
+}
+
+/** Every OnePiece, by its peers and then its stored (both shared arrays already: see withPeer). */
+const onePieces = new WeakMap<readonly Peer[], WeakMap<readonly string[], OnePiece>>();
+
+/** The shared copies of one piece (see OnePiece). */
+function onePiece(peers: readonly Peer[], stored: readonly string[]): OnePiece {
+  let byStored = onePieces.get(peers);
+  if (!byStored) onePieces.set(peers, (byStored = new WeakMap()));
+  let found = byStored.get(stored);
+  if (!found) byStored.set(stored, (found = Object.freeze({ peers, stored })));
+  return found;
 }
 
 export interface WorkerState {
@@ -114,15 +304,15 @@ export interface State {
   /** Messages on event subjects that were not applied: malformed, forged or contradicting the table. */
   rejected: { count: number; recent: Rejection[] };
   workers: Map<string, WorkerState>;
-  files: Map<string, FileState>;
+  files: Map<string, FileRecord>;
   /** Path of every file not deleted → its fileId. */
   paths: Map<string, string>;
   /** Every upload id a create named → its version. */
-  uploads: Map<string, VersionState>;
+  uploads: Map<string, VersionRecord>;
   /** Upload ids of the pending versions (their peers may need replacing when a worker is lost). */
   pendingUploads: Set<string>;
   /** Piece bytes that live versions refer to, by SHA-256: who holds them, who is making copies. */
-  content: Map<string, ContentState>;
+  content: Map<string, ContentRecord>;
   /** workerId → the bytes it is expected to keep (an index of `content`). */
   placedOn: Map<string, Set<string>>;
   /** Committed bytes with too few or too many readable copies (an index of `content`). */
@@ -160,8 +350,8 @@ export function initialState(): State {
 // that how they are kept in memory is decided in one place.
 
 const NOBODY: readonly never[] = Object.freeze([]);
-/** A version's pieces before any is planned (planning makes the version an array of its own). */
-const NO_PIECES: PieceState[] = Object.freeze([]) as unknown as PieceState[];
+/** A version's pieces before any is planned (planning makes the version an array of its own, or a OnePiece). */
+const NO_PIECES: PieceRecord[] = Object.freeze([]) as unknown as PieceRecord[];
 
 /** A version's uploader: one of a few NATS users. */
 const sharedUploader = (user: string) => interned(`u:${user}`, () => own(user));
@@ -183,14 +373,12 @@ export function newWorker(workerId: string, joinedAt: number): WorkerState {
   return { workerId, live: true, joinedAt, assignedBytes: 0 };
 }
 
-export function newFile(fileId: string, path: string): FileState {
-  return { fileId, path, versions: new Versions(), deleted: false, lastVersion: 0 };
+export function newFile(fileId: string, path: string): FileRecord {
+  return new FileRecord(fileId, path);
 }
 
 /** What a version is created with (see FileCreated); it starts pending, with no pieces planned. */
 export interface NewVersion {
-  fileId: string;
-  path: string;
   version: number;
   size: number;
   sha256: string;
@@ -202,38 +390,12 @@ export interface NewVersion {
   stream: VersionState["stream"];
 }
 
-/**
- * A pending version. Every version has every key, in one order (the optional ones undefined
- * when absent): one literal makes it, with its fields in the object itself, and nothing the
- * fold or the snapshot's decoder sets later changes its shape. The projection leaves the
- * undefined ones out, so it writes what a version holds in that order.
- */
-export function newVersion(v: NewVersion): VersionState {
-  return {
-    fileId: v.fileId,
-    path: v.path,
-    version: v.version,
-    size: v.size,
-    sha256: v.sha256,
-    pieceSize: v.pieceSize,
-    replicas: v.replicas,
-    uploadId: v.uploadId,
-    uploader: v.uploader,
-    createdAt: v.createdAt,
-    stream: v.stream,
-    status: "pending",
-    pieces: NO_PIECES,
-    completePieces: 0,
-    committedAt: undefined,
-    reason: undefined,
-  };
+/** A pending version of `file`, with no pieces planned. */
+export function newVersion(file: FileState, v: NewVersion): VersionRecord {
+  return new VersionRecord(file, v.version, v.size, v.sha256, v.pieceSize, v.replicas, v.uploadId, v.uploader, v.createdAt, v.stream);
 }
 
-export function newPiece(index: number, size: number, sha256: string): PieceState {
-  return { index, size, sha256, peers: NOBODY, stored: NOBODY };
-}
-
-export function versionOf(state: State, fileId: string, version: number): VersionState | undefined {
+export function versionOf(state: State, fileId: string, version: number): VersionRecord | undefined {
   return state.files.get(fileId)?.versions.get(version);
 }
 
@@ -289,9 +451,7 @@ export function apply(state: State, event: DfsEvent): void {
         state.paths.set(event.path, event.fileId);
       }
       file.lastVersion = event.version;
-      const version = newVersion({
-        fileId: event.fileId,
-        path: event.path,
+      const version = newVersion(file, {
         version: event.version,
         size: event.size,
         sha256: event.sha256!,
@@ -326,9 +486,10 @@ export function apply(state: State, event: DfsEvent): void {
       return;
     case "PieceStored": {
       const v = versionOf(state, event.fileId, event.version)!;
-      const piece = v.pieces[event.piece]!;
-      piece.stored = withStored(piece.stored, event.workerId);
-      if (piece.stored.length === v.replicas) v.completePieces += 1;
+      const piece = v.piece(event.piece)!;
+      const stored = withStored(piece.stored, event.workerId);
+      v.setCopies(event.piece, piece.peers, stored);
+      if (stored.length === v.replicas) v.completePieces += 1;
       const c = state.content.get(piece.sha256)!;
       c.holders = added(c.holders, event.workerId);
       syncPlacement(state, c, event.workerId);
@@ -443,7 +604,7 @@ export function apply(state: State, event: DfsEvent): void {
  * Put `file` (just made again from a snapshot, with its versions) in the indexes the fold
  * keeps of `files`: `paths`, `uploads`, `pendingUploads` and `versioned`.
  */
-export function indexFile(state: State, file: FileState): void {
+export function indexFile(state: State, file: FileRecord): void {
   if (!file.deleted) state.paths.set(file.path, file.fileId);
   for (let number = 1; number <= file.versions.size; number++) {
     const v = file.versions.get(number)!;
@@ -457,8 +618,8 @@ export function indexFile(state: State, file: FileState): void {
 function assignPeers(state: State, workerId: string, share: { fileId: string; version: number; pieces: readonly AssignedPiece[] }): void {
   const v = versionOf(state, share.fileId, share.version)!;
   for (const a of share.pieces) {
-    const piece = v.pieces[a.piece]!;
-    piece.peers = withPeer(piece.peers, workerId, a.role);
+    const piece = v.piece(a.piece)!;
+    v.setCopies(a.piece, withPeer(piece.peers, workerId, a.role), piece.stored);
     const c = state.content.get(piece.sha256)!;
     c.assigned = withCount(c.assigned, workerId, 1);
     forgiveDrop(state, workerId, c.sha256);
@@ -467,18 +628,13 @@ function assignPeers(state: State, workerId: string, share: { fileId: string; ve
 }
 
 /** The pieces of a version, as planned (FileCreated's plan, or PiecesPlanned). */
-function planPieces(state: State, v: VersionState, planned: readonly PlannedPiece[]): void {
-  // Arrays of the table are made at their size: one grown by assignment or `push` keeps
-  // room for 16 more (a piece's array, its peers and its copies: 450 bytes a small file).
-  const pieces: PieceState[] = new Array(planned.reduce((length, p) => Math.max(length, p.index + 1), v.pieces.length));
-  v.pieces.forEach((piece, index) => (pieces[index] = piece));
-  v.pieces = pieces;
-  for (const p of planned) {
-    const sha256 = state.content.get(p.sha256)?.sha256 ?? own(p.sha256);
-    v.pieces[p.index] = newPiece(p.index, p.size, sha256);
-    // A file of one piece has that piece's SHA-256: one string for both.
-    if (v.sha256 === sha256) v.sha256 = sha256;
-    contentFor(state, sha256, p.size).refs += 1;
+function planPieces(state: State, v: VersionRecord, planned: readonly PlannedPiece[]): void {
+  const owned = planned.map((p) => ({ index: p.index, size: p.size, sha256: state.content.get(p.sha256)?.sha256 ?? own(p.sha256) }));
+  // A file of one piece has that piece's SHA-256: one string for both.
+  for (const p of owned) if (v.sha256 === p.sha256) v.sha256 = p.sha256;
+  v.plan(owned);
+  for (const p of owned) {
+    contentFor(state, p.sha256, p.size).refs += 1;
     if (v.stream === "open") v.size += p.size;
   }
 }
@@ -499,7 +655,7 @@ function livenessChanged(state: State, workerId: string): void {
  * the piece may still do so from its queue, so unless it is expected to keep the bytes
  * anyway, it owes a drop.
  */
-function settleAssignments(state: State, c: ContentState, piece: PieceState): void {
+function settleAssignments(state: State, c: ContentRecord, piece: PieceState): void {
   for (const peer of piece.peers) {
     c.assigned = withCount(c.assigned, peer.workerId, -1);
     syncPlacement(state, c, peer.workerId);
@@ -510,7 +666,7 @@ function settleAssignments(state: State, c: ContentState, piece: PieceState): vo
 }
 
 /** A version is gone (abandoned or deleted): its pieces no longer hold their bytes alive. */
-function releaseVersion(state: State, v: VersionState): void {
+function releaseVersion(state: State, v: VersionRecord): void {
   for (const piece of v.pieces) {
     if (!piece) continue;
     const c = state.content.get(piece.sha256)!;

@@ -747,4 +747,26 @@ Everyone("fold - evolve never throws on well-formed events naming anything", () 
   assert.ok(log.state.rejected.count > 0 && log.state.rejected.count < 5_000, `${log.state.rejected.count} rejected`);
 });
 
+Everyone("fold - versions of one piece with the same copies each change alone, and read back as the pieces planned", async () => {
+  const log = new Log();
+  log.run({ type: "NoteHeartbeat", at: T0, workerId: "a" });
+  // Two one-piece files placed on the only worker: the same peers, nothing stored yet.
+  const first = log.run(create({ path: "/one", uploadId: "O1", newFileId: "ONE", pieces: 1, replicas: 1 }));
+  log.run(create({ path: "/two", uploadId: "O2", newFileId: "TWO", pieces: 1, replicas: 1 }));
+  const version = (fileId: string) => log.state.files.get(fileId)!.versions.get(1)!;
+  assert.equal(version("ONE").pieces, version("TWO").pieces.map((p) => ({ ...p, sha256: version("ONE").sha256 })), "the same copies");
+  confirmAll(log, first);
+  assert.equal(version("ONE").pieces, [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha("O1/0"), peers: [{ workerId: "a", role: "major" }], stored: ["a"] }]);
+  assert.equal(version("TWO").pieces, [{ index: 0, size: MIN_PIECE_SIZE, sha256: sha("O2/0"), peers: [{ workerId: "a", role: "major" }], stored: [] }], "the other's copy is not stored");
+  assert.equal([version("ONE").status, version("ONE").completePieces, version("TWO").status, version("TWO").completePieces], ["committed", 1, "pending", 0]);
+  assert.is(version("ONE").committedAt, T0);
+  // A version of several pieces beside them, and the table read back from a snapshot.
+  confirmAll(log, log.run(create({ path: "/three", uploadId: "O3", newFileId: "THREE", pieces: 3, replicas: 1 })));
+  const bytes = await encodeTable(log.state);
+  const head = { format: SNAPSHOT_FORMAT, snapshotId: "snap", seq: log.state.lastSeq, digest: stateDigest(log.state), bytes: bytes.length, chunks: 1, sha256: createHash("sha256").update(bytes).digest("hex"), at: T0, files: log.state.paths.size };
+  const decoded = decodeTable(head, [bytes]);
+  for (const fileId of ["ONE", "TWO", "THREE"]) assert.equal(decoded.files.get(fileId)!.versions.get(1)!.pieces, version(fileId).pieces, fileId);
+  assert.is(stateDigest(decoded), stateDigest(log.state));
+});
+
 Everyone.run();
