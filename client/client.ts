@@ -15,7 +15,7 @@ import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode } from "../src/
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
-import { MAX_PIECES_PER_CREATE_MANY, PullRequest, frameSizeFor, parse, uploadIdOf, type CreateAnswer, type WorkerStatus } from "../src/protocol.js";
+import { MAX_PIECES_PER_CREATE_MANY, frameSizeFor, uploadIdOf, type CreateAnswer, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import type { LogPoint } from "../src/log-point.js";
 import { list, stat } from "../src/queries.js";
@@ -413,13 +413,12 @@ export class DfsClient {
     let lastActivity = Date.now();
     let over = false;
     let servedBytes = 0;
+    let committed = false;
     // Serve our bytes before asking for the version: workers may start pulling at once.
-    const served = this.uploadServer.serve(uploadId, async (request, msg) => {
+    const served = this.uploadServer.serve(uploadId, async (piece, { offset, length }) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
-      const where = this.cat.parsePull(msg.subject)!; // the upload server routed it by its subject
-      const req = parse(PullRequest, request, "pull request");
-      if (req.length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `a frame is at most ${this.frameSize} bytes, not ${req.length}`);
-      const frame = await source.frame(where.piece, req.offset, req.length);
+      if (length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `a frame is at most ${this.frameSize} bytes, not ${length}`);
+      const frame = await source.frame(piece, offset, length);
       lastActivity = Date.now();
       servedBytes += frame.length;
       return frame;
@@ -512,6 +511,7 @@ export class DfsClient {
       });
       try {
         this.seen(await Promise.race([outcome, idle, aborted]));
+        committed = true;
       } catch (err) {
         const reason = clipText(asDfsError(err).message);
         // Given up: said durably first (a master that starts later abandons the version before
@@ -531,8 +531,7 @@ export class DfsClient {
     } finally {
       over = true;
       source.close();
-      // A pull still on its way is answered "over", so no worker waits for a timeout.
-      served.end();
+      await served.end(committed);
     }
   }
 

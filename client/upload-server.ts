@@ -1,24 +1,19 @@
-// The pulls of every upload a client has open, served over one subscription to its user's pull
-// subjects (`<prefix>.pull.<user>.*.*`) instead of one subscription per upload: a `put -r` of
-// many small files then costs the server no subscription made and removed per file.
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+// The pulls of the uploads a client has open. Each upload is served on its own subjects
+// (`<prefix>.pull.<user>.<uploadId>.*`), so a pull of an upload nobody serves any more gets
+// "no responders" at once; and a worker may ask, on the subject of one of them, for the frames
+// of many small pieces (`PullManyRequest`), which this client answers for every upload it has open.
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
-import { DfsError, ErrorCodes, quote } from "../src/errors.js";
+import { encode } from "../src/codec.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
+import { PullManyRequest, PullRequest, parse, type PulledFrame } from "../src/protocol.js";
 import { serveBytes } from "../src/rpc.js";
 
-/** Serves the frames of one upload: the pull request as sent, and the message (its subject names the piece). */
-export type FrameServer = (request: unknown, msg: Msg) => Promise<Uint8Array>;
-
-/** How long an upload that ended still answers a late pull with UPLOAD_ABANDONED (about: between this and twice this). */
-const ENDED_KEPT_MS = 10_000;
+/** Serves the frames of one upload: bytes [offset, offset + length) of a piece. */
+export type FrameServer = (piece: number, range: PullRequest) => Promise<Uint8Array>;
 
 export class UploadServer {
-  private subscription?: Subscription;
   private readonly open = new Map<string, FrameServer>();
-  /** Uploads that ended lately, in two generations: a late pull of theirs is told so at once. */
-  private ended = new Set<string>();
-  private endedBefore = new Set<string>();
-  private endedSince = Date.now();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -27,36 +22,42 @@ export class UploadServer {
   ) {}
 
   /**
-   * Answer the pulls of `uploadId` with `frames` until `end()`. Pulls of uploads this client
-   * does not know are left unanswered: another process of the same user may be serving them.
+   * Answer the pulls of `uploadId` with `frames` until `end`: committed, no pull is owed and
+   * the subscription just goes; otherwise a pull already on its way is answered (this upload
+   * being over), so no worker waits for a timeout.
    */
-  serve(uploadId: string, frames: FrameServer): { end: () => void } {
-    this.subscription ??= serveBytes(this.nc, this.cat.pullAll(this.uploader, "*"), (request, msg) => this.frame(request, msg), {
-      ours: (msg) => {
-        const uploadId = this.cat.parsePull(msg.subject)?.uploadId;
-        return uploadId !== undefined && (this.open.has(uploadId) || this.ended.has(uploadId) || this.endedBefore.has(uploadId));
-      },
-    });
+  serve(uploadId: string, frames: FrameServer): { end: (committed: boolean) => Promise<void> } {
     this.open.set(uploadId, frames);
-    return { end: () => this.end(uploadId) };
+    const subscription: Subscription = serveBytes(this.nc, this.cat.pullAll(this.uploader, uploadId), async (request, msg) => {
+      const where = this.cat.parsePull(msg.subject);
+      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
+      if (typeof request === "object" && request !== null && "frames" in request) return encode({ frames: await this.many(parse(PullManyRequest, request, "pull request")) });
+      return this.frame(where.uploadId, where.piece, parse(PullRequest, request, "pull request"));
+    });
+    return {
+      end: async (committed) => {
+        if (committed) subscription.unsubscribe();
+        else await subscription.drain().catch(() => undefined);
+        this.open.delete(uploadId);
+      },
+    };
   }
 
-  private frame(request: unknown, msg: Msg): Promise<Uint8Array> {
-    const where = this.cat.parsePull(msg.subject);
-    if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
-    const frames = this.open.get(where.uploadId);
-    if (!frames) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
-    return frames(request, msg);
+  private async frame(uploadId: string, piece: number, range: PullRequest): Promise<Uint8Array> {
+    const frames = this.open.get(uploadId);
+    if (!frames) throw new DfsError(ErrorCodes.NOT_FOUND, `upload ${uploadId} is not served here (over, or another process's)`);
+    return frames(piece, range);
   }
 
-  private end(uploadId: string): void {
-    if (!this.open.delete(uploadId)) return;
-    const now = Date.now();
-    if (now - this.endedSince >= ENDED_KEPT_MS) {
-      this.endedBefore = this.ended;
-      this.ended = new Set();
-      this.endedSince = now;
-    }
-    this.ended.add(uploadId);
+  /** Each frame of a pull of many on its own: its bytes, or its coded error. */
+  private many(request: PullManyRequest): Promise<PulledFrame[]> {
+    return Promise.all(
+      request.frames.map(({ uploadId, piece, offset, length }) =>
+        this.frame(uploadId, piece, { offset, length }).catch((err: unknown) => {
+          const coded = asDfsError(err);
+          return { code: coded.code, message: clipText(coded.message) };
+        }),
+      ),
+    );
   }
 }

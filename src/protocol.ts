@@ -212,6 +212,23 @@ export type WorkerStatus = Required<Heartbeat>;
 
 /** A pull or read asks for a byte range; the reply is the raw bytes. */
 export const PullRequest = z.object({ offset: count, length: count });
+export type PullRequest = z.infer<typeof PullRequest>;
+
+/** Most frames one pull of many asks for, and the most bytes they may add up to (the reply fits one message). */
+export const MAX_FRAMES_PER_PULL = 32;
+export const MAX_PULLED_BYTES = 512 * 1024;
+/**
+ * A worker's pull of many small pieces from one uploader at once, sent on the pull subject of
+ * the first (so only the process serving that upload answers). The reply is CBOR `{frames}`,
+ * one entry for each frame asked, in order: its bytes, or `{code, message}` (NOT_FOUND: an
+ * upload this process does not serve; pull that one alone).
+ */
+export const PullManyRequest = z
+  .object({ frames: z.array(z.object({ uploadId: token, piece: count, offset: count, length: count })).min(1).max(MAX_FRAMES_PER_PULL) })
+  .refine((r) => r.frames.reduce((bytes, f) => bytes + f.length, 0) <= MAX_PULLED_BYTES, { message: `must ask for at most ${MAX_PULLED_BYTES} bytes in all`, path: ["frames"] });
+export type PullManyRequest = z.infer<typeof PullManyRequest>;
+/** One frame of a pull of many: its bytes, or why not. */
+export type PulledFrame = Uint8Array | { code: string; message: string };
 export const ReadRequest = z.object({
   sha256,
   offset: count,

@@ -9,8 +9,6 @@ export interface ServeOptions {
   queue?: string;
   /** Called for failures that are the server's fault, not the caller's, and for replies that could not be sent. */
   onInternalError?: (err: unknown) => void;
-  /** Answer only the requests this says are ours, and leave the others to whoever else listens (default: all). */
-  ours?: (msg: Msg) => boolean;
 }
 
 function decodeRequest(msg: Msg): unknown {
@@ -68,7 +66,6 @@ function answer<T>(
       // Only requests from a connection's own inbox are served. A JetStream consumer made to
       // push logged messages here (its replies go to $JS.ACK...) cannot act as a caller.
       if (!msg.reply?.startsWith(INBOX_PREFIX)) return;
-      if (opts.ours && !opts.ours(msg)) return;
       void respond(msg).catch(report);
     },
   });

@@ -1,7 +1,7 @@
 // Garbage on every subject a process listens on gets a coded error, and the process keeps serving.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import * as assert from "uvu/assert";
@@ -125,6 +125,7 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
   const spy = await store.connect("worker", "w1");
   const listener = await store.connect("master");
   const answers: (string | undefined)[] = [];
+  let many: { frames: (Uint8Array | { code: string })[] } | undefined;
   const overheard = listener.subscribe(cat.masterRpc("create"), {
     callback: (_err, msg) => {
       const { uploadId, uploader } = decode(msg.data) as { uploadId: string; uploader: string };
@@ -133,11 +134,20 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
         [cat.pull(uploader, uploadId, 0), encode({ offset: -1, length: 10 })],
         [cat.pull(uploader, uploadId, 0), encode({ offset: 0, length: 50_000_000 })],
         [cat.pull(uploader, uploadId, 999), encode({ offset: 0, length: 10 })],
+        [cat.pull(uploader, uploadId, 0), encode({ frames: "all of them" })],
+        [cat.pull(uploader, uploadId, 0), encode({ frames: Array.from({ length: 33 }, () => ({ uploadId, piece: 0, offset: 0, length: 1 })) })],
       ] as const;
       // All at once, while the upload has barely begun.
       for (const [subject, payload] of garbage) {
         void spy.request(subject, payload, { timeout: 5_000 }).then((reply) => answers.push(reply.headers?.get("Dfs-Error")));
       }
+      // A pull of many: each frame answered on its own, an upload served elsewhere NOT_FOUND, a bad range BAD_REQUEST.
+      const frames = [
+        { uploadId, piece: 1, offset: 0, length: 4096 },
+        { uploadId: "served-elsewhere", piece: 0, offset: 0, length: 10 },
+        { uploadId, piece: 999, offset: 0, length: 10 },
+      ];
+      void spy.request(cat.pull(uploader, uploadId, 1), encode({ frames }), { timeout: 5_000 }).then((reply) => (many = decode(reply.data) as typeof many));
     },
   });
   await listener.flush(); // subscribed at the server before the create is sent
@@ -146,8 +156,11 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
     await writeFile(local, randomBytes(64 * 4096));
     const put = await client.put(local, "/pulled", { replicas: 2, pieceSize: 4096 });
     assert.is(put.version, 1);
-    await waitFor("four answers", () => answers.length === 4, 5_000);
-    assert.equal(answers, ["BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST"]);
+    await waitFor("six answers and the pull of many's", () => answers.length === 6 && many !== undefined, 5_000);
+    assert.equal(answers, Array(6).fill("BAD_REQUEST"));
+    const [bytes, elsewhere, outside] = many!.frames;
+    assert.equal(bytes, (await readFile(local)).subarray(4096, 8192), "piece 1's bytes");
+    assert.equal([(elsewhere as { code: string }).code, (outside as { code: string }).code], ["NOT_FOUND", "BAD_REQUEST"]);
   } finally {
     overheard.unsubscribe();
   }

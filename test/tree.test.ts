@@ -111,7 +111,7 @@ test("put -r of many small files: their creates decided together, one UploadsAss
   assert.match(check.stderr, /replay matches the live master at sequence \d+/);
 });
 
-test("two put -r of one user at once: each process serves its own uploads' pulls and leaves the other's alone", async ({ store }) => {
+test("two put -r of one user at once: a worker's pull of many small pieces may name both processes' uploads; each answers for its own, the others are pulled alone", async ({ store }) => {
   const trees = ["left", "right"].map((side) => join(store.dir, `same-user-${side}`));
   for (const root of trees) {
     await mkdir(root);
