@@ -160,7 +160,7 @@ export class DfsClient {
   private seenSeq = 0;
 
   private readonly js: JetStreamClient;
-  /** Serves the pulls of every upload in flight, over one subscription. */
+  /** Serves the pulls of the uploads in flight, each on its own subscription, and workers' pulls of many small pieces across them. */
   private readonly uploadServer: UploadServer;
   /** Small files' creates asked in one turn go in one `createMany`, CREATES_PER_REQUEST at most. */
   private readonly createBatch = new CallBatcher<object, CreateAnswer<Created>>(
@@ -412,8 +412,8 @@ export class DfsClient {
     const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     let lastActivity = Date.now();
     let over = false;
-    let servedBytes = 0;
     let committed = false;
+    let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
     const served = this.uploadServer.serve(uploadId, async (piece, { offset, length }) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
