@@ -11,17 +11,18 @@ import { ANONYMOUS_UPLOADER, catalogue, DEFAULT_NATS_URL, type Catalogue, type M
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
 import { connectUser, requireStore } from "../src/connection.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode } from "../src/errors.js";
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
-import { PullRequest, frameSizeFor, parse, uploadIdOf, type WorkerStatus } from "../src/protocol.js";
+import { MAX_PIECES_PER_CREATE_MANY, frameSizeFor, uploadIdOf, type CreateAnswer, type WorkerStatus } from "../src/protocol.js";
 import type { FileInfo, ListEntry, ListPage, Location, LocationPage, UploadPlan, UploadProgress } from "../src/queries.js";
 import type { LogPoint } from "../src/log-point.js";
 import { list, stat } from "../src/queries.js";
 import { auditLog, locateAt, pathHistory, replayLog, tableAt, type AuditEntry, type AuditOptions, type ReplayResult, type VersionHistory } from "../src/replay.js";
 import { scrub, scrubTargets, type ScrubOptions, type ScrubResult, type StatusReport } from "./admin.js";
-import { call, callRetrying, serveBytes } from "../src/rpc.js";
+import { call, callRetrying } from "../src/rpc.js";
+import { CallBatcher } from "../src/batcher.js";
 import type { projection } from "../src/state.js";
 import type { SnapshotHead } from "../src/snapshot.js";
 import type { RetentionPolicy } from "../src/retention.js";
@@ -33,6 +34,7 @@ import type { Progress } from "./progress.js";
 import { putMany, type PutEntry, type PutManyOptions, type PutManyResult } from "./put-many.js";
 import { StreamSource, STREAM_PIECE_SIZE, type StreamCalls } from "./put-stream.js";
 import { declaredSource, SMALL_FILE_BYTES, type ReadAt, type UploadSource } from "./upload-source.js";
+import { UploadServer } from "./upload-server.js";
 
 /** Chosen by `npm run bench:pieces` (see README): big enough to keep every worker busy, small enough to spread. */
 export const DEFAULT_PIECE_SIZE = 16 * 1024 * 1024;
@@ -43,6 +45,17 @@ const READ_WAIT_MS = 5_000;
 const LEADER_WAIT_MS = 15_000;
 /** How long one `wait` for an upload's progress may be held by the master. */
 const WAIT_MS = 2_000;
+/**
+ * Most small files' creates in one `createMany`. Several requests of a few files each, rather
+ * than one of all the files in flight: a request's answer waits for all its files' commits, and
+ * the files of one answered meanwhile make room for the next.
+ */
+const CREATES_PER_REQUEST = 16;
+/** A small file is created with others when it has at most so many pieces (a `createMany` holds at most MAX_PIECES_PER_CREATE_MANY). */
+const PIECES_CREATED_TOGETHER = Math.floor(MAX_PIECES_PER_CREATE_MANY / CREATES_PER_REQUEST);
+
+/** A create's answer: the version's plan and the log sequence it reflects. */
+type Created = UploadPlan & { seq: number };
 
 export interface ConnectOptions {
   /** NATS URL(s); default `DFS_NATS` or nats://127.0.0.1:4222. */
@@ -147,6 +160,15 @@ export class DfsClient {
   private seenSeq = 0;
 
   private readonly js: JetStreamClient;
+  /** Serves the pulls of the uploads in flight, each on its own subscription, and workers' pulls of many small pieces across them. */
+  private readonly uploadServer: UploadServer;
+  /** Small files' creates asked in one turn go in one `createMany`, CREATES_PER_REQUEST at most. */
+  private readonly createBatch = new CallBatcher<object, CreateAnswer<Created>>(
+    async (creates) => (await call<{ answers: CreateAnswer<Created>[] }>(this.nc, this.cat.masterRpc("createMany"), { creates }, WAIT_MS + 2_000)).answers,
+    CREATES_PER_REQUEST,
+  );
+  /** Off once these credentials were refused `createMany`: then every create is asked alone. */
+  private createsTogether = true;
 
   /**
    * `uploader` is the NATS user `nc` connected as (ANONYMOUS_UPLOADER on a server without
@@ -160,6 +182,7 @@ export class DfsClient {
   ) {
     this.cat = catalogue(prefix);
     this.js = jetstream(nc);
+    this.uploadServer = new UploadServer(nc, this.cat, uploader);
   }
 
   static async connect(opts: ConnectOptions = {}): Promise<DfsClient> {
@@ -392,13 +415,10 @@ export class DfsClient {
     let committed = false;
     let servedBytes = 0;
     // Serve our bytes before asking for the version: workers may start pulling at once.
-    const server = serveBytes(this.nc, this.cat.pullAll(this.uploader, uploadId), async (request, msg) => {
+    const served = this.uploadServer.serve(uploadId, async (piece, { offset, length }) => {
       if (over) throw new DfsError(ErrorCodes.UPLOAD_ABANDONED, "this upload is over");
-      const where = this.cat.parsePull(msg.subject);
-      const req = parse(PullRequest, request, "pull request");
-      if (!where) throw new DfsError(ErrorCodes.BAD_REQUEST, `bad pull subject ${quote(msg.subject)}`);
-      if (req.length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `a frame is at most ${this.frameSize} bytes, not ${req.length}`);
-      const frame = await source.frame(where.piece, req.offset, req.length);
+      if (length > this.frameSize) throw new DfsError(ErrorCodes.BAD_REQUEST, `a frame is at most ${this.frameSize} bytes, not ${length}`);
+      const frame = await source.frame(piece, offset, length);
       lastActivity = Date.now();
       servedBytes += frame.length;
       return frame;
@@ -451,25 +471,19 @@ export class DfsClient {
       // given up; each answer comes as soon as something changed (or after a while, to show we
       // are still here). The idle timeout and an abort cover all of it, the create included.
       const outcome = (async () => {
-        // A create is the same decision however often it is asked (its upload id says which), so
-        // it is asked again while a new leader takes over, even after a timeout.
-        const answer = await callRetrying<UploadPlan & { seq: number }>(
-          this.nc,
-          this.cat.masterRpc("create"),
-          {
-            uploadId,
-            uploadKey,
-            uploader: this.uploader,
-            path: source.path,
-            pieceSize: source.pieceSize,
-            replicas: source.replicas,
-            ...source.declared,
-            // A small file is usually stored before a `wait` could be asked: the answer waits for it.
-            ...(source.small ? { waitMs: WAIT_MS } : {}),
-          },
-          // Short when the answer waits, so a master that dies holding it costs little.
-          { retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT], forMs: LEADER_WAIT_MS, ...(source.small ? { timeoutMs: WAIT_MS + 2_000 } : {}) },
-        );
+        const request = {
+          uploadId,
+          uploadKey,
+          uploader: this.uploader,
+          path: source.path,
+          pieceSize: source.pieceSize,
+          replicas: source.replicas,
+          ...source.declared,
+          // A small file is usually stored before a `wait` could be asked: the answer waits for it.
+          ...(source.small ? { waitMs: WAIT_MS } : {}),
+        };
+        const batched = source.small && this.createsTogether && source.summary().pieces <= PIECES_CREATED_TOGETHER;
+        const answer = batched ? await this.createTogether(request) : await this.create(request, source.small);
         this.seen(answer.seq);
         lastActivity = Date.now();
         created = answer;
@@ -517,12 +531,42 @@ export class DfsClient {
     } finally {
       over = true;
       source.close();
-      // Committed: every replica holds its bytes, no pull is owed, and the drain's round trip
-      // to the server is spared. Otherwise answer what is already on its way (with "over"),
-      // so no worker waits for a timeout.
-      if (committed) server.unsubscribe();
-      else await server.drain().catch(() => undefined);
+      await served.end(committed);
     }
+  }
+
+  /**
+   * Ask for a version alone. A create is the same decision however often it is asked (its
+   * upload id says which), so it is asked again while a new leader takes over, even after a
+   * timeout; short when the answer waits for the commit, so a master that dies holding it costs little.
+   */
+  private create(request: object, answerWaits: boolean): Promise<Created> {
+    return callRetrying<Created>(this.nc, this.cat.masterRpc("create"), request, {
+      retryOn: [ErrorCodes.UNAVAILABLE, ErrorCodes.TIMEOUT],
+      forMs: LEADER_WAIT_MS,
+      ...(answerWaits ? { timeoutMs: WAIT_MS + 2_000 } : {}),
+    });
+  }
+
+  /**
+   * Ask for a small file's version with the others asked in the same turn (`createMany`), each
+   * answered on its own. What the request as a whole could not get (no leader this moment, a
+   * master or credentials older than `createMany`), or a create answered UNAVAILABLE or TIMEOUT,
+   * is asked alone, as any create is; credentials that may not ask `createMany` stop this client
+   * asking it.
+   */
+  private async createTogether(request: object): Promise<Created> {
+    let answer: CreateAnswer<Created>;
+    try {
+      answer = await this.createBatch.call(request);
+    } catch (err) {
+      if (asDfsError(err).code === ErrorCodes.FORBIDDEN) this.createsTogether = false;
+      return this.create(request, true);
+    }
+    if (answer.ok) return answer.result;
+    const code = isErrorCode(answer.code) ? answer.code : ErrorCodes.INTERNAL;
+    if (code === ErrorCodes.UNAVAILABLE || code === ErrorCodes.TIMEOUT) return this.create(request, true);
+    throw new DfsError(code, answer.message);
   }
 
   /**

@@ -38,3 +38,43 @@ export class Batcher<T> {
     this.sending = false;
   }
 }
+
+/**
+ * Calls made one at a time, asked together: the items that come in one turn of the event loop
+ * go in one request (at most `max` a request, shared out evenly), requests do not wait for one
+ * another, and each item gets its own answer, the one at its place in the request's. A client
+ * putting many small files asks the master to create them so.
+ */
+export class CallBatcher<T, R> {
+  private pending: { item: T; answered: (answer: R) => void; failed: (err: unknown) => void }[] = [];
+
+  constructor(
+    private readonly ask: (items: T[]) => Promise<R[]>,
+    private readonly max: number,
+  ) {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`a request holds at least 1 item, not ${max}`);
+  }
+
+  /** Resolves with this item's answer; rejects as its request does. */
+  call(item: T): Promise<R> {
+    return new Promise<R>((answered, failed) => {
+      if (this.pending.push({ item, answered, failed }) === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const all = this.pending;
+    this.pending = [];
+    const requests = Math.ceil(all.length / this.max);
+    const size = Math.ceil(all.length / requests);
+    for (let start = 0; start < all.length; start += size) {
+      const batch = all.slice(start, start + size);
+      this.ask(batch.map((b) => b.item)).then(
+        (answers) => {
+          if (answers.length !== batch.length) throw new Error(`${answers.length} answers to ${batch.length} items`);
+          batch.forEach((b, i) => b.answered(answers[i]!));
+        },
+      ).catch((err: unknown) => batch.forEach((b) => b.failed(err)));
+    }
+  }
+}

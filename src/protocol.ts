@@ -56,6 +56,29 @@ export const CreateRequest = z
   .refine((r) => uploadIdOf(r.uploadKey) === r.uploadId, idOfKey);
 export type CreateRequest = z.infer<typeof CreateRequest>;
 
+/** Most creates one `createMany` asks for, and most pieces they may hold in all (each create's plan comes back in the one reply). */
+export const MAX_CREATES_PER_REQUEST = 64;
+export const MAX_PIECES_PER_CREATE_MANY = 256;
+
+/**
+ * Several creates in one request (many small files at once, `put -r`): each is an ordinary
+ * `create` request, checked and answered on its own (`CreateManyReply`), and they are decided
+ * together. Only the envelope is checked here; a bad create is its own BAD_REQUEST.
+ */
+export const CreateManyRequest = z.object({ creates: z.array(z.unknown()).min(1).max(MAX_CREATES_PER_REQUEST) }).refine(
+  (r) => r.creates.reduce<number>((pieces, c) => pieces + piecesDeclared(c), 0) <= MAX_PIECES_PER_CREATE_MANY,
+  { message: `must hold at most ${MAX_PIECES_PER_CREATE_MANY} pieces in all`, path: ["creates"] },
+);
+
+/** The pieces a create declares (its `pieceHashes`, 32 bytes each), whatever else it holds. */
+function piecesDeclared(create: unknown): number {
+  const hashes = (create as { pieceHashes?: unknown } | null)?.pieceHashes;
+  return hashes instanceof Uint8Array ? Math.ceil(hashes.length / 32) : 0;
+}
+
+/** One answer of a `createMany`, in the order of its creates: as `create` would have answered that create alone. */
+export type CreateAnswer<T> = { ok: true; result: T } | { ok: false; code: string; message: string };
+
 /** A streamed create (stdin): no size or hashes yet; the pieces come with `extend`, the size with `seal`. `uploadId` is `uploadIdOf(uploadKey)`. */
 export const CreateStreamRequest = z
   .object({ uploadId: token, uploadKey, uploader, path: remotePath, streamed: z.literal(true), pieceSize: count, replicas: z.number().int() })
@@ -189,6 +212,23 @@ export type WorkerStatus = Required<Heartbeat>;
 
 /** A pull or read asks for a byte range; the reply is the raw bytes. */
 export const PullRequest = z.object({ offset: count, length: count });
+export type PullRequest = z.infer<typeof PullRequest>;
+
+/** Most frames one pull of many asks for, and the most bytes they may add up to (the reply fits one message). */
+export const MAX_FRAMES_PER_PULL = 32;
+export const MAX_PULLED_BYTES = 512 * 1024;
+/**
+ * A worker's pull of many small pieces from one uploader at once, sent on the pull subject of
+ * the first (so only the process serving that upload answers). The reply is CBOR `{frames}`,
+ * one entry for each frame asked, in order: its bytes, or `{code, message}` (NOT_FOUND: an
+ * upload this process does not serve; pull that one alone).
+ */
+export const PullManyRequest = z
+  .object({ frames: z.array(z.object({ uploadId: token, piece: count, offset: count, length: count })).min(1).max(MAX_FRAMES_PER_PULL) })
+  .refine((r) => r.frames.reduce((bytes, f) => bytes + f.length, 0) <= MAX_PULLED_BYTES, { message: `must ask for at most ${MAX_PULLED_BYTES} bytes in all`, path: ["frames"] });
+export type PullManyRequest = z.infer<typeof PullManyRequest>;
+/** One frame of a pull of many: its bytes, or why not. */
+export type PulledFrame = Uint8Array | { code: string; message: string };
 export const ReadRequest = z.object({
   sha256,
   offset: count,

@@ -26,7 +26,7 @@ export const ASSIGNMENT_ACK_WAIT_MS = 10_000;
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Master RPC operations, each answered on `<prefix>.rpc.master.<op>`. */
-export const MASTER_OPS = ["create", "extend", "seal", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader", "retention"] as const;
+export const MASTER_OPS = ["create", "createMany", "extend", "seal", "abort", "wait", "locate", "list", "stat", "delete", "state", "status", "pieces", "reader", "retention"] as const;
 export type MasterOp = (typeof MASTER_OPS)[number];
 
 /** Worker RPC operations, each answered on `<prefix>.rpc.worker.<workerId>.<op>`. */

@@ -1,12 +1,13 @@
 // Garbage on every subject a process listens on gets a coded error, and the process keeps serving.
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
+import type { CreateAnswer } from "../src/protocol.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
 import { TestStore, errorCode, keyedUpload, runCli, storeSuite, waitFor } from "./harness.js";
@@ -26,7 +27,7 @@ async function rawReply(store: TestStore, subject: string, payload: Uint8Array):
 }
 
 test("undecodable bytes and non-map requests get BAD_REQUEST from every master RPC", async ({ store }) => {
-  for (const op of ["create", "abort", "locate", "list", "stat", "delete", "state"] as const) {
+  for (const op of ["create", "createMany", "abort", "locate", "list", "stat", "delete", "state"] as const) {
     const garbage = await rawReply(store, cat.masterRpc(op), new Uint8Array([0xff, 0xfe, 0x00, 0x13]));
     assert.is(garbage.ok, false, op);
     assert.is(garbage.code, "BAD_REQUEST", op);
@@ -57,6 +58,33 @@ test("missing fields, bad paths and negative sizes get stable codes", async ({ s
   assert.is(await errorCode(() => client.remove("/no/such/file")), "NOT_FOUND");
   assert.is(await errorCode(() => call(client.nc, cat.masterRpc("locate"), { path: "/x", version: -2 })), "BAD_REQUEST");
   assert.is(await errorCode(() => create({ replicas: 3 })), "NOT_ENOUGH_WORKERS");
+});
+
+test("createMany: a bad envelope is BAD_REQUEST, and each create in it is answered on its own, as create answers it", async ({ store }) => {
+  const client = await store.client();
+  const many = (creates: unknown) => call<{ answers: CreateAnswer<{ status: string }>[] }>(client.nc, cat.masterRpc("createMany"), { creates });
+  assert.is(await errorCode(() => many("not a list")), "BAD_REQUEST");
+  assert.is(await errorCode(() => many([])), "BAD_REQUEST");
+  assert.is(await errorCode(() => many(Array.from({ length: 65 }, () => goodCreate))), "BAD_REQUEST", "more than 64 creates");
+  assert.is(await errorCode(() => many([{ ...goodCreate, pieceHashes: new Uint8Array(32 * 257) }])), "BAD_REQUEST", "more than 256 pieces in all");
+  const empty = { uploader: client.uploader, size: 0, sha256: createHash("sha256").digest("hex"), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0), waitMs: 5_000 };
+  // One piece nobody serves: still pending when its wait is over.
+  const unserved = { ...keyedUpload("many-unserved"), ...empty, path: "/many/unserved", size: 10, sha256: "00".repeat(32), pieceHashes: new Uint8Array(32), waitMs: 200 };
+  const { answers } = await many([
+    { ...keyedUpload("many-a"), ...empty, path: "/many/a" },
+    { ...keyedUpload("many-b"), ...empty, path: "a//b" },
+    { path: "/many/c" },
+    { ...unserved, ...keyedUpload("many-d"), path: "/many/d", replicas: 3 },
+    { ...keyedUpload("many-e"), ...empty, path: "/many/e", sha256: hash },
+    unserved,
+    { ...keyedUpload("many-f"), ...empty, path: "/many/f" },
+  ]);
+  assert.equal(
+    answers.map((a) => (a.ok ? a.result.status : a.code)),
+    ["committed", "BAD_PATH", "BAD_REQUEST", "NOT_ENOUGH_WORKERS", "CHECKSUM_MISMATCH", "pending", "committed"],
+  );
+  assert.equal((await client.list("/many")).map((f) => f.path), ["/many/a", "/many/f"], "nothing pending is listed");
+  await call(client.nc, cat.masterRpc("abort"), { uploadKey: unserved.uploadKey, reason: "test over" });
 });
 
 test("garbage to workers, heartbeats, confirmations and event subjects does not stop anyone", async ({ store }) => {
@@ -97,6 +125,7 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
   const spy = await store.connect("worker", "w1");
   const listener = await store.connect("master");
   const answers: (string | undefined)[] = [];
+  let many: { frames: (Uint8Array | { code: string })[] } | undefined;
   const overheard = listener.subscribe(cat.masterRpc("create"), {
     callback: (_err, msg) => {
       const { uploadId, uploader } = decode(msg.data) as { uploadId: string; uploader: string };
@@ -105,11 +134,20 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
         [cat.pull(uploader, uploadId, 0), encode({ offset: -1, length: 10 })],
         [cat.pull(uploader, uploadId, 0), encode({ offset: 0, length: 50_000_000 })],
         [cat.pull(uploader, uploadId, 999), encode({ offset: 0, length: 10 })],
+        [cat.pull(uploader, uploadId, 0), encode({ frames: "all of them" })],
+        [cat.pull(uploader, uploadId, 0), encode({ frames: Array.from({ length: 33 }, () => ({ uploadId, piece: 0, offset: 0, length: 1 })) })],
       ] as const;
       // All at once, while the upload has barely begun.
       for (const [subject, payload] of garbage) {
         void spy.request(subject, payload, { timeout: 5_000 }).then((reply) => answers.push(reply.headers?.get("Dfs-Error")));
       }
+      // A pull of many: each frame answered on its own, an upload served elsewhere NOT_FOUND, a bad range BAD_REQUEST.
+      const frames = [
+        { uploadId, piece: 1, offset: 0, length: 4096 },
+        { uploadId: "served-elsewhere", piece: 0, offset: 0, length: 10 },
+        { uploadId, piece: 999, offset: 0, length: 10 },
+      ];
+      void spy.request(cat.pull(uploader, uploadId, 1), encode({ frames }), { timeout: 5_000 }).then((reply) => (many = decode(reply.data) as typeof many));
     },
   });
   await listener.flush(); // subscribed at the server before the create is sent
@@ -118,8 +156,11 @@ test("garbage to an uploader's pull subject gets BAD_REQUEST, and the put still 
     await writeFile(local, randomBytes(64 * 4096));
     const put = await client.put(local, "/pulled", { replicas: 2, pieceSize: 4096 });
     assert.is(put.version, 1);
-    await waitFor("four answers", () => answers.length === 4, 5_000);
-    assert.equal(answers, ["BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST"]);
+    await waitFor("six answers and the pull of many's", () => answers.length === 6 && many !== undefined, 5_000);
+    assert.equal(answers, Array(6).fill("BAD_REQUEST"));
+    const [bytes, elsewhere, outside] = many!.frames;
+    assert.equal(bytes, (await readFile(local)).subarray(4096, 8192), "piece 1's bytes");
+    assert.equal([(elsewhere as { code: string }).code, (outside as { code: string }).code], ["NOT_FOUND", "BAD_REQUEST"]);
   } finally {
     overheard.unsubscribe();
   }

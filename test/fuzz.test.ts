@@ -125,6 +125,14 @@ const masterTemplates: Record<(typeof MASTER_OPS)[number], Record<string, unknow
     { ...keyedUpload("fuzz-up"), uploader: "client", path: "/fuzz/ten", size: 10, sha256: "00".repeat(32), pieceSize: 4096, replicas: 2, pieceHashes: new Uint8Array(32) },
     { uploadId: uploadIdOf(streamKey), uploadKey: streamKey, uploader: "client", path: "/fuzz/stream", streamed: true, pieceSize: 4096, replicas: 1 },
   ],
+  createMany: [
+    {
+      creates: [
+        { ...keyedUpload("fuzz-many-1"), uploader: "client", path: "/fuzz/many/1", size: 10, sha256: "00".repeat(32), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(32) },
+        { ...keyedUpload("fuzz-many-2"), uploader: "client", path: "/fuzz/many/2", size: 0, sha256: createHash("sha256").digest("hex"), pieceSize: 4096, replicas: 1, pieceHashes: new Uint8Array(0), waitMs: 10 },
+      ],
+    },
+  ],
   extend: [
     { uploadKey: streamKey, pieces: [{ index: 0, size: 4096, sha256: sha }] },
     { uploadKey: streamKey, pieces: [] },

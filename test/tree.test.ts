@@ -111,6 +111,21 @@ test("put -r of many small files: their creates decided together, one UploadsAss
   assert.match(check.stderr, /replay matches the live master at sequence \d+/);
 });
 
+test("two put -r of one user at once: a worker's pull of many small pieces may name both processes' uploads; each answers for its own, the others are pulled alone", async ({ store }) => {
+  const trees = ["left", "right"].map((side) => join(store.dir, `same-user-${side}`));
+  for (const root of trees) {
+    await mkdir(root);
+    for (let i = 0; i < 60; i++) await writeFile(join(root, `f${i}`), randomBytes(100 + i));
+  }
+  // Both connect as the same user, so each hears the other's pulls on its user's subjects.
+  const puts = await Promise.all(trees.map((root) => runCli([...store.flags, "put", "-r", root, "/same-user", "--replicas", "1", "--timeout", "20"])));
+  for (const put of puts) {
+    assert.is(put.code, 0, put.stderr);
+    assert.match(put.stdout, /^stored 60 files, /);
+  }
+  assert.is((await listed(store.flags, "/same-user")).length, 120);
+});
+
 test("put -r DIR/. stores the directory's contents; get -r into an existing directory writes inside it", async ({ store }) => {
   const root = join(store.dir, "contents");
   await makeTree(root);

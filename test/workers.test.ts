@@ -5,6 +5,7 @@ import { join } from "node:path";
 import * as assert from "uvu/assert";
 import type { DfsClient } from "../client/client.js";
 import { catalogue } from "../streams/catalogue.js";
+import { DfsError, ErrorCodes } from "../src/errors.js";
 import { call, callBytes, serveBytes } from "../src/rpc.js";
 import { TestStore, errorCode, keyedUpload, storeSuite, waitFor } from "./harness.js";
 
@@ -213,6 +214,41 @@ test("the same bytes under two paths are stored once, and dropped only when neit
     const now = await Promise.all(["w1", "w2", "w3"].map((id) => health(client, id)));
     return now.every((h, i) => h.pieces === before[i]!.pieces);
   });
+});
+
+test("an uploader that refuses pulls of many (a build before them) has its small pieces pulled one by one", async ({ store }) => {
+  const client = await store.client();
+  const { uploadId, uploadKey } = keyedUpload("old-uploader");
+  const bytes = randomBytes(1000);
+  const asked: string[] = [];
+  // As an uploader of the build before answers: one range per pull, anything else BAD_REQUEST.
+  const old = serveBytes(client.nc, cat.pullAll(client.uploader, uploadId), async (request) => {
+    const { offset, length } = request as { offset?: unknown; length?: unknown };
+    if (typeof offset !== "number" || typeof length !== "number") {
+      asked.push("many");
+      throw new DfsError(ErrorCodes.BAD_REQUEST, "bad pull request");
+    }
+    asked.push("one");
+    return bytes.subarray(offset, offset + length);
+  });
+  try {
+    const created = await call<{ status: string }>(client.nc, cat.masterRpc("create"), {
+      uploadId,
+      uploadKey,
+      uploader: client.uploader,
+      path: "/old-uploader",
+      size: bytes.length,
+      sha256: sha(bytes),
+      pieceSize: PIECE,
+      replicas: 2,
+      pieceHashes: createHash("sha256").update(bytes).digest(),
+      waitMs: 10_000,
+    });
+    assert.is(created.status, "committed");
+    assert.equal([...asked].sort(), ["many", "many", "one", "one"], "each replica asked for many, then for one");
+  } finally {
+    old.unsubscribe();
+  }
 });
 
 test.run();

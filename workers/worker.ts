@@ -34,6 +34,7 @@ import {
 import { call, callBytes, serve, serveBytes } from "../src/rpc.js";
 import { Scrubber, type CheckOutcome, type ScrubPage } from "./scrub.js";
 import { PieceStore } from "./store.js";
+import { SMALL_PULL_BYTES, SmallPulls } from "./small-pulls.js";
 import { Batcher } from "../src/batcher.js";
 import { Limiter } from "../src/limiter.js";
 import { fetchInOrder } from "../src/in-order.js";
@@ -114,6 +115,7 @@ export class Worker {
 
   /** Answers reads and pulls bytes; `js` (on the role's JetStream connection) takes assignments and confirms. */
   private readonly nc: NatsConnection;
+  private readonly smallPulls: SmallPulls;
 
   private constructor(conns: RoleConnections, private readonly store: PieceStore, private readonly opts: WorkerOptions) {
     this.nc = conns.rpc;
@@ -121,6 +123,7 @@ export class Worker {
     this.js = jetstream(conns.streams);
     this.log = opts.log ?? ((line) => process.stderr.write(`worker ${opts.id}: ${line}\n`));
     this.frameSize = frameSizeFor(this.nc.info?.max_payload ?? 1024 * 1024);
+    this.smallPulls = new SmallPulls(this.nc, this.cat, PULL_TIMEOUT_MS);
     // Weighed in bytes held: a piece holds at most its frames in flight (see pullInto).
     this.reports = new Batcher((reports) => this.sendReports(reports), MAX_REPORTS);
     this.pieces = new Limiter((opts.parallelPieces ?? 4) * this.framesHeld(Infinity));
@@ -444,7 +447,7 @@ export class Worker {
       const read =
         "worker" in source
           ? (offset: number, length: number) => callBytes(this.nc, this.cat.workerRpc(source.worker, "read"), { sha256: piece.sha256, offset, length }, PULL_TIMEOUT_MS)
-          : (offset: number, length: number) => this.pullFrame(this.cat.pull(source.uploader, source.upload, source.piece), offset, length);
+          : (offset: number, length: number) => this.pullFromUploader(source, piece.size, offset, length);
       let actual: string;
       try {
         actual = await this.pullInto(piece, read, seq);
@@ -515,6 +518,15 @@ export class Worker {
       await writer.abort().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A frame from the uploader: a small piece's asked with the others of this turn (see SmallPulls), or alone. */
+  private async pullFromUploader(source: { upload: string; uploader?: string; piece: number }, size: number, offset: number, length: number): Promise<Uint8Array> {
+    if (source.uploader !== undefined && size <= SMALL_PULL_BYTES) {
+      const frame = await this.smallPulls.pull(source.uploader, { uploadId: source.upload, piece: source.piece, offset, length });
+      if (frame) return frame;
+    }
+    return this.pullFrame(this.cat.pull(source.uploader, source.upload, source.piece), offset, length);
   }
 
   private async pullFrame(subject: string, offset: number, length: number): Promise<Uint8Array> {

@@ -11,7 +11,7 @@ import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
 import { DEFAULT_UPLOAD_CAPS, decide, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
 import { Batcher } from "../batcher.js";
-import { DfsError, ErrorCodes, asDfsError, counted, reportFatal } from "../errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
 import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
@@ -23,7 +23,9 @@ import { encodeTable } from "../snapshot.js";
 import {
   AbandonNote,
   AbortRequest,
+  CreateManyRequest,
   CreateRequest,
+  type CreateAnswer,
   CreateStreamRequest,
   DeleteRequest,
   ExtendRequest,
@@ -45,7 +47,7 @@ import {
   type InventoryPage,
   replyBudgetFor,
 } from "../protocol.js";
-import { listPage, locatePage, stat, uploadPlan, uploadProgress } from "../queries.js";
+import { listPage, locatePage, stat, uploadPlan, uploadProgress, type UploadPlan } from "../queries.js";
 import { call, serve } from "../rpc.js";
 import { HEAL_PASS_PIECES, INVENTORY_PIECES_PER_DECISION, HealCursor, countedOn, hasWork } from "../heal.js";
 import { piecesHealth, storeStatus } from "../status.js";
@@ -655,46 +657,30 @@ export class Master {
     const rpc = (op: MasterOp, handler: (request: unknown) => Promise<unknown> | unknown) => this.rpc(op, handler);
     return [
       rpc("create", async (request) => {
-      if ((request as { streamed?: unknown })?.streamed === true) {
+        if ((request as { streamed?: unknown })?.streamed !== true) return this.createVersion(request);
         const req = parse(CreateStreamRequest, request, "create request");
         this.streamsHeard.set(req.uploadId, Date.now());
         const { uploadId, uploader, path, pieceSize, replicas } = req;
         await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
         return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
-      }
-      const req = parse(CreateRequest, request, "create request");
-      if (req.pieceHashes.length % 32 !== 0) throw new DfsError(ErrorCodes.BAD_REQUEST, "pieceHashes must be 32 bytes per piece");
-      const hashes = Buffer.from(req.pieceHashes.buffer, req.pieceHashes.byteOffset, req.pieceHashes.length);
-      const pieces = [];
-      for (let i = 0; i * 32 < hashes.length; i++) {
-        const size = req.pieceSize > 0 ? Math.min(req.pieceSize, req.size - i * req.pieceSize) : 0;
-        pieces.push({ index: i, size, sha256: hashes.subarray(i * 32, i * 32 + 32).toString("hex") });
-      }
-      const cmd = {
-        type: "CreateVersion",
-        at: Date.now(),
-        uploadId: req.uploadId,
-        uploader: req.uploader,
-        newFileId: nuid.next(),
-        path: req.path,
-        size: req.size,
-        sha256: req.sha256,
-        pieceSize: req.pieceSize,
-        replicas: req.replicas,
-        pieces,
-        caps: this.uploadCaps,
-      } as const;
-      // A new upload is decided with the creates that came meanwhile. One the batch left out (it
-      // then says why it is refused), one part of whose batch lost a race to the log, and a retry
-      // (checked against the first create, with peers to place again) are decided alone.
-      const retried = this.state.uploads.has(req.uploadId);
-      if (!retried) await this.creates.add(cmd).catch(() => undefined);
-      if (retried || !this.isPlaced(req.uploadId)) await this.execute(cmd);
-      let plan = uploadPlan(this.state, req.uploadId);
-      for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
-        await this.uploadWatch.next(plan.fileId, deadline - Date.now());
-      }
-      return { ...plan, seq: this.state.lastSeq };
+      }),
+      rpc("createMany", async (request) => {
+        const { creates } = parse(CreateManyRequest, request, "createMany request");
+        // Each reaches the creates' batcher in this turn (before any of them waits), so they are
+        // decided together; each is answered as a create alone would be, failures included.
+        const answers = await Promise.all(
+          creates.map((create) =>
+            this.createVersion(create).then(
+              (result): CreateAnswer<typeof result> => ({ ok: true, result }),
+              (err: unknown): CreateAnswer<never> => {
+                const coded = asDfsError(err);
+                if (coded.code === ErrorCodes.INTERNAL) this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
+                return { ok: false, code: coded.code, message: clipText(coded.message) };
+              },
+            ),
+          ),
+        );
+        return { answers };
       }),
       rpc("extend", async (request) => {
         const req = parse(ExtendRequest, request, "extend request");
@@ -726,6 +712,46 @@ export class Master {
         return { seq: this.state.lastSeq };
       }),
     ];
+  }
+
+  /**
+   * A version of a declared file (not a stream): decided with the creates that come meanwhile,
+   * and answered once it is no longer pending or after the request's `waitMs`.
+   */
+  private async createVersion(request: unknown): Promise<UploadPlan & { seq: number }> {
+    const req = parse(CreateRequest, request, "create request");
+    if (req.pieceHashes.length % 32 !== 0) throw new DfsError(ErrorCodes.BAD_REQUEST, "pieceHashes must be 32 bytes per piece");
+    const hashes = Buffer.from(req.pieceHashes.buffer, req.pieceHashes.byteOffset, req.pieceHashes.length);
+    const pieces = [];
+    for (let i = 0; i * 32 < hashes.length; i++) {
+      const size = req.pieceSize > 0 ? Math.min(req.pieceSize, req.size - i * req.pieceSize) : 0;
+      pieces.push({ index: i, size, sha256: hashes.subarray(i * 32, i * 32 + 32).toString("hex") });
+    }
+    const cmd = {
+      type: "CreateVersion",
+      at: Date.now(),
+      uploadId: req.uploadId,
+      uploader: req.uploader,
+      newFileId: nuid.next(),
+      path: req.path,
+      size: req.size,
+      sha256: req.sha256,
+      pieceSize: req.pieceSize,
+      replicas: req.replicas,
+      pieces,
+      caps: this.uploadCaps,
+    } as const;
+    // A new upload is decided with the creates that came meanwhile. One the batch left out (it
+    // then says why it is refused), one part of whose batch lost a race to the log, and a retry
+    // (checked against the first create, with peers to place again) are decided alone.
+    const retried = this.state.uploads.has(req.uploadId);
+    if (!retried) await this.creates.add(cmd).catch(() => undefined);
+    if (retried || !this.isPlaced(req.uploadId)) await this.execute(cmd);
+    let plan = uploadPlan(this.state, req.uploadId);
+    for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
+      await this.uploadWatch.next(plan.fileId, deadline - Date.now());
+    }
+    return { ...plan, seq: this.state.lastSeq };
   }
 
   /** The RPCs that read the table: every master answers them (after folding what the caller saw). */
