@@ -1,15 +1,16 @@
 // The small-file surfaces attacked from outside: `createMany` (many creates in one request) and
 // a worker's pull of many small pieces from one uploader, with real processes.
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import * as assert from "uvu/assert";
 import { catalogue } from "../streams/catalogue.js";
 import { decode, encode } from "../src/codec.js";
 import type { CreateAnswer } from "../src/protocol.js";
 import { call } from "../src/rpc.js";
 import { stateDigest } from "../src/state.js";
-import { keyedUpload, storeSuite } from "./harness.js";
+import { CLI, keyedUpload, runCli, storeSuite, waitFor, type TestStore } from "./harness.js";
 
 const cat = catalogue("dfs");
 const test = storeSuite("small attack", { workers: ["w1", "w2"] });
@@ -102,6 +103,104 @@ test("a forged uploader answering pulls of many: bad bytes, bad lengths and junk
   }
   const state = await client.masterState();
   assert.is(stateDigest((await store.replay(state.lastSeq)).state), state.digest);
+});
+
+/** Files of the sizes around the small-file bounds (0, 1 KiB, a small pull's 16 KiB, one byte over, 1 MiB) and a few MiB, `copies` of each, in subfolders. */
+async function mixedTree(root: string, copies: number): Promise<Map<string, Buffer>> {
+  const sizes = [0, 1024, 16 * 1024, 16 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 7];
+  const tree = new Map<string, Buffer>();
+  for (let i = 0; i < copies; i++) {
+    for (const size of sizes) {
+      // The big ones once: the tree is about its many small files.
+      if (size > 1024 * 1024 && i > 0) continue;
+      const relative = join(`d${i % 7}`, `f${i}-${size}`);
+      const bytes = randomBytes(size);
+      await mkdir(dirname(join(root, relative)), { recursive: true });
+      await writeFile(join(root, relative), bytes);
+      tree.set(relative, bytes);
+    }
+  }
+  return tree;
+}
+
+/** `dfs status --json` says every piece is healthy, nothing pending, nothing rejected; `dfs replay --check` agrees with the live master. */
+async function assertHealthy(store: TestStore): Promise<void> {
+  const status = await waitFor(
+    "no upload pending",
+    async () => {
+      const run = await runCli([...store.flags, "status", "--json"]);
+      assert.is(run.code, 0, run.stderr);
+      const report = JSON.parse(run.stdout) as { uploadsPending: number; rejected: number; copiesInFlight: number; pieces: { total: number; healthy: number } };
+      return report.uploadsPending === 0 && report.copiesInFlight === 0 && report;
+    },
+    60_000,
+    250,
+  );
+  assert.is(status.rejected, 0);
+  assert.is(status.pieces.healthy, status.pieces.total, JSON.stringify(status));
+  const check = await runCli([...store.flags, "replay", "--check"], { timeoutMs: 60_000 });
+  assert.is(check.code, 0, check.stdout + check.stderr);
+}
+
+test("put -r of sizes around the small-file bounds, with refused names: each refused name fails alone on its line, the rest are stored; a second put -r makes version 2 of each; get -r gives every byte back", async ({ store }) => {
+  const root = join(store.dir, "bounds");
+  const tree = await mixedTree(root, 3);
+  await writeFile(join(root, "d0", "bell\u0007"), "a control character\n");
+  await writeFile(join(root, "d1", "new\nline"), "a newline\n");
+  for (const round of [1, 2]) {
+    const put = await runCli([...store.flags, "put", "-r", `${root}/.`, "/bounds", "--replicas", "2"], { timeoutMs: 120_000 });
+    assert.is(put.code, 1, put.stderr);
+    const lines = put.stderr.trim().split("\n");
+    const refused = lines.slice(0, 2).sort();
+    assert.is(lines.length, 3, put.stderr);
+    // Each on one line, the names' control characters escaped (a bell rung, or a line broken, by a file name is a terminal driven by it).
+    assert.match(refused[0]!, /^dfs: BAD_PATH: .*\/d0\/bell\\u0007: path "\/bounds\/d0\/bell\\u0007" contains a control character$/);
+    assert.match(refused[1]!, /^dfs: BAD_PATH: .*\/d1\/new\\nline: path "\/bounds\/d1\/new\\nline" contains a control character$/);
+    assert.is(lines[2], `dfs: SOME_FILES_FAILED: 2 of ${tree.size + 2} files failed`);
+    const listed = await runCli([...store.flags, "ls", "/bounds", "--json"]);
+    const files = JSON.parse(listed.stdout) as { path: string; version: number }[];
+    assert.is(files.length, tree.size);
+    assert.ok(files.every((f) => f.version === round), `round ${round}: ${JSON.stringify(files.filter((f) => f.version !== round))}`);
+  }
+  const back = join(store.dir, "bounds-back");
+  const get = await runCli([...store.flags, "get", "-r", "/bounds", back], { timeoutMs: 120_000 });
+  assert.is(get.code, 0, get.stderr);
+  for (const [relative, bytes] of tree) assert.ok((await readFile(join(back, relative))).equals(bytes), `${relative} reads back`);
+  await assertHealthy(store);
+});
+
+test("the uploader killed -9 in the middle of a put -r of small files: every file commits or is given up, none is left pending; what is listed reads back; the store is healthy and replays; a retry stores every file", async ({ store }) => {
+  const root = join(store.dir, "killed");
+  const tree = await mixedTree(root, 60);
+  const put = spawn(process.execPath, [CLI, ...store.flags, "put", "-r", `${root}/.`, "/killed", "--replicas", "2", "--verbose"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  put.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  const exited = new Promise((resolve) => put.once("exit", resolve));
+  try {
+    await waitFor("30 files stored", () => stdout.split("\n").filter((l) => l.startsWith("stored /")).length >= 30, 60_000, 10);
+  } finally {
+    put.kill("SIGKILL");
+    await exited;
+  }
+  const stored = stdout.split("\n").filter((l) => l.startsWith("stored /")).length;
+  assert.ok(stored < tree.size, `killed before the end (${stored} of ${tree.size} stored)`);
+  await assertHealthy(store);
+  // Whatever was committed reads back whole.
+  const back = join(store.dir, "killed-back");
+  const get = await runCli([...store.flags, "get", "-r", "/killed", back], { timeoutMs: 120_000 });
+  assert.is(get.code, 0, get.stderr);
+  const listed = JSON.parse((await runCli([...store.flags, "ls", "/killed", "--json"])).stdout) as { path: string }[];
+  assert.ok(listed.length >= stored, `${listed.length} listed, ${stored} said stored`);
+  for (const { path } of listed) {
+    const relative = path.slice("/killed/".length);
+    assert.ok((await readFile(join(back, relative))).equals(tree.get(relative)!), `${relative} reads back`);
+  }
+  const retry = await runCli([...store.flags, "put", "-r", `${root}/.`, "/killed", "--replicas", "2"], { timeoutMs: 120_000 });
+  assert.is(retry.code, 0, retry.stderr);
+  const again = join(store.dir, "killed-again");
+  assert.is((await runCli([...store.flags, "get", "-r", "/killed", again], { timeoutMs: 120_000 })).code, 0);
+  for (const [relative, bytes] of tree) assert.ok((await readFile(join(again, relative))).equals(bytes), `${relative} reads back after the retry`);
+  await assertHealthy(store);
 });
 
 test.run();
