@@ -41,6 +41,31 @@ test("createMany: one upload key twice in a request is one version, the same key
   assert.equal(versions, ["/dup/a v1", "/dup/same v1", "/dup/same v2"]);
 });
 
+/** A remote path of exactly `bytes` bytes (segments of at most 250), starting `start`. */
+function pathOf(start: string, bytes: number): string {
+  let path = start;
+  while (path.length < bytes) path += "/" + "x".repeat(Math.min(250, bytes - path.length - 1));
+  return path;
+}
+
+test("createMany near the payload limit: 64 creates of the longest paths, padded to about 1 MB, each answered; one path a byte too long is its own BAD_PATH", async ({ store }) => {
+  const client = await store.client();
+  const padding = "p".repeat(10_500); // a field nobody reads: the request still has to be taken apart
+  const creates = Array.from({ length: 64 }, (_, i) => ({ ...onePiece(`near-${i}`, pathOf(`/near/${i}`, 4_096), randomBytes(100), 0), padding }));
+  creates[7] = { ...creates[7]!, path: pathOf("/near/7", 4_097) };
+  const request = encode({ creates });
+  assert.ok(request.length > 900_000 && request.length < 1_000_000, `${request.length} bytes`);
+  const { answers } = await call<{ answers: CreateAnswer<Plan>[] }>(client.nc, cat.masterRpc("createMany"), { creates }, 30_000);
+  assert.is(answers.length, 64);
+  answers.forEach((answer, i) => {
+    if (i === 7) assert.is(answer.ok ? "ok" : answer.code, "BAD_PATH");
+    else assert.is(answer.ok ? answer.result.path : answer.code, creates[i]!.path, `create ${i}`);
+  });
+  // The master still answers, and its table is the log's.
+  const state = await client.masterState();
+  assert.is(stateDigest((await store.replay(state.lastSeq)).state), state.digest);
+});
+
 test("a forged uploader answering pulls of many: bad bytes, bad lengths and junk codes are refused (the version never commits); a reply of the wrong shape falls back to single pulls", async ({ store }) => {
   const client = await store.client();
   const uploader = await store.connect("client");
