@@ -130,6 +130,30 @@ test("a forged uploader answering pulls of many: bad bytes, bad lengths and junk
   assert.is(stateDigest((await store.replay(state.lastSeq)).state), state.digest);
 });
 
+test("creates naming another user as uploader, asked many at a time while that user puts small files: only the forged versions fail; every one of the user's files is stored", async ({ store }) => {
+  const bob = await store.client("client", "bob");
+  const mallory = await store.client("client", "mallory");
+  const root = join(store.dir, "bobs");
+  await mkdir(root, { recursive: true });
+  const entries = await Promise.all(
+    Array.from({ length: 48 }, async (_, i) => {
+      await writeFile(join(root, `f${i}`), randomBytes(500 + i));
+      return { local: join(root, `f${i}`), remote: `/bobs/f${i}` };
+    }),
+  );
+  // Versions that say bob serves them: workers' pulls of many for bob may name them first.
+  const forge = async (round: number) =>
+    call<{ answers: CreateAnswer<Plan>[] }>(mallory.nc, cat.masterRpc("createMany"), {
+      creates: Array.from({ length: 16 }, (_, i) => ({ ...onePiece(`forged-bob-${round}-${i}`, `/forged-bob/${round}-${i}`, randomBytes(700), 0), uploader: bob.uploader, replicas: 2 })),
+    });
+  const [put] = await Promise.all([bob.putMany(entries, { replicas: 2 }), forge(1), forge(2), forge(3)]);
+  assert.equal(put.failed.map((f) => `${f.entry.remote}: ${f.error.code}: ${f.error.message}`), []);
+  assert.is(put.stored.length, entries.length);
+  assert.is((await bob.list("/bobs")).length, entries.length);
+  await waitFor("the forged versions given up", async () => (await bob.status()).uploadsPending === 0, 30_000);
+  assert.equal(await bob.list("/forged-bob"), [], "nobody served the forged versions");
+});
+
 /** Files of the sizes around the small-file bounds (0, 1 KiB, a small pull's 16 KiB, one byte over, 1 MiB) and a few MiB, `copies` of each, in subfolders. */
 async function mixedTree(root: string, copies: number): Promise<Map<string, Buffer>> {
   const sizes = [0, 1024, 16 * 1024, 16 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 7];
