@@ -218,6 +218,23 @@ test("put -r of sizes around the small-file bounds, with refused names: each ref
   await assertHealthy(store);
 });
 
+test("put -r with 16 KiB pieces: files of 16 and 17 pieces (created together, and alone) and of 64, every piece pulled many at a time by both replicas; get -r gives every byte back", async ({ store }) => {
+  const root = join(store.dir, "pieces");
+  const tree = new Map<string, Buffer>();
+  for (const size of [0, 16 * 1024, 16 * 16 * 1024, 16 * 16 * 1024 + 1, 64 * 16 * 1024]) {
+    for (let copy = 0; copy < 3; copy++) tree.set(`f${size}-${copy}`, randomBytes(size));
+  }
+  await mkdir(root, { recursive: true });
+  for (const [name, bytes] of tree) await writeFile(join(root, name), bytes);
+  const put = await runCli([...store.flags, "put", "-r", `${root}/.`, "/pieces", "--replicas", "2", "--piece-size", "16KiB"], { timeoutMs: 120_000 });
+  assert.is(put.code, 0, put.stderr);
+  const back = join(store.dir, "pieces-back");
+  const get = await runCli([...store.flags, "get", "-r", "/pieces", back], { timeoutMs: 120_000 });
+  assert.is(get.code, 0, get.stderr);
+  for (const [name, bytes] of tree) assert.ok((await readFile(join(back, name))).equals(bytes), `${name} reads back`);
+  await assertHealthy(store);
+});
+
 test("the uploader killed -9 in the middle of a put -r of small files: every file commits or is given up, none is left pending; what is listed reads back; the store is healthy and replays; a retry stores every file", async ({ store }) => {
   const root = join(store.dir, "killed");
   const tree = await mixedTree(root, 60);
