@@ -12,7 +12,7 @@ import { ROLES, userName, type RoleName } from "../streams/permissions.js";
 import { provisionStreams, provisionWorkers } from "../streams/provision.js";
 import { connectNats, connectRole, drainRole, lostForGood, type NatsOptions, type RoleConnections } from "../src/connection.js";
 import { SERVER_AUTH_FILE, addCredentials, credsFile, initCredentials } from "../src/credentials.js";
-import { DfsError, ErrorCodes, asDfsError } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, printable } from "../src/errors.js";
 import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_STREAM_TIMEOUT_MS, Master } from "../src/master/master.js";
 import { DEFAULT_UPLOAD_CAPS } from "../src/decide.js";
 import { durationMs, parseLogPoint, type LogPoint } from "../src/log-point.js";
@@ -130,7 +130,7 @@ function exitCodeFor(err: DfsError): number {
 
 function fail(err: unknown): never {
   const coded = asDfsError(err);
-  process.stderr.write(`dfs: ${coded.code}: ${coded.message}\n`);
+  process.stderr.write(`dfs: ${coded.code}: ${printable(coded.message)}\n`);
   process.exit(exitCodeFor(coded));
 }
 
@@ -485,7 +485,7 @@ export function buildProgram(): Command {
         return;
       }
       const plan = await planPut(locals, remote ?? "/", { recursive: opts.recursive });
-      for (const s of plan.skipped) process.stderr.write(`dfs: skipped ${s.local}: ${s.reason}\n`);
+      for (const s of plan.skipped) process.stderr.write(`dfs: skipped ${printable(s.local)}: ${s.reason}\n`);
       if (locals.length === 1 && !opts.recursive) {
         const [entry] = plan.entries;
         await withClient(globals(), (client) =>
@@ -515,7 +515,7 @@ export function buildProgram(): Command {
               parallel: opts.parallel,
               signal,
               onFile: (outcome) => {
-                if ("error" in outcome) bar.log(`dfs: ${outcome.error.code}: ${outcome.entry.local}: ${outcome.error.message}\n`, process.stderr);
+                if ("error" in outcome) bar.log(`dfs: ${outcome.error.code}: ${printable(`${outcome.entry.local}: ${outcome.error.message}`)}\n`, process.stderr);
                 else {
                   bytes += outcome.result.size;
                   if (opts.verbose) bar.log(stored(outcome.result), process.stdout);
@@ -566,7 +566,7 @@ export function buildProgram(): Command {
                 parallel: opts.parallel,
                 signal,
                 onFile: (outcome) => {
-                  if ("error" in outcome) bar?.log(`dfs: ${outcome.error.code}: ${outcome.remote}: ${outcome.error.message}\n`, process.stderr);
+                  if ("error" in outcome) bar?.log(`dfs: ${outcome.error.code}: ${printable(`${outcome.remote}: ${outcome.error.message}`)}\n`, process.stderr);
                   else bytes += outcome.result.size;
                   bar?.update(bytes);
                 },

@@ -463,21 +463,26 @@ function sealUpload(state: State, cmd: SealUpload): DfsEvent[] {
   return events;
 }
 
+/** Whether `cmd` asks for the version `v` its upload id already names (a retry), not for another one. */
+export function isSameUpload(v: VersionState, cmd: CreateVersion): boolean {
+  return (
+    v.path === normalisePath(cmd.path) &&
+    v.size === cmd.size &&
+    v.sha256 === cmd.sha256 &&
+    v.pieceSize === cmd.pieceSize &&
+    v.replicas === cmd.replicas &&
+    v.uploader === cmd.uploader &&
+    cmd.pieces.every((p) => v.pieces[p.index] === undefined || v.pieces[p.index]!.sha256 === p.sha256)
+  );
+}
+
 function createVersion(state: State, cmd: CreateVersion): DfsEvent[] {
   const path = normalisePath(cmd.path);
   checkCreate(cmd);
   if (state.uploads.has(cmd.uploadId)) {
     const v = uploadVersion(state, cmd.uploadId);
-    const same =
-      v.path === path &&
-      v.size === cmd.size &&
-      v.sha256 === cmd.sha256 &&
-      v.pieceSize === cmd.pieceSize &&
-      v.replicas === cmd.replicas &&
-      v.uploader === cmd.uploader &&
-      cmd.pieces.every((p) => v.pieces[p.index] === undefined || v.pieces[p.index]!.sha256 === p.sha256);
     // Anyone who knows the id, size and sha256 may ask: other pieces would be placed with bytes the plan does not have.
-    if (!same) bad(`upload id ${cmd.uploadId} is already used by another upload`);
+    if (!isSameUpload(v, cmd)) bad(`upload id ${cmd.uploadId} is already used by another upload`);
     return v.status === "pending" ? completeVersion(state, v, cmd.pieces, cmd.at) : [];
   }
   checkCaps(state, cmd.uploader, false, cmd.caps);

@@ -102,6 +102,18 @@ export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
+// C0 and C1 control characters and DEL, and the bidi controls: what may not reach a terminal as it is.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `text` with its control and bidi characters escaped (`\n`, `\u0007`, `\u202e`): a message naming
+ * a local file as it is (`put -r` of a tree whose names hold a newline or an escape sequence)
+ * still prints as one line and cannot drive the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => (c < "\u0020" ? JSON.stringify(c).slice(1, -1) : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`));
+}
+
 /**
  * User input as it may appear in a message: JSON-quoted (control characters escaped), bidi
  * controls escaped, and cut to 64 characters (with its length in bytes) when longer, so an

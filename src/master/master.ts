@@ -9,7 +9,7 @@ import { requireStore, type RoleConnections } from "../connection.js";
 import { Watchers } from "../watchers.js";
 import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
-import { DEFAULT_UPLOAD_CAPS, decide, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
+import { DEFAULT_UPLOAD_CAPS, decide, isSameUpload, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
 import { Batcher } from "../batcher.js";
 import { DfsError, ErrorCodes, asDfsError, clipText, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
@@ -742,11 +742,12 @@ export class Master {
       caps: this.uploadCaps,
     } as const;
     // A new upload is decided with the creates that came meanwhile. One the batch left out (it
-    // then says why it is refused), one part of whose batch lost a race to the log, and a retry
-    // (checked against the first create, with peers to place again) are decided alone.
+    // then says why it is refused), one part of whose batch lost a race to the log, a retry
+    // (checked against the first create, with peers to place again), and one whose upload id the
+    // batch placed for another create of that id (then refused) are decided alone.
     const retried = this.state.uploads.has(req.uploadId);
     if (!retried) await this.creates.add(cmd).catch(() => undefined);
-    if (retried || !this.isPlaced(req.uploadId)) await this.execute(cmd);
+    if (retried || !this.isPlaced(req.uploadId) || !isSameUpload(this.state.uploads.get(req.uploadId)!, cmd)) await this.execute(cmd);
     let plan = uploadPlan(this.state, req.uploadId);
     for (const deadline = Date.now() + (req.waitMs ?? 0); plan.status === "pending" && Date.now() < deadline; plan = uploadPlan(this.state, req.uploadId)) {
       await this.uploadWatch.next(plan.fileId, deadline - Date.now());
