@@ -55,7 +55,8 @@ const CREATES_PER_REQUEST = 16;
 const PIECES_CREATED_TOGETHER = Math.floor(MAX_PIECES_PER_CREATE_MANY / CREATES_PER_REQUEST);
 
 /** A create's answer: the version's plan and the log sequence it reflects. */
-type Created = UploadPlan & { seq: number };
+/** A create's answer; a stream's also says how long the master lets it be quiet (`quietMs`; absent from masters before it). */
+type Created = UploadPlan & { seq: number; quietMs?: number };
 
 export interface ConnectOptions {
   /** NATS URL(s); default `DFS_NATS` or nats://127.0.0.1:4222. */
@@ -490,7 +491,7 @@ export class DfsClient {
         // A small file's answer waited for the commit (and with several masters any upload can be over before the reply is written).
         if (answer.status === "committed") return answer.seq;
         // A stream's pieces are read and declared meanwhile: its failure ends the upload.
-        const fed = source.feed().then(() => new Promise<never>(() => undefined));
+        const fed = source.feed(answer.quietMs).then(() => new Promise<never>(() => undefined));
         return Promise.race([fed, waitForCommit(answer.seq)]);
       })();
       const idle = new Promise<never>((_, reject) => {

@@ -18,7 +18,10 @@ import type { UploadSource } from "./upload-source.js";
 export const STREAM_PIECE_SIZE = 4 * 1024 * 1024;
 const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 const MAX_WINDOW_PIECES = 64;
-/** A stream waiting for its input says it is still there this often (the master gives up on a quiet one). */
+/**
+ * A stream waiting for its input says it is still there this often, or three times within the
+ * master's stream timeout when that is shorter (the master gives up on a quiet one).
+ */
 const KEEPALIVE_MS = 5_000;
 
 /** Pieces a stream holds at most, at a piece size. */
@@ -71,10 +74,11 @@ export class StreamSource implements UploadSource {
     return bytes.subarray(offset, offset + length);
   }
 
-  async feed(): Promise<void> {
+  async feed(quietMs?: number): Promise<void> {
+    const every = Math.min(KEEPALIVE_MS, quietMs === undefined ? Infinity : quietMs / 3);
     const keepalive = setInterval(() => {
-      if (Date.now() - this.lastCall >= KEEPALIVE_MS) this.declare([]);
-    }, KEEPALIVE_MS / 5);
+      if (Date.now() - this.lastCall >= every) this.declare([]);
+    }, every / 5);
     try {
       await Promise.race([
         this.read().catch((err: unknown) => {

@@ -24,8 +24,12 @@ export interface UploadSource {
   readonly small: boolean;
   /** Bytes [offset, offset + length) of a piece, for a worker's pull; a coded error for bytes it does not have. */
   frame(piece: number, offset: number, length: number): Promise<Uint8Array>;
-  /** Once the version is created, beside the wait for its commit: a stream reads, declares and seals here. Its failure ends the upload. */
-  feed(): Promise<void>;
+  /**
+   * Once the version is created, beside the wait for its commit: a stream reads, declares and
+   * seals here, and says it is still there well within `quietMs` (the master gives up on a
+   * stream quiet that long). Its failure ends the upload.
+   */
+  feed(quietMs?: number): Promise<void>;
   /** Pieces a `wait` asks about: those held in memory until their replicas are stored. */
   held(): number[];
   /** These pieces hold all their replicas: their bytes may go. */

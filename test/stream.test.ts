@@ -93,6 +93,25 @@ test("put - of a short stdin (one partial piece) at the default piece size", asy
   assert.is((await runCli([...store.flags, "cat", "/stdin/short.txt"])).stdout, "from a pipe\n");
 });
 
+test("a stream whose input is quiet for longer than the master's stream timeout, its client alive, still commits", async ({ store }) => {
+  const tmp = await tempDir("stream-quiet");
+  const bytes = randomBytes(3 * 64 * 1024 + 5);
+  const { put, exited, stderr } = streamingPut(store, "/stdin/quiet.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);
+  try {
+    put.stdin.write(bytes.subarray(0, 2 * 64 * 1024));
+    await waitFor("two pieces stored", async () => (await history(store, "/stdin/quiet.bin"))[0]?.events.filter((e) => e.type === "PieceStored").length === 2, 20_000, 200);
+    // Quiet input for twice the master's timeout: the client says it is still there meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 2 * STREAM_TIMEOUT_MS));
+    put.stdin.end(bytes.subarray(2 * 64 * 1024));
+    assert.is(await within(exited, 30_000), 0, stderr());
+  } finally {
+    put.kill("SIGKILL");
+  }
+  const [version] = await history(store, "/stdin/quiet.bin");
+  assert.is(version!.status, "committed");
+  assert.is(version!.sha256, sha256(bytes));
+});
+
 test("a client killed (SIGKILL) mid-stream leaves a version never visible, abandoned by the master", async ({ store }) => {
   const tmp = await tempDir("stream-kill");
   const { put, exited } = streamingPut(store, "/stdin/killed.bin", tmp, ["--replicas", "1", "--piece-size", "64KiB"]);

@@ -662,7 +662,8 @@ export class Master {
         this.streamsHeard.set(req.uploadId, Date.now());
         const { uploadId, uploader, path, pieceSize, replicas } = req;
         await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
-        return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq };
+        // How long a quiet stream lasts here: its uploader says it is still there well within it.
+        return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq, quietMs: this.opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS };
       }),
       rpc("createMany", async (request) => {
         const { creates } = parse(CreateManyRequest, request, "createMany request");
