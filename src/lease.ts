@@ -9,7 +9,7 @@
 // FAILOVER_MS, rather than step down and set everything up again a few seconds later.
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { LEASE_TTL_MS, type Catalogue } from "../streams/catalogue.js";
-import { encode } from "./codec.js";
+import { decode, encode } from "./codec.js";
 import { FAILOVER_MS, isFailoverError } from "./failover.js";
 
 /** How often the leader renews, and a follower tries to take over. */
@@ -72,7 +72,7 @@ export class Lease {
       if (took) this.on.lead();
     } catch (err) {
       if (this.held !== undefined) {
-        const taken = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
+        const taken = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence && !(await this.landedUnanswered());
         // Unsure: still ours until it would have aged out, or, through a failover, until the
         // cluster answers again (a rival that took it meanwhile is refused by the fence, and
         // the next renewal says so).
@@ -81,6 +81,23 @@ export class Lease {
       }
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), LEASE_RENEW_MS);
+  }
+
+  /**
+   * Whether the lease's last message is this master's own: a renewal whose answer was lost
+   * (it timed out while the event loop was busy) can land all the same, and the next renewal
+   * then expects the sequence before it. It is still ours: held at that sequence from now on.
+   */
+  private async landedUnanswered(): Promise<boolean> {
+    try {
+      const jsm = await this.js.jetstreamManager(false);
+      const last = await jsm.streams.getMessage(this.cat.leaseStream, { last_by_subj: this.cat.leaseSubject() });
+      if (!last || (decode(last.data) as { holder?: unknown } | null)?.holder !== this.holder) return false;
+      this.held = last.seq;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private lose(why: string): void {

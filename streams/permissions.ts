@@ -87,9 +87,10 @@ export function usersOf(cat: Catalogue, role: RoleName, id?: string): UserPermis
             // Readers' consumers of the audit mirror, made for them.
             api.streamInfo(cat.auditStream),
             api.consumerCreate(cat.auditStream, ">"),
-            // The lease: who decides.
+            // The lease: who decides (and, after an unanswered renewal, whether it landed).
             cat.leaseSubject(),
             api.streamInfo(cat.leaseStream),
+            api.messageGet(cat.leaseStream),
             api.streamInfo(confirms),
             api.consumerCreate(confirms, consumer),
             api.consumerInfo(confirms, consumer),
