@@ -11,7 +11,7 @@ import { ANONYMOUS_UPLOADER, catalogue, DEFAULT_NATS_URL, type Catalogue, type M
 import { MAX_PIECES, MIN_PIECE_SIZE } from "../src/events.js";
 import { encode } from "../src/codec.js";
 import { connectUser, requireStore } from "../src/connection.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, reportedFailure } from "../src/errors.js";
 import { throughFailover } from "../src/failover.js";
 import { type LogReader } from "../src/log.js";
 import { normalisePath } from "../src/paths.js";
@@ -54,8 +54,7 @@ const CREATES_PER_REQUEST = 16;
 /** A small file is created with others when it has at most so many pieces (a `createMany` holds at most MAX_PIECES_PER_CREATE_MANY). */
 const PIECES_CREATED_TOGETHER = Math.floor(MAX_PIECES_PER_CREATE_MANY / CREATES_PER_REQUEST);
 
-/** A create's answer: the version's plan and the log sequence it reflects. */
-/** A create's answer; a stream's also says how long the master lets it be quiet (`quietMs`; absent from masters before it). */
+/** A create's answer: the version's plan and the log sequence it reflects; a stream's also says how long the master lets it be quiet (`quietMs`; absent from masters before it). */
 type Created = UploadPlan & { seq: number; quietMs?: number };
 
 export interface ConnectOptions {
@@ -565,9 +564,9 @@ export class DfsClient {
       return this.create(request, true);
     }
     if (answer.ok) return answer.result;
-    const code = isErrorCode(answer.code) ? answer.code : ErrorCodes.INTERNAL;
-    if (code === ErrorCodes.UNAVAILABLE || code === ErrorCodes.TIMEOUT) return this.create(request, true);
-    throw new DfsError(code, answer.message);
+    const failure = reportedFailure(answer.code, answer.message);
+    if (failure.code === ErrorCodes.UNAVAILABLE || failure.code === ErrorCodes.TIMEOUT) return this.create(request, true);
+    throw failure;
   }
 
   /**

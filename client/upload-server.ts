@@ -5,7 +5,7 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import { encode } from "../src/codec.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, quote } from "../src/errors.js";
+import { DfsError, ErrorCodes, codedFailure, quote } from "../src/errors.js";
 import { PullManyRequest, PullRequest, parse, type PulledFrame } from "../src/protocol.js";
 import { serveBytes } from "../src/rpc.js";
 
@@ -53,10 +53,7 @@ export class UploadServer {
   private many(request: PullManyRequest): Promise<PulledFrame[]> {
     return Promise.all(
       request.frames.map(({ uploadId, piece, offset, length }) =>
-        this.frame(uploadId, piece, { offset, length }).catch((err: unknown) => {
-          const coded = asDfsError(err);
-          return { code: coded.code, message: clipText(coded.message) };
-        }),
+        this.frame(uploadId, piece, { offset, length }).catch(codedFailure),
       ),
     );
   }

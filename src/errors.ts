@@ -59,6 +59,17 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === "string" && Object.prototype.hasOwnProperty.call(ErrorCodes, value);
 }
 
+/** A failure as a reply carries it: its code and its message, clipped so it always fits. */
+export function codedFailure(err: unknown): { code: ErrorCode; message: string } {
+  const coded = asDfsError(err);
+  return { code: coded.code, message: clipText(coded.message) };
+}
+
+/** A failure a reply reported: its code when it is one of ours, else INTERNAL (a peer's bug). */
+export function reportedFailure(code: unknown, message: string): DfsError {
+  return new DfsError(isErrorCode(code) ? code : ErrorCodes.INTERNAL, message);
+}
+
 /** Any thrown value as a DfsError, keeping the code when it has one. */
 export function asDfsError(err: unknown): DfsError {
   if (err instanceof DfsError) return err;

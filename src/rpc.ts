@@ -2,7 +2,7 @@
 // `{ ok: false, code, message }`; binary replies (piece bytes) mark errors with a header.
 import { PermissionViolationError, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "./codec.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, isErrorCode, type ErrorCode } from "./errors.js";
+import { DfsError, ErrorCodes, asDfsError, clipText, codedFailure, reportedFailure, type ErrorCode } from "./errors.js";
 import { ERROR_HEADER } from "./protocol.js";
 
 export interface ServeOptions {
@@ -79,7 +79,7 @@ type Replies<T> = { ok: (result: T, msg: Msg) => void; failed: (err: DfsError, m
 /** CBOR replies: `{ ok: true, result }` or `{ ok: false, code, message }` (the message clipped, so it always fits). */
 const cborReplies: Replies<unknown> = {
   ok: (result, msg) => msg.respond(encode({ ok: true, result })),
-  failed: (err, msg) => msg.respond(encode({ ok: false, code: err.code, message: clipText(err.message) })),
+  failed: (err, msg) => msg.respond(encode({ ok: false, ...codedFailure(err) })),
 };
 
 /** Raw-byte replies (piece frames); an error is the message, marked by a header carrying the code. */
@@ -122,8 +122,7 @@ export async function call<T>(nc: NatsConnection, subject: string, request: unkn
     throw new DfsError(ErrorCodes.INTERNAL, `undecodable reply on ${subject}`, { cause: err });
   }
   if (reply?.ok === true) return reply.result as T;
-  const code = isErrorCode(reply?.code) ? reply.code : ErrorCodes.INTERNAL;
-  throw new DfsError(code, typeof reply?.message === "string" ? reply.message : `request on ${subject} failed`);
+  throw reportedFailure(reply?.code, typeof reply?.message === "string" ? reply.message : `request on ${subject} failed`);
 }
 
 export async function callBytes(nc: NatsConnection, subject: string, request: unknown, timeoutMs = 10_000): Promise<Uint8Array> {
@@ -134,7 +133,7 @@ export async function callBytes(nc: NatsConnection, subject: string, request: un
     throw transportError(err, subject);
   }
   const code = msg.headers?.get(ERROR_HEADER);
-  if (code) throw new DfsError(isErrorCode(code) ? code : ErrorCodes.INTERNAL, new TextDecoder().decode(msg.data));
+  if (code) throw reportedFailure(code, new TextDecoder().decode(msg.data));
   return msg.data;
 }
 

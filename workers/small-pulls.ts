@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "../streams/catalogue.js";
 import { CallBatcher } from "../src/batcher.js";
 import { decode } from "../src/codec.js";
-import { DfsError, ErrorCodes, asDfsError, isErrorCode } from "../src/errors.js";
+import { DfsError, ErrorCodes, asDfsError, reportedFailure } from "../src/errors.js";
 import { MAX_FRAMES_PER_PULL, MAX_PULLED_BYTES, type PulledFrame } from "../src/protocol.js";
 import { callBytes } from "../src/rpc.js";
 
@@ -39,9 +39,9 @@ export class SmallPulls {
     if (!batcher) this.byUploader.set(uploader, (batcher = new CallBatcher((frames) => this.ask(uploader, frames), MAX_FRAMES_PER_PULL)));
     const answer = await batcher.call(frame).catch(() => undefined);
     if (answer === undefined || answer instanceof Uint8Array) return answer;
-    const code = isErrorCode(answer.code) ? answer.code : ErrorCodes.INTERNAL;
-    if (code === ErrorCodes.NOT_FOUND) return undefined;
-    throw new DfsError(code, answer.message);
+    const failure = reportedFailure(answer.code, answer.message);
+    if (failure.code === ErrorCodes.NOT_FOUND) return undefined;
+    throw failure;
   }
 
   private async ask(uploader: string, frames: Frame[]): Promise<PulledFrame[]> {

@@ -11,7 +11,7 @@ import { Lease } from "../lease.js";
 import { PULL_EXPIRES_MS, throughFailover } from "../failover.js";
 import { DEFAULT_UPLOAD_CAPS, decide, isSameUpload, type Command, type CreateVersion, type UploadCaps } from "../decide.js";
 import { Batcher } from "../batcher.js";
-import { DfsError, ErrorCodes, asDfsError, clipText, counted, reportFatal } from "../errors.js";
+import { DfsError, ErrorCodes, asDfsError, codedFailure, counted, reportFatal } from "../errors.js";
 import type { DfsEvent } from "../events.js";
 import { decode, encode } from "../codec.js";
 import { foldLogged, subjectFor, type LoggedMessage } from "../fold.js";
@@ -141,6 +141,8 @@ export class Master {
   private readonly js: JetStreamClient;
   private readonly log: (line: string) => void;
   private readonly workerTimeoutMs: number;
+  /** A stream whose uploader says nothing this long before its end is abandoned. */
+  private readonly streamTimeoutMs: number;
   private readonly uploadCaps: UploadCaps;
   /** Decisions are taken one at a time, each on the table every earlier one left. */
   private turn: Promise<unknown> = Promise.resolve();
@@ -206,6 +208,7 @@ export class Master {
     this.appender = new Appender(this.js, 0);
     this.log = opts.log ?? ((line) => process.stderr.write(`master: ${line}\n`));
     this.workerTimeoutMs = opts.workerTimeoutMs ?? 5_000;
+    this.streamTimeoutMs = opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
     this.uploadCaps = opts.uploadCaps ?? DEFAULT_UPLOAD_CAPS;
   }
 
@@ -663,7 +666,7 @@ export class Master {
         const { uploadId, uploader, path, pieceSize, replicas } = req;
         await this.execute({ type: "CreateStream", at: Date.now(), uploadId, uploader, newFileId: nuid.next(), path, pieceSize, replicas, caps: this.uploadCaps });
         // How long a quiet stream lasts here: its uploader says it is still there well within it.
-        return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq, quietMs: this.opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS };
+        return { ...uploadPlan(this.state, req.uploadId), seq: this.state.lastSeq, quietMs: this.streamTimeoutMs };
       }),
       rpc("createMany", async (request) => {
         const { creates } = parse(CreateManyRequest, request, "createMany request");
@@ -674,9 +677,9 @@ export class Master {
             this.createVersion(create).then(
               (result): CreateAnswer<typeof result> => ({ ok: true, result }),
               (err: unknown): CreateAnswer<never> => {
-                const coded = asDfsError(err);
-                if (coded.code === ErrorCodes.INTERNAL) this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
-                return { ok: false, code: coded.code, message: clipText(coded.message) };
+                const failure = codedFailure(err);
+                if (failure.code === ErrorCodes.INTERNAL) this.log(`internal error: ${err instanceof Error ? err.stack : String(err)}`);
+                return { ok: false, ...failure };
               },
             ),
           ),
@@ -845,7 +848,7 @@ export class Master {
    */
   private checkStreams(): void {
     const now = Date.now();
-    const timeoutMs = this.opts.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
+    const timeoutMs = this.streamTimeoutMs;
     const open = new Set<string>();
     for (const uploadId of this.state.pendingUploads) {
       if (this.state.uploads.get(uploadId)?.stream !== "open") continue;
