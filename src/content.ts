@@ -2,7 +2,7 @@
 // hold checked copies of those bytes, which are being made, and how many the versions want.
 // Re-replication, repair, dedup and drops all work here, so bytes shared by a hundred files
 // are copied, repaired or dropped once. Pure: only `evolve` (state.ts) changes it.
-import { KEY_SEPARATOR, interned } from "./interned.js";
+import { KEY_SEPARATOR, interned, within } from "./interned.js";
 import type { State, WorkerState } from "./state.js";
 
 /** Who holds, is making and wants copies of some bytes: values, shared (see below). */
@@ -73,12 +73,6 @@ const NONE = mapOf<never, never>([]);
 
 /** Every Copies, by its wanted, then its holders, assigned, copying and failedAt (each a shared collection already). */
 const allCopies = new WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, Copies>>>>>();
-
-function within<K extends object, V>(level: WeakMap<K, V>, key: K, make: () => V): V {
-  let found = level.get(key);
-  if (found === undefined) level.set(key, (found = make()));
-  return found;
-}
 
 /** The one Copies with these collections: a table has few distinct ones (most bytes are held by one or a few workers and wanted alike). */
 function copiesOf(c: Copies): Copies {

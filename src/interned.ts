@@ -17,5 +17,15 @@ export function interned<T>(key: string, make: () => T): T {
   return found;
 }
 
+/**
+ * The value kept under `key` in `level`, made by `make` the first time: one step of a value
+ * shared by the identity of its parts (each part a shared value already), level by level.
+ */
+export function within<K extends object, V>(level: WeakMap<K, V>, key: K, make: () => V): V {
+  let found = level.get(key);
+  if (found === undefined) level.set(key, (found = make()));
+  return found;
+}
+
 /** Joins the parts of a key: no worker id, user or number has it. */
 export const KEY_SEPARATOR = "\u0000";

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { added, contentFor, withCount, forgiveDrop, indexCopy, oweDrop, recheck, removed, retire, syncPlacement, withEntry, type ContentRecord, type ContentState } from "./content.js";
 import { piecesOf, type AssignedPiece, type DfsEvent, type PlannedPiece, type Role } from "./events.js";
-import { KEY_SEPARATOR, interned } from "./interned.js";
+import { KEY_SEPARATOR, interned, within } from "./interned.js";
 import { hasOlderVersions, type RetentionPolicy } from "./retention.js";
 import { Slices } from "./slices.js";
 
@@ -273,11 +273,7 @@ const onePieces = new WeakMap<readonly Peer[], WeakMap<readonly string[], OnePie
 
 /** The shared copies of one piece (see OnePiece). */
 function onePiece(peers: readonly Peer[], stored: readonly string[]): OnePiece {
-  let byStored = onePieces.get(peers);
-  if (!byStored) onePieces.set(peers, (byStored = new WeakMap()));
-  let found = byStored.get(stored);
-  if (!found) byStored.set(stored, (found = Object.freeze({ peers, stored })));
-  return found;
+  return within(within(onePieces, peers, () => new WeakMap()), stored, () => Object.freeze({ peers, stored }));
 }
 
 export interface WorkerState {
